@@ -1,0 +1,75 @@
+"""The ``shellwatch`` command line: ``detect FILE|-`` and ``check-rules``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from importlib import resources
+from pathlib import Path
+
+from shellwatch.detect import run_detect
+from shellwatch.pipeline import Pipeline
+from shellwatch.rules.loader import RuleError, load_reverse_shell_rule
+from shellwatch.settings import Settings, SettingsError
+
+SAMPLE = "sample-attack.ndjson"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shellwatch", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    detect = commands.add_parser("detect", help="detect over NDJSON ECS events; alerts to stdout")
+    detect.add_argument("input", help="NDJSON file, '-' for stdin, or 'sample' for the bundled sample")
+    detect.add_argument("--allowed-lateness-ms", type=int, help="override SHELLWATCH_ALLOWED_LATENESS_MS")
+    detect.add_argument("--no-prefilter", action="store_true", help="decode and validate every line")
+    detect.add_argument("--no-mask-secrets", action="store_true", help="quote events without masking")
+    commands.add_parser("check-rules", help="load and validate the rule files, then exit")
+    return parser
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(os.environ)
+        rule = load_reverse_shell_rule(settings.rule_file)
+    except (SettingsError, RuleError) as exc:
+        print(f"shellwatch: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "check-rules":
+        print(f"{rule.meta.id} v{rule.meta.version}: ok (ruleset {rule.digest})")
+        return 0
+    config = settings.pipeline_config()
+    if args.allowed_lateness_ms is not None:
+        if args.allowed_lateness_ms < 0:
+            print("shellwatch: --allowed-lateness-ms must be >= 0", file=sys.stderr)
+            return 2
+        config = replace(config, allowed_lateness_ms=args.allowed_lateness_ms)
+    if args.no_prefilter:
+        config = replace(config, prefilter_enabled=False)
+    if args.no_mask_secrets:
+        config = replace(config, mask_secrets=False)
+    pipeline = Pipeline(rule, config)
+    if args.input == "-":
+        return run_detect(sys.stdin.buffer, pipeline, sys.stdout.buffer, sys.stderr, _wall_clock_ms)
+    if args.input == "sample":
+        path = Path(str(resources.files("shellwatch.samples").joinpath(SAMPLE)))
+    else:
+        path = Path(args.input)
+    try:
+        with path.open("rb") as handle:
+            return run_detect(handle, pipeline, sys.stdout.buffer, sys.stderr, _wall_clock_ms)
+    except OSError as exc:
+        print(f"shellwatch: cannot read {args.input}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Alert documents (ECS, DESIGN §2): deterministic ids, severities, MITRE threat, matched events.
+
+``detection.events`` quotes each matched source document as received (its bytes are spliced into
+the output, so numbers are never re-encoded), except where :mod:`shellwatch.redact` masks secrets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from shellwatch.correlate import Match
+from shellwatch.events import Event, ProcessEvent
+from shellwatch.redact import mask_document
+from shellwatch.rules.model import RISK_SCORES, RuleMeta, Threat
+from shellwatch.timestamps import format_rfc3339_ms
+
+__all__ = ["alert_id", "exec_identity", "sequence_alert", "threat_document"]
+
+
+def exec_identity(event: ProcessEvent) -> str:
+    """``event.id``, else ``process.entity_id``, else the sha256 hex of the raw record."""
+    if event.event_id is not None:
+        return event.event_id
+    if event.entity_id is not None:
+        return event.entity_id
+    return hashlib.sha256(event.raw).hexdigest()
+
+
+def alert_id(rule_id: str, host_id: str, execution: ProcessEvent) -> str:
+    text = f"{rule_id}|{host_id}|{exec_identity(execution)}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _mitre(ref: Any) -> dict[str, str]:
+    return {"id": ref.id, "name": ref.name, "reference": ref.reference}
+
+
+def threat_document(threats: Sequence[Threat]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for threat in threats:
+        technique: dict[str, Any] = _mitre(threat.technique)
+        if threat.subtechnique is not None:
+            technique["subtechnique"] = [_mitre(threat.subtechnique)]
+        out.append({"framework": "MITRE ATT&CK", "tactic": _mitre(threat.tactic), "technique": [technique]})
+    return out
+
+
+def _quoted(events: Sequence[Event], mask_secrets: bool) -> list[orjson.Fragment]:
+    return [orjson.Fragment(mask_document(e.raw) if mask_secrets else e.raw) for e in events]
+
+
+def base_alert(
+    meta: RuleMeta,
+    *,
+    host_id: str,
+    host_name: str | None,
+    execution: ProcessEvent,
+    events: Sequence[Event],
+    detected_ms: int,
+    ruleset: str,
+    case: str | None,
+    explanation: dict[str, Any],
+    mask_secrets: bool,
+) -> dict[str, Any]:
+    last_ms = max((e.timestamp_ms for e in events if e.timestamp_ms is not None), default=None)
+    host: dict[str, str] = {"id": host_id}
+    if host_name is not None:
+        host["name"] = host_name
+    return {
+        "@timestamp": format_rfc3339_ms(detected_ms),
+        "event": {
+            "kind": "alert",
+            "id": alert_id(meta.id, host_id, execution),
+            "severity": RISK_SCORES[meta.severity],
+            "risk_score": meta.risk_score,
+        },
+        "rule": {"id": meta.id, "name": meta.name, "version": meta.version, "reference": meta.reference},
+        "host": host,
+        "threat": threat_document(meta.threat),
+        "detection": {
+            "severity": meta.severity,
+            "case": case,
+            "latency_ms": None if last_ms is None else detected_ms - last_ms,
+            "ruleset": ruleset,
+            "explanation": explanation,
+            "events": _quoted(events, mask_secrets),
+        },
+    }
+
+
+def sequence_alert(
+    meta: RuleMeta,
+    match: Match,
+    *,
+    maxspan_ms: int,
+    detected_ms: int,
+    ruleset: str,
+    mask_secrets: bool = True,
+) -> dict[str, Any]:
+    """The alert for a completed "Potential Reverse Shell via Java" sequence."""
+    execution = match.execution
+    assert execution.host_id is not None and execution.parent_entity_id is not None
+    explanation = {
+        "join_key": {"host.id": execution.host_id, "process.entity_id": execution.parent_entity_id},
+        "gap_ms": match.gap_ms,
+        "maxspan_ms": maxspan_ms,
+        "late": match.late,
+        "clauses": {"network": list(match.connection_clauses), "process": list(match.execution_clauses)},
+    }
+    return base_alert(
+        meta,
+        host_id=execution.host_id,
+        host_name=execution.host_name or match.connection.host_name,
+        execution=execution,
+        events=(match.connection, execution),
+        detected_ms=detected_ms,
+        ruleset=ruleset,
+        case=None,
+        explanation=explanation,
+        mask_secrets=mask_secrets,
+    )

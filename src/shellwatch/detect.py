@@ -1,0 +1,55 @@
+"""``shellwatch detect``: run the detection core over NDJSON lines, alerts to stdout.
+
+Each line is one record. Lines the pre-filter rejects are counted; a line that passes it but cannot
+be decoded is reported on stderr as ``line N: reason`` and skipped. Both event kinds are read from
+the one input, so each kind must be in time order per host, and the two may lag each other by up
+to the allowed lateness, exactly as on the worker's two topics. End of input flushes everything held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import IO, Any
+
+import orjson
+
+from shellwatch.pipeline import Pipeline
+from shellwatch.terminal import printable
+
+__all__ = ["run_detect"]
+
+
+def _write_alerts(out: IO[bytes], alerts: list[dict[str, Any]]) -> None:
+    for alert in alerts:
+        out.write(orjson.dumps(alert) + b"\n")
+    if alerts:
+        out.flush()
+
+
+def run_detect(
+    lines: Iterable[bytes],
+    pipeline: Pipeline,
+    out: IO[bytes],
+    err: IO[str],
+    clock_ms: Callable[[], int],
+) -> int:
+    """Process ``lines``; returns the process exit status (0: the input was read to its end)."""
+    number = 0
+    for number, line in enumerate(lines, start=1):  # noqa: B007 - number is reported after the loop
+        raw = line.rstrip(b"\r\n")
+        outcome = pipeline.process(raw, clock_ms())
+        if outcome.error is not None:
+            err.write(f"line {number}: {outcome.error.reason}: {printable(outcome.error.message)}\n")
+        _write_alerts(out, outcome.alerts)
+    _write_alerts(out, pipeline.flush(clock_ms()))
+    stats = pipeline.stats
+    undecodable = sum(stats.undecodable.values())
+    reasons = ", ".join(f"{reason}={count}" for reason, count in sorted(stats.undecodable.items()))
+    late = pipeline.correlator.stats.late
+    err.write(
+        f"shellwatch detect: {number} lines read, {stats.prefiltered} pre-filtered, "
+        f"{undecodable} undecodable{f' ({reasons})' if reasons else ''}, {late} late, "
+        f"{stats.alerts} alerts\n"
+    )
+    err.flush()
+    return 0

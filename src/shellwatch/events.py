@@ -1,0 +1,62 @@
+"""Typed, frozen events: the ECS subset the rules read, plus the document exactly as received.
+
+Every multi-valued ECS field is a tuple of keyword strings (empty when absent, ``null`` or ``[]``): the
+rules' ``==``, ``in`` and ``:`` hold when any element does. Identities used as join keys are single
+values or ``None``. ``raw`` keeps the received bytes so alerts can quote them unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["Event", "Kind", "NetworkEvent", "ProcessEvent"]
+
+Kind = Literal["network", "process"]
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkEvent:
+    raw: bytes
+    timestamp_ms: int | None
+    host_id: str | None
+    host_name: str | None
+    event_id: str | None
+    os_types: tuple[str, ...]
+    actions: tuple[str, ...]
+    entity_id: str | None
+    executables: tuple[str, ...]
+    destination_ips: tuple[str, ...]
+
+    @property
+    def kind(self) -> Kind:
+        return "network"
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessEvent:
+    raw: bytes
+    timestamp_ms: int | None
+    host_id: str | None
+    host_name: str | None
+    event_id: str | None
+    os_types: tuple[str, ...]
+    actions: tuple[str, ...]
+    entity_id: str | None
+    names: tuple[str, ...]
+    executables: tuple[str, ...]
+    args: tuple[str, ...]
+    command_lines: tuple[str, ...]
+    env_vars: tuple[str, ...]
+    parent_entity_id: str | None
+    parent_names: tuple[str, ...]
+    parent_executables: tuple[str, ...]
+    parent_args: tuple[str, ...]
+    parent_command_lines: tuple[str, ...]
+
+    @property
+    def kind(self) -> Kind:
+        return "process"
+
+
+Event = NetworkEvent | ProcessEvent

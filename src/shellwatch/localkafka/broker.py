@@ -1,0 +1,575 @@
+"""Fetch Apache Kafka jars with Maven and run a throw-away single-node KRaft broker.
+
+Used by the integration tests (``tests/integration/conftest.py``) and by
+``python -m shellwatch.localkafka``.  Nothing here runs at import time: no
+environment variable is read, no process is started, no directory is created.
+
+Orphan protection: the JVM is started in its own session/process group and gets
+``PR_SET_PDEATHSIG=SIGKILL`` (through ``setpriv --pdeathsig KILL`` when available,
+else ``prctl`` in ``preexec_fn``), so it dies when the *thread* that started it
+dies -- including ``kill -9`` of the Python process.  Call :meth:`LocalKafka.start`
+from a long-lived thread (normally the main thread).  An ``atexit`` handler stops
+brokers cleanly on normal interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import contextlib
+import ctypes
+import fcntl
+import importlib.resources
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+__all__ = [
+    "KAFKA_VERSION",
+    "BrokerStartError",
+    "KafkaFetchError",
+    "LocalKafka",
+    "create_topic",
+    "fetch_jars",
+    "jars_dir",
+]
+
+KAFKA_VERSION = "4.1.1"
+"""Apache Kafka version fetched from Maven Central (``org.apache.kafka:kafka_2.13``)."""
+
+CACHE_ENV_VAR = "SHELLWATCH_KAFKA_CACHE"
+"""If set, replaces ``~/.cache/shellwatch`` as the cache root (read by :func:`jars_dir` when called)."""
+
+MARKER_NAME = ".shellwatch-complete"
+_PACKAGE = "shellwatch.localkafka"
+_LOG_TAIL_LINES = 40
+_MVN_TAIL_LINES = 40
+
+log = logging.getLogger(__name__)
+
+
+class KafkaFetchError(RuntimeError):
+    """Fetching the Kafka jars with Maven failed."""
+
+
+class BrokerStartError(RuntimeError):
+    """The local broker could not be formatted, launched or did not become ready."""
+
+
+# --------------------------------------------------------------------------- jars
+
+
+def jars_dir(cache_root: str | os.PathLike[str] | None = None, version: str = KAFKA_VERSION) -> Path:
+    """Directory holding the Kafka jars: ``<root>/kafka-<version>/libs``.
+
+    ``root`` is *cache_root* if given, else ``$SHELLWATCH_KAFKA_CACHE`` (read now, at
+    call time), else ``~/.cache/shellwatch``.
+    """
+    if cache_root is None:
+        env = os.environ.get(CACHE_ENV_VAR)
+        root = Path(env) if env else Path.home() / ".cache" / "shellwatch"
+    else:
+        root = Path(cache_root)
+    return root.expanduser() / f"kafka-{version}" / "libs"
+
+
+def _is_complete(libs: Path, version: str) -> bool:
+    return (libs / MARKER_NAME).is_file() and (libs / f"kafka_2.13-{version}.jar").is_file()
+
+
+def _tail(text: str, lines: int) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _java_executable() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home:
+        candidate = Path(java_home) / "bin" / "java"
+        if os.access(candidate, os.X_OK):
+            return str(candidate)
+    found = shutil.which("java")
+    if found is None:
+        raise BrokerStartError("`java` not found (set JAVA_HOME or put java on PATH; Java 17+ needed)")
+    return found
+
+
+def fetch_jars(cache_dir: str | os.PathLike[str] | None = None, *, version: str = KAFKA_VERSION) -> Path:
+    """Download Kafka *version* and its runtime closure into *cache_dir* (default :func:`jars_dir`).
+
+    Idempotent: returns immediately when the completion marker is present.  The copy is
+    made into a sibling temporary directory, marked complete, then renamed into place, so
+    an interrupted download never looks complete.  Concurrent callers serialise on a lock
+    file.  Raises :class:`KafkaFetchError` (with the tail of Maven's output) on failure.
+    """
+    libs = Path(cache_dir) if cache_dir is not None else jars_dir(version=version)
+    libs = libs.expanduser().absolute()
+    if _is_complete(libs, version):
+        return libs
+
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise KafkaFetchError("`mvn` (Apache Maven) not found on PATH; it is needed to fetch the Kafka jars")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        raise KafkaFetchError("`java` not found (set JAVA_HOME or put java on PATH); Maven needs it")
+
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = libs.parent / f".{libs.name}.lock"
+    with lock_path.open("w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        if _is_complete(libs, version):  # another process finished while we waited
+            return libs
+        staging = Path(tempfile.mkdtemp(prefix=f".{libs.name}.partial-", dir=libs.parent))
+        try:
+            with tempfile.TemporaryDirectory(prefix="shellwatch-mvn-") as work:
+                pom = Path(work) / "pom.xml"
+                pom.write_bytes(importlib.resources.files(_PACKAGE).joinpath("pom.xml").read_bytes())
+                cmd = [
+                    mvn,
+                    "-B",
+                    "-q",
+                    "-Dstyle.color=never",
+                    "-f",
+                    str(pom),
+                    f"-Dkafka.version={version}",
+                    "dependency:copy-dependencies",
+                    "-DincludeScope=runtime",
+                    f"-DoutputDirectory={staging}",
+                ]
+                log.info("fetching Kafka %s jars into %s", version, libs)
+                try:
+                    proc = subprocess.run(
+                        cmd, cwd=work, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
+                    )
+                except OSError as exc:
+                    raise KafkaFetchError(f"could not run {mvn}: {exc}") from exc
+            if proc.returncode != 0:
+                output = _tail((proc.stdout or "") + (proc.stderr or ""), _MVN_TAIL_LINES)
+                raise KafkaFetchError(
+                    f"mvn dependency:copy-dependencies for org.apache.kafka:kafka_2.13:{version} "
+                    f"failed with exit code {proc.returncode}:\n{output}"
+                )
+            if not (staging / f"kafka_2.13-{version}.jar").is_file():
+                raise KafkaFetchError(
+                    f"mvn succeeded but kafka_2.13-{version}.jar is missing from {staging}; "
+                    f"got: {sorted(p.name for p in staging.iterdir())}"
+                )
+            jars = sorted(p.name for p in staging.glob("*.jar"))
+            (staging / MARKER_NAME).write_text("\n".join(jars) + "\n")
+            if libs.exists():  # incomplete leftover from an earlier, interrupted layout
+                shutil.rmtree(libs)
+            staging.rename(libs)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+    return libs
+
+
+# ------------------------------------------------------------------------- broker
+
+
+def _free_ports(count: int) -> list[int]:
+    """Ask the kernel for *count* distinct free TCP ports on 127.0.0.1 (held open together)."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _random_cluster_id() -> str:
+    """Kafka-style base64url UUID (22 chars), never starting with '-' (it would look like an option)."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
+def _pdeathsig_preexec() -> Callable[[], None]:
+    """Fallback when `setpriv` is missing: prctl(PR_SET_PDEATHSIG, SIGKILL) in the child."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    prctl = libc.prctl
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def _child() -> None:
+        prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # parent already gone between fork and prctl
+            os._exit(1)
+
+    return _child
+
+
+_DATA_DIR_PREFIX = "shellwatch-kafka-"
+_OWNER_FILE = "owner.pid"
+
+
+def _sweep_stale_data_dirs() -> None:
+    """Remove data dirs left by a process that was SIGKILLed (its JVM died with it via PDEATHSIG)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{_DATA_DIR_PREFIX}*"):
+        try:
+            owner = int((path / _OWNER_FILE).read_text().strip())
+            if path.stat().st_uid != os.getuid():
+                continue
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except (OSError, ValueError):
+            continue  # no/odd owner file (kept dir, or being created), or not ours: leave it
+
+
+_running: set[LocalKafka] = set()
+_running_lock = threading.Lock()
+
+
+def _stop_all_at_exit() -> None:
+    with _running_lock:
+        brokers = list(_running)
+    for broker in brokers:
+        with contextlib.suppress(Exception):
+            broker.stop()
+
+
+atexit.register(_stop_all_at_exit)
+
+
+def _server_properties(
+    *, port: int, controller_port: int, log_dirs: Path, extra: Mapping[str, str]
+) -> dict[str, str]:
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "log.dirs": str(log_dirs),
+        "num.partitions": "1",
+        "default.replication.factor": "1",
+        "auto.create.topics.enable": "false",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "5",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "5",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "share.coordinator.state.topic.num.partitions": "5",
+        "group.initial.rebalance.delay.ms": "0",
+        "log.cleaner.dedupe.buffer.size": "2097152",  # must be > 1 MiB per cleaner thread
+        "log.cleaner.threads": "1",
+        "num.network.threads": "2",
+        "num.io.threads": "2",
+        "num.recovery.threads.per.data.dir": "1",
+        "background.threads": "2",
+    }
+    props.update(extra)
+    return props
+
+
+class LocalKafka:
+    """A single-node KRaft Kafka broker+controller on 127.0.0.1, in a fresh temporary data dir.
+
+    >>> with LocalKafka(fetch_jars()) as kafka:          # doctest: +SKIP
+    ...     print(kafka.bootstrap_servers)
+    """
+
+    def __init__(
+        self,
+        libs_dir: str | os.PathLike[str],
+        *,
+        startup_timeout: float = 60.0,
+        stop_timeout: float = 20.0,
+        keep_data: bool = False,
+        heap_opts: tuple[str, ...] = ("-Xms256m", "-Xmx512m"),
+        extra_properties: Mapping[str, str] | None = None,
+    ) -> None:
+        self.libs_dir = Path(libs_dir)
+        self.startup_timeout = startup_timeout
+        self.stop_timeout = stop_timeout
+        self.keep_data = keep_data
+        self.heap_opts = heap_opts
+        self.extra_properties = dict(extra_properties or {})
+        self.data_dir: Path | None = None
+        self.port: int | None = None
+        self.controller_port: int | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.RLock()
+
+    # ----------------------------------------------------------------- public
+
+    @property
+    def bootstrap_servers(self) -> str:
+        if self.port is None or self.process is None:
+            raise RuntimeError("LocalKafka is not running")
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    @property
+    def server_log(self) -> Path | None:
+        return None if self.data_dir is None else self.data_dir / "logs" / "server.log"
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> str:
+        """Format storage, launch the JVM and wait until a metadata request succeeds.
+
+        Returns :attr:`bootstrap_servers`.  On failure the JVM is killed, the data dir
+        removed (unless ``keep_data``) and :class:`BrokerStartError` raised with the log tail.
+        """
+        with self._lock:
+            if self.process is not None:
+                return self.bootstrap_servers
+            if not (self.libs_dir / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file() and not any(
+                self.libs_dir.glob("kafka_2.13-*.jar")
+            ):
+                raise BrokerStartError(f"no kafka_2.13 jar in {self.libs_dir}; run fetch_jars() first")
+            java = _java_executable()
+            _sweep_stale_data_dirs()
+            self.data_dir = Path(tempfile.mkdtemp(prefix=_DATA_DIR_PREFIX))
+            if not self.keep_data:
+                (self.data_dir / _OWNER_FILE).write_text(f"{os.getpid()}\n")
+            try:
+                self._launch(java)
+                self._wait_ready()
+            except BaseException as exc:
+                detail = self._log_tail()
+                self._terminate(force=True)
+                self._cleanup_dir()
+                if isinstance(exc, BrokerStartError):
+                    raise BrokerStartError(f"{exc}\n{detail}") from None
+                if isinstance(exc, Exception):
+                    raise BrokerStartError(f"local Kafka failed to start: {exc!r}\n{detail}") from exc
+                raise
+            return self.bootstrap_servers
+
+    def stop(self) -> None:
+        """SIGTERM the broker's process group, wait ``stop_timeout`` s, then SIGKILL. Idempotent."""
+        with self._lock:
+            self._terminate(force=False)
+            self._cleanup_dir()
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    # ---------------------------------------------------------------- helpers
+
+    def _java_opts(self) -> list[str]:
+        assert self.data_dir is not None
+        return [
+            *self.heap_opts,
+            "-XX:+UseSerialGC",
+            "-XX:+ExitOnOutOfMemoryError",
+            "-Xss1m",
+            "-Djava.awt.headless=true",
+            f"-Dkafka.logs.dir={self.data_dir / 'logs'}",
+            f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.xml'}",
+            "-cp",
+            str(self.libs_dir.absolute() / "*"),
+        ]
+
+    def _launch(self, java: str) -> None:
+        assert self.data_dir is not None
+        data = self.data_dir
+        (data / "logs").mkdir()
+        (data / "log4j2.xml").write_bytes(
+            importlib.resources.files(_PACKAGE).joinpath("log4j2.xml").read_bytes()
+        )
+        self.port, self.controller_port = _free_ports(2)
+        props = _server_properties(
+            port=self.port,
+            controller_port=self.controller_port,
+            log_dirs=data / "kraft-logs",
+            extra=self.extra_properties,
+        )
+        config = data / "server.properties"
+        config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+
+        # 1. format storage (one short-lived JVM)
+        fmt = [java, *self._java_opts(), "kafka.tools.StorageTool", "format"]
+        fmt += ["-t", _random_cluster_id(), "-c", str(config)]
+        with (data / "logs" / "format.log").open("wb") as out:
+            rc = subprocess.run(
+                fmt, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=120, check=False
+            ).returncode
+        if rc != 0:
+            raise BrokerStartError(f"kafka.tools.StorageTool format exited with {rc}")
+
+        # 2. the broker itself, in its own session, dying with us (PDEATHSIG)
+        cmd = [java, *self._java_opts(), "kafka.Kafka", str(config)]
+        preexec: Callable[[], None] | None = None
+        setpriv = shutil.which("setpriv")
+        if setpriv is not None:
+            cmd = [setpriv, "--pdeathsig", "KILL", "--", *cmd]
+        else:
+            preexec = _pdeathsig_preexec()
+        with (data / "logs" / "console.log").open("wb") as out:
+            self.process = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=preexec,  # noqa: PLW1509 -- fallback only (no setpriv); tiny, no locks
+                cwd=data,
+            )
+        with _running_lock:
+            _running.add(self)
+
+    def _wait_ready(self) -> None:
+        assert self.process is not None and self.port is not None
+        deadline = time.monotonic() + self.startup_timeout
+        # Phase 1: TCP accept (cheap; avoids librdkafka "connection refused" log noise).
+        while True:
+            self._check_alive()
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1.0):
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise BrokerStartError(
+                    f"broker port {self.port} not accepting connections after {self.startup_timeout:.0f}s"
+                )
+            time.sleep(0.1)
+        # Phase 2: a real Metadata request that lists this (unfenced) broker.
+        admin = AdminClient(_admin_conf(self.bootstrap_servers))
+        last_error: Exception | None = None
+        while True:
+            self._check_alive()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise BrokerStartError(
+                    f"broker not ready after {self.startup_timeout:.0f}s (last error: {last_error!r})"
+                )
+            try:
+                md = admin.list_topics(timeout=min(2.0, max(remaining, 0.1)))
+                if md.brokers:
+                    return
+            except Exception as exc:
+                last_error = exc
+            time.sleep(0.1)
+
+    def _check_alive(self) -> None:
+        assert self.process is not None
+        rc = self.process.poll()
+        if rc is not None:
+            raise BrokerStartError(f"broker JVM exited early with code {rc}")
+
+    def _terminate(self, *, force: bool) -> None:
+        proc = self.process
+        if proc is None:
+            return
+        pgid = proc.pid  # start_new_session=True: the JVM leads its own process group
+        if proc.poll() is None:
+            sig = signal.SIGKILL if force else signal.SIGTERM
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, sig)
+            try:
+                proc.wait(timeout=5 if force else self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                log.warning(
+                    "Kafka JVM %d ignored SIGTERM for %.0fs; sending SIGKILL", pgid, self.stop_timeout
+                )
+        # Reap / make sure no straggler stays in the group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+        self.process = None
+        with _running_lock:
+            _running.discard(self)
+
+    def _cleanup_dir(self) -> None:
+        if self.data_dir is not None and not self.keep_data:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            self.data_dir = None
+
+    def _log_tail(self) -> str:
+        if self.data_dir is None:
+            return ""
+        parts = []
+        for name in ("format.log", "console.log", "server.log"):
+            path = self.data_dir / "logs" / name
+            with contextlib.suppress(OSError):
+                text = path.read_text(errors="replace").strip()
+                if text:
+                    parts.append(
+                        f"--- last {_LOG_TAIL_LINES} lines of {path} ---\n{_tail(text, _LOG_TAIL_LINES)}"
+                    )
+        return "\n".join(parts) if parts else f"(no broker log in {self.data_dir / 'logs'})"
+
+
+# ------------------------------------------------------------------------- topics
+
+
+def _admin_conf(bootstrap: str) -> dict[str, str | int]:
+    return {
+        "bootstrap.servers": bootstrap,
+        "socket.connection.setup.timeout.ms": 5000,
+        "log_level": 3,  # errors only: the readiness loop expects transient failures
+    }
+
+
+def create_topic(
+    bootstrap: str,
+    name: str,
+    partitions: int,
+    config: Mapping[str, str] | None = None,
+    *,
+    replication_factor: int = 1,
+    timeout: float = 30.0,
+) -> None:
+    """Create topic *name* and wait until every partition has a leader in the metadata."""
+    admin = AdminClient(_admin_conf(bootstrap))
+    topic = NewTopic(
+        name,
+        num_partitions=partitions,
+        replication_factor=replication_factor,
+        config=dict(config or {}),
+    )
+    futures = admin.create_topics([topic], operation_timeout=timeout, request_timeout=timeout)
+    futures[name].result(timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        md = admin.list_topics(topic=name, timeout=max(0.5, deadline - time.monotonic()))
+        tmd = md.topics.get(name)
+        if (
+            tmd is not None
+            and tmd.error is None
+            and len(tmd.partitions) == partitions
+            and all(p.leader >= 0 for p in tmd.partitions.values())
+        ):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topic {name!r} created but partitions have no leader after {timeout}s")
+        time.sleep(0.05)

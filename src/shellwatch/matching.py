@@ -1,0 +1,124 @@
+"""The comparison primitives of the EQL dialect the rules use.
+
+- ``:`` (:func:`compile_wildcards`): wildcard match, ``*`` any run of characters (``/`` and the empty
+  string included), ``?`` exactly one character, case-insensitive the way Elasticsearch's
+  case-insensitive wildcard automaton is: a pattern character matches itself and its single-code-point
+  lower- and upper-case forms, nothing else (so ``s`` does not match the long s ``ſ``, unlike Python's
+  ``re.IGNORECASE``). The whole value must match.
+- ``==`` / ``in``: exact, case-sensitive string equality (plain ``in`` on tuples).
+- ``cidrmatch`` (:class:`IpRanges`): addresses parsed as Elasticsearch's ``ip`` type does; an
+  IPv4-mapped IPv6 address is the IPv4 address; a value that is not an address matches nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+__all__ = ["IpAddress", "IpRanges", "WildcardSet", "compile_wildcards", "literal_runs", "parse_ip"]
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _char_class(ch: str) -> str:
+    variants = {ch}
+    for form in (ch.lower(), ch.upper()):
+        if len(form) == 1:
+            variants.add(form)
+    if len(variants) == 1:
+        return re.escape(ch)
+    return "[" + "".join(re.escape(v) for v in sorted(variants)) + "]"
+
+
+def _pattern_regex(pattern: str) -> str:
+    parts: list[str] = []
+    for ch in pattern:
+        if ch == "*":
+            parts.append(".*")
+        elif ch == "?":
+            parts.append(".")
+        else:
+            parts.append(_char_class(ch))
+    return "(?:" + "".join(parts) + ")"
+
+
+@dataclass(frozen=True, slots=True)
+class WildcardSet:
+    """A compiled list of ``:`` patterns; :meth:`matches` holds when any value matches any pattern."""
+
+    patterns: tuple[str, ...]
+    _regex: re.Pattern[str]
+    _each: tuple[re.Pattern[str], ...]
+
+    def matches_one(self, value: str) -> bool:
+        return self._regex.fullmatch(value) is not None
+
+    def first_match(self, values: Iterable[str]) -> tuple[str, str] | None:
+        """Return ``(value, pattern)`` for the first value that matches, or ``None``."""
+        for value in values:
+            if self._regex.fullmatch(value) is not None:
+                for pattern, regex in zip(self.patterns, self._each, strict=True):
+                    if regex.fullmatch(value) is not None:
+                        return value, pattern
+        return None
+
+    def matches(self, values: Iterable[str]) -> bool:
+        return any(self._regex.fullmatch(v) is not None for v in values)
+
+
+def compile_wildcards(patterns: Sequence[str]) -> WildcardSet:
+    body = "|".join(_pattern_regex(p) for p in patterns) if patterns else "(?!)"
+    each = tuple(re.compile(_pattern_regex(p), re.DOTALL) for p in patterns)
+    return WildcardSet(tuple(patterns), re.compile(body, re.DOTALL), each)
+
+
+def literal_runs(pattern: str) -> list[str]:
+    """The literal stretches of a wildcard pattern (the text between ``*`` and ``?``)."""
+    return [run for run in re.split(r"[*?]", pattern) if run]
+
+
+def parse_ip(value: str) -> IpAddress | None:
+    """Parse an address as Elasticsearch's ``ip`` field type would, or return ``None``.
+
+    IPv4 dotted quads without leading zeros, IPv6 in any RFC 4291 text form (embedded IPv4 included);
+    an IPv4-mapped IPv6 address becomes its IPv4 address. Zone ids (``%eth0``), CIDR suffixes, spaces and
+    anything else are not addresses.
+    """
+    if not value or "%" in value or "/" in value or value.strip() != value:
+        return None
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+@dataclass(frozen=True, slots=True)
+class IpRanges:
+    """A ``cidrmatch`` list. A bare address means a single-address network (``::1`` is ``::1/128``)."""
+
+    specs: tuple[str, ...]
+    networks: tuple[IpNetwork, ...]
+
+    @classmethod
+    def parse(cls, specs: Sequence[str]) -> IpRanges:
+        """Parse CIDR specs; raises ``ValueError`` naming the bad one."""
+        networks: list[IpNetwork] = []
+        for spec in specs:
+            try:
+                networks.append(ipaddress.ip_network(spec, strict=True))
+            except ValueError as exc:
+                raise ValueError(f"not a CIDR block: {spec!r} ({exc})") from None
+        return cls(tuple(specs), tuple(networks))
+
+    def containing(self, address: IpAddress) -> str | None:
+        """The spec of the first range holding ``address``, or ``None``."""
+        for spec, network in zip(self.specs, self.networks, strict=True):
+            if address.version == network.version and address in network:
+                return spec
+        return None

@@ -1,0 +1,1 @@
+"""Rule definitions and allowlists (data files) and their typed loader."""

@@ -1,0 +1,1 @@
+"""Bundled sample traffic and the factory that writes Elastic Defend-shaped ECS documents."""
