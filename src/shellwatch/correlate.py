@@ -76,12 +76,24 @@ class _Pending:
 
 
 @dataclass(slots=True)
+class _Applied:
+    """A qualifying exec already applied, remembered so a late connection can still pair with it."""
+
+    timestamp_ms: int
+    seq: int
+    event: ProcessEvent
+    clauses: tuple[str, ...]
+    paired: bool
+
+
+@dataclass(slots=True)
 class _Host:
     network_ms: int = _NEVER
     process_ms: int = _NEVER
     held: list[tuple[int, int, int, Event, tuple[str, ...]]] = field(default_factory=list)
     released: tuple[int, int, int] | None = None
     pending: dict[str, _Pending] = field(default_factory=dict)
+    recent_execs: list[tuple[str, _Applied]] = field(default_factory=list)
 
 
 class Correlator:
@@ -239,10 +251,14 @@ class Correlator:
         if not late and (host.released is None or item[:3] > host.released):
             host.released = (ts, rank, seq)
         if isinstance(event, NetworkEvent):
-            self._apply_connection(host, _Pending(ts, seq, event, clauses))
+            self._apply_connection(host, _Pending(ts, seq, event, clauses), out, late=late)
             return
         assert isinstance(event, ProcessEvent) and event.parent_entity_id is not None
         key = event.parent_entity_id
+        applied = _Applied(ts, seq, event, clauses, paired=False)
+        host.recent_execs.append((key, applied))
+        if len(host.recent_execs) > self.max_pending_per_host:
+            del host.recent_execs[0]
         pending = host.pending.get(key)
         if pending is None or pending.timestamp_ms > ts:
             return
@@ -251,12 +267,15 @@ class Correlator:
         if gap_ms > self.rule.maxspan_ms:
             self.stats.expired_connections += 1
             return
+        applied.paired = True
         self.stats.matches += 1
         out.append(Match(pending.event, event, pending.clauses, clauses, gap_ms, late))
 
-    def _apply_connection(self, host: _Host, new: _Pending) -> None:
+    def _apply_connection(self, host: _Host, new: _Pending, out: list[Match], *, late: bool) -> None:
         assert new.event.entity_id is not None
         key = new.event.entity_id
+        if late and self._pair_late_connection(host, key, new, out):
+            return
         current = host.pending.get(key)
         if current is not None:
             if (current.timestamp_ms, current.seq) > (new.timestamp_ms, new.seq):
@@ -268,10 +287,46 @@ class Correlator:
             del host.pending[next(iter(host.pending))]
             self.stats.evicted_connections += 1
 
+    def _pair_late_connection(self, host: _Host, key: str, new: _Pending, out: list[Match]) -> bool:
+        """Pair a late connection with the first exec of its key already applied after it.
+
+        In event-time order that exec would have met this connection (any connection between them
+        would have paired with it instead, so it must be unpaired); if it paired with an older
+        connection, the alert for that exec already exists (alert ids depend on the exec only).
+        """
+        first: _Applied | None = None
+        for exec_key, applied in host.recent_execs:
+            if exec_key == key and applied.timestamp_ms >= new.timestamp_ms and (
+                first is None or (applied.timestamp_ms, applied.seq) < (first.timestamp_ms, first.seq)
+            ):
+                first = applied
+        if first is None:
+            return False
+        gap_ms = first.timestamp_ms - new.timestamp_ms
+        if first.paired or gap_ms > self.rule.maxspan_ms:
+            return True
+        first.paired = True
+        self.stats.matches += 1
+        out.append(Match(new.event, first.event, new.clauses, first.clauses, gap_ms, late=True))
+        return True
+
     def _expire(self, host: _Host) -> None:
-        if host.released is None or not host.pending:
+        if host.released is None:
             return
-        horizon = host.released[0] - self.rule.maxspan_ms
+        recent = host.recent_execs
+        if recent:
+            keep_from = host.released[0] - self.rule.maxspan_ms - self.allowed_lateness_ms
+            drop = 0
+            while drop < len(recent) and recent[drop][1].timestamp_ms < keep_from:
+                drop += 1
+            if drop:
+                del recent[:drop]
+        if not host.pending:
+            return
+        # Every exec still to be applied in order is held (>= the heap head) or yet to arrive (>= the
+        # process stream's progress, streams being in order per host), and sorts after `released`.
+        upcoming = min(host.process_ms, host.held[0][0]) if host.held else host.process_ms
+        horizon = max(host.released[0], upcoming) - self.rule.maxspan_ms
         pending = host.pending
         while pending:
             key = next(iter(pending))
