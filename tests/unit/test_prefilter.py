@@ -1,0 +1,107 @@
+"""The pre-filter never drops a record a rule could match (DESIGN §4), whatever its JSON spelling."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shellwatch.codec import Decoded, decode_json_event
+from shellwatch.events import NetworkEvent, ProcessEvent
+from shellwatch.pipeline import Pipeline, PipelineConfig
+from shellwatch.prefilter import Prefilter
+from shellwatch.rules.loader import load_reverse_shell_rule
+from shellwatch.stages import network_stage_clauses, process_stage_clauses
+
+from .builders import conn_doc, exec_doc
+
+RULE = load_reverse_shell_rule()
+PREFILTER = Pipeline(RULE, PipelineConfig()).prefilter
+
+
+def _escaped_string(text: str, choices: list[int]) -> str:
+    out = ['"']
+    for index, ch in enumerate(text):
+        mode = choices[index % len(choices)] if choices else 0
+        if ch in '"\\' or ord(ch) < 0x20:
+            out.append(json.dumps(ch)[1:-1])
+        elif mode == 1:
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else json.dumps(ch)[1:-1])
+        elif mode == 2 and ch == "/":
+            out.append("\\/")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def encode(node: Any, choices: list[int]) -> str:
+    """JSON with escapes chosen by ``choices``: the same document, spelled differently."""
+    if isinstance(node, dict):
+        return "{" + ",".join(f"{_escaped_string(k, choices)}:{encode(v, choices)}" for k, v in node.items()) + "}"
+    if isinstance(node, list):
+        return "[" + ",".join(encode(v, choices) for v in node) + "]"
+    if isinstance(node, str):
+        return _escaped_string(node, choices)
+    return json.dumps(node)
+
+
+JAVA_PATHS = st.sampled_from(
+    ["/usr/bin/java", "/bin/java", "/usr/lib/jvm/", "/usr/lib/jvm/jdk-21/bin/java", "/usr/java/x", "/usr/lib/jvm/\u00e9"]
+)
+
+
+@st.composite
+def case_variant(draw: st.DrawFn, path: str) -> str:
+    flips = draw(st.lists(st.booleans(), min_size=len(path), max_size=len(path)))
+    return "".join(c.upper() if f else c for c, f in zip(path, flips, strict=True))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    java=JAVA_PATHS.flatmap(case_variant),
+    choices=st.lists(st.integers(0, 2), min_size=1, max_size=7),
+    network=st.booleans(),
+    dotted=st.booleans(),
+)
+def test_never_drops_a_matching_record(java: str, choices: list[int], network: bool, dotted: bool) -> None:
+    if network:
+        doc = conn_doc(process__executable=java)
+        if dotted:
+            doc["process.executable"] = doc["process"].pop("executable")
+    else:
+        doc = exec_doc(process__parent__executable=java)
+        if dotted:
+            doc["process.parent.executable"] = doc["process"]["parent"].pop("executable")
+    raw = encode(doc, choices).encode()
+    decoded = decode_json_event(raw)
+    assert isinstance(decoded, Decoded)
+    (event,) = decoded.events
+    if isinstance(event, NetworkEvent):
+        holds = network_stage_clauses(RULE.network, event) is not None
+    else:
+        assert isinstance(event, ProcessEvent)
+        holds = process_stage_clauses(RULE.process, event) is not None
+    assert holds  # the generator only builds matching records...
+    assert PREFILTER.accepts(raw)  # ...and the filter must let every one of them through
+
+
+def test_drops_records_without_java() -> None:
+    assert not PREFILTER.accepts(json.dumps(conn_doc(process__executable="/usr/sbin/nginx")).encode())
+    windows = {"event": {"category": ["process"]}, "process": {"executable": "C:\\\\Windows\\\\java.exe"}}
+    assert not PREFILTER.accepts(json.dumps(windows).encode())
+    assert not PREFILTER.accepts(b'{"path": "C:\\\\users\\\\x"}')  # an escaped backslash, not \\u
+
+
+def test_escapes_that_hide_java_are_decoded() -> None:
+    assert PREFILTER.accepts(b'{"process": {"executable": "\\/usr\\/bin\\/java"}}')
+    assert PREFILTER.accepts(b'{"process": {"executable": "/usr/bin/\\u006aava"}}')
+    assert PREFILTER.accepts(b'{"broken": "\\u006a')  # undecodable: passed on so it is reported
+
+
+def test_needles_follow_the_loaded_patterns() -> None:
+    assert Prefilter.from_patterns(["/opt/zulu*/bin/java", "/usr/lib/jvm/*"]).needles == (b"/opt/zulu", b"/usr/lib/jvm/")
+    assert Prefilter.from_patterns(["*"]).needles is None
+    assert Prefilter.from_patterns(["/usr/bin/java"], enabled=False).accepts(b"anything")
