@@ -17,7 +17,7 @@ import orjson
 
 from shellwatch.ecs import field_values, keyword_values, single_keyword
 from shellwatch.events import Event, NetworkEvent, ProcessEvent
-from shellwatch.timestamps import InvalidTimestamp, parse_timestamp_ms
+from shellwatch.timestamps import InvalidTimestampError, parse_timestamp_ms
 
 __all__ = ["DecodeError", "DecodeReason", "Decoded", "decode_json_event", "load_json_document"]
 
@@ -70,7 +70,7 @@ def events_from_document(doc: Mapping[str, Any], raw: bytes) -> Decoded | Decode
     if stamps:
         try:
             timestamp_ms = parse_timestamp_ms(stamps[0])
-        except InvalidTimestamp as exc:
+        except InvalidTimestampError as exc:
             return DecodeError("invalid_timestamp", str(exc))
     categories = keyword_values(doc, "event.category")
     common: dict[str, Any] = {

@@ -296,8 +296,10 @@ class Correlator:
         """
         first: _Applied | None = None
         for exec_key, applied in host.recent_execs:
-            if exec_key == key and applied.timestamp_ms >= new.timestamp_ms and (
-                first is None or (applied.timestamp_ms, applied.seq) < (first.timestamp_ms, first.seq)
+            if (
+                exec_key == key
+                and applied.timestamp_ms >= new.timestamp_ms
+                and (first is None or (applied.timestamp_ms, applied.seq) < (first.timestamp_ms, first.seq))
             ):
                 first = applied
         if first is None:

@@ -35,7 +35,7 @@ def run_detect(
 ) -> int:
     """Process ``lines``; returns the process exit status (0: the input was read to its end)."""
     number = 0
-    for number, line in enumerate(lines, start=1):  # noqa: B007 - number is reported after the loop
+    for number, line in enumerate(lines, start=1):
         raw = line.rstrip(b"\r\n")
         outcome = pipeline.process(raw, clock_ms())
         if outcome.error is not None:

@@ -3,7 +3,7 @@
 - ``:`` (:func:`compile_wildcards`): wildcard match, ``*`` any run of characters (``/`` and the empty
   string included), ``?`` exactly one character, case-insensitive the way Elasticsearch's
   case-insensitive wildcard automaton is: a pattern character matches itself and its single-code-point
-  lower- and upper-case forms, nothing else (so ``s`` does not match the long s ``ſ``, unlike Python's
+  lower- and upper-case forms, nothing else (so ``s`` does not match the long s U+017F, unlike Python's
   ``re.IGNORECASE``). The whole value must match.
 - ``==`` / ``in``: exact, case-sensitive string equality (plain ``in`` on tuples).
 - ``cidrmatch`` (:class:`IpRanges`): addresses parsed as Elasticsearch's ``ip`` type does; an

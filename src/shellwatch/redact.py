@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-__all__ = ["REDACTED", "mask_document", "mask_command_line"]
+__all__ = ["REDACTED", "mask_command_line", "mask_document"]
 
 REDACTED = "[REDACTED]"
 _MASK = "****"
@@ -34,9 +34,7 @@ _SECRET_OPTION = re.compile(
     re.IGNORECASE,
 )
 _USER_OPTION = re.compile(r"(?P<head>(?:^|\s)(?:-u\s*|--user(?:=|\s+))['\"]?[^\s:'\"]*:)(?P<value>[^\s'\"]+)")
-_SECRET_FLAGS = re.compile(
-    r"--?(?:password|passwd|pass|pwd|token|secret|api[-_]?key|access[-_]?key)", re.IGNORECASE
-)
+_SECRET_FLAGS = re.compile(r"--?(?:password|passwd|pass|pwd|token|secret|api[-_]?key|access[-_]?key)", re.IGNORECASE)
 
 
 def mask_command_line(text: str) -> str:
@@ -49,15 +47,17 @@ def _mask_args(args: list[Any]) -> list[Any]:
     out: list[Any] = []
     previous = ""
     for arg in args:
-        if isinstance(arg, str):
-            if previous in ("-u", "--user") and ":" in arg:
-                arg = arg.split(":", 1)[0] + ":" + _MASK
-            elif _SECRET_FLAGS.fullmatch(previous):
-                arg = _MASK
-            else:
-                arg = mask_command_line(arg)
-            previous = arg
-        out.append(arg)
+        if not isinstance(arg, str):
+            out.append(arg)
+            continue
+        if previous in ("-u", "--user") and ":" in arg:
+            masked = arg.split(":", 1)[0] + ":" + _MASK
+        elif _SECRET_FLAGS.fullmatch(previous):
+            masked = _MASK
+        else:
+            masked = mask_command_line(arg)
+        previous = masked
+        out.append(masked)
     return out
 
 

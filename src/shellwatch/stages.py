@@ -12,7 +12,7 @@ from shellwatch.events import NetworkEvent, ProcessEvent
 from shellwatch.matching import parse_ip
 from shellwatch.rules.model import NetworkStage, ProcessStage
 
-__all__ = ["public_destination", "network_stage_clauses", "process_stage_clauses"]
+__all__ = ["network_stage_clauses", "process_stage_clauses", "public_destination"]
 
 
 def public_destination(stage: NetworkStage, values: tuple[str, ...]) -> str | None:

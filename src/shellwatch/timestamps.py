@@ -6,10 +6,11 @@ truncated to whole milliseconds since the Unix epoch. Pure functions, no clock.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["InvalidTimestamp", "format_rfc3339_ms", "parse_timestamp_ms"]
+__all__ = ["InvalidTimestampError", "format_rfc3339_ms", "parse_timestamp_ms"]
 
 _ISO = re.compile(
     r"(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})"
@@ -22,7 +23,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
-class InvalidTimestamp(ValueError):
+class InvalidTimestampError(ValueError):
     """A present ``@timestamp`` value that is neither ISO-8601 nor epoch milliseconds."""
 
 
@@ -30,27 +31,27 @@ def parse_timestamp_ms(value: object) -> int:
     """Return epoch milliseconds for an ``@timestamp`` value, truncated toward negative infinity.
 
     Accepts ISO-8601 strings (no offset means UTC), epoch milliseconds as an integer, a float or a
-    string of digits. Raises :class:`InvalidTimestamp` for anything else.
+    string of digits. Raises :class:`InvalidTimestampError` for anything else.
     """
     if isinstance(value, bool):
-        raise InvalidTimestamp(f"@timestamp is a boolean: {value!r}")
+        raise InvalidTimestampError(f"@timestamp is a boolean: {value!r}")
     if isinstance(value, int):
         if not _INT64_MIN <= value <= _INT64_MAX:
-            raise InvalidTimestamp(f"@timestamp beyond int64: {value}")
+            raise InvalidTimestampError(f"@timestamp beyond int64: {value}")
         return value
     if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise InvalidTimestamp(f"@timestamp is not finite: {value!r}")
+        if math.isnan(value) or math.isinf(value):
+            raise InvalidTimestampError(f"@timestamp is not finite: {value!r}")
         if not _INT64_MIN <= value <= _INT64_MAX:
-            raise InvalidTimestamp(f"@timestamp beyond int64: {value!r}")
+            raise InvalidTimestampError(f"@timestamp beyond int64: {value!r}")
         return int(value // 1)
     if not isinstance(value, str):
-        raise InvalidTimestamp(f"@timestamp has type {type(value).__name__}")
+        raise InvalidTimestampError(f"@timestamp has type {type(value).__name__}")
     if _DIGITS.fullmatch(value):
         return parse_timestamp_ms(int(value))
     match = _ISO.fullmatch(value)
     if match is None:
-        raise InvalidTimestamp(f"@timestamp is not ISO-8601 or epoch millis: {value[:64]!r}")
+        raise InvalidTimestampError(f"@timestamp is not ISO-8601 or epoch millis: {value[:64]!r}")
     return _iso_to_ms(match)
 
 
@@ -58,12 +59,16 @@ def _iso_to_ms(match: re.Match[str]) -> int:
     g = match.groupdict()
     try:
         moment = datetime(
-            int(g["y"]), int(g["mo"]), int(g["d"]),
-            int(g["h"] or 0), int(g["mi"] or 0), int(g["s"] or 0),
+            int(g["y"]),
+            int(g["mo"]),
+            int(g["d"]),
+            int(g["h"] or 0),
+            int(g["mi"] or 0),
+            int(g["s"] or 0),
             tzinfo=UTC,
         )
     except ValueError as exc:
-        raise InvalidTimestamp(f"@timestamp out of range: {match.group(0)[:64]!r} ({exc})") from None
+        raise InvalidTimestampError(f"@timestamp out of range: {match.group(0)[:64]!r} ({exc})") from None
     millis = int((g["f"] or "0").ljust(3, "0")[:3])
     offset_min = _offset_minutes(g["tz"])
     delta = moment - _EPOCH
@@ -78,7 +83,7 @@ def _offset_minutes(tz: str | None) -> int:
     digits = tz[1:].replace(":", "")
     hours, minutes = int(digits[:2]), int(digits[2:] or 0)
     if hours > 23 or minutes > 59:
-        raise InvalidTimestamp(f"@timestamp offset out of range: {tz!r}")
+        raise InvalidTimestampError(f"@timestamp offset out of range: {tz!r}")
     return sign * (hours * 60 + minutes)
 
 

@@ -26,18 +26,37 @@ def deep_set(doc: dict[str, Any], path: str, value: Any) -> None:
         node[parts[-1]] = value
 
 
-def conn_doc(ts_ms: int = T0, *, host: str = HOST, pid: int = 100, ip: str | None = "8.8.8.8",
-             event_id: str | None = None, **fields: Any) -> dict[str, Any]:
+def conn_doc(
+    ts_ms: int = T0,
+    *,
+    host: str = HOST,
+    pid: int = 100,
+    ip: str | None = "8.8.8.8",
+    event_id: str | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
     doc = connection(ts_ms=ts_ms, host_id=host, pid=pid, dest_ip=ip, event_id=event_id or f"c-{host}-{pid}-{ts_ms}")
     for path, value in fields.items():
         deep_set(doc, path.replace("__", "."), value)
     return doc
 
 
-def exec_doc(ts_ms: int = T0 + 1000, *, host: str = HOST, parent_pid: int = 100, pid: int = 999,
-             event_id: str | None = None, **fields: Any) -> dict[str, Any]:
-    doc = execution(ts_ms=ts_ms, host_id=host, pid=pid, parent_pid=parent_pid,
-                    event_id=event_id or f"x-{host}-{parent_pid}-{ts_ms}-{pid}")
+def exec_doc(
+    ts_ms: int = T0 + 1000,
+    *,
+    host: str = HOST,
+    parent_pid: int = 100,
+    pid: int = 999,
+    event_id: str | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    doc = execution(
+        ts_ms=ts_ms,
+        host_id=host,
+        pid=pid,
+        parent_pid=parent_pid,
+        event_id=event_id or f"x-{host}-{parent_pid}-{ts_ms}-{pid}",
+    )
     for path, value in fields.items():
         deep_set(doc, path.replace("__", "."), value)
     return doc

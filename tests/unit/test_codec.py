@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shellwatch.codec import DecodeError, Decoded, decode_json_event
+from shellwatch.codec import Decoded, DecodeError, decode_json_event
 
 
 @pytest.mark.parametrize(

@@ -84,13 +84,19 @@ CASES: list[tuple[str, list[C | X], list[tuple[str, str]]]] = [
         [C("c1", 0, host="h1"), C("c2", 0, host="h2"), X("x2", 10, host="h2"), X("x1", 20, host="h1")],
         [("c1", "x1"), ("c2", "x2")],
     ),
-    ("exec failing stage 2 does not consume", [C("c", 0), X("bad", 100, fields={"process__name": "python"}),
-                                              X("x", 200)], [("c", "x")]),
+    (
+        "exec failing stage 2 does not consume",
+        [C("c", 0), X("bad", 100, fields={"process__name": "python"}), X("x", 200)],
+        [("c", "x")],
+    ),
     ("null join key never joins", [C("c", 0, fields={"process__entity_id": None}), X("x", 10)], []),
     ("missing parent key never joins", [C("c", 0), X("x", 10, fields={"process__parent__entity_id": None})], []),
     ("no host.id never joins", [C("c", 0, fields={"host__id": None}), X("x", 10, fields={"host__id": None})], []),
-    ("join key is case-sensitive", [C("c", 0, fields={"process__entity_id": "ABC"}),
-                                   X("x", 10, fields={"process__parent__entity_id": "abc"})], []),
+    (
+        "join key is case-sensitive",
+        [C("c", 0, fields={"process__entity_id": "ABC"}), X("x", 10, fields={"process__parent__entity_id": "abc"})],
+        [],
+    ),
     ("2022 data pairs like live data", [C("c", -60_000_000_000), X("x", -60_000_000_000 + 4999)], [("c", "x")]),
 ]
 

@@ -94,9 +94,9 @@ def reference(items: list[Item]) -> list[tuple[str, str]]:
             key = (item.host, event.parent_entity_id or "")
             conn = pending.pop(key, None)
             assert event.timestamp_ms is not None
-            if conn is not None and conn.timestamp_ms is not None:
-                if event.timestamp_ms - conn.timestamp_ms <= RULE.maxspan_ms:
-                    pairs.append((conn.event_id or "", event.event_id or ""))
+            gap = None if conn is None or conn.timestamp_ms is None else event.timestamp_ms - conn.timestamp_ms
+            if conn is not None and gap is not None and gap <= RULE.maxspan_ms:
+                pairs.append((conn.event_id or "", event.event_id or ""))
     return sorted(pairs)
 
 

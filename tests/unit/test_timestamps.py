@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shellwatch.timestamps import InvalidTimestamp, format_rfc3339_ms, parse_timestamp_ms
+from shellwatch.timestamps import InvalidTimestampError, format_rfc3339_ms, parse_timestamp_ms
 
 BASE = 1_700_000_000_000  # 2023-11-14T22:13:20Z
 
@@ -36,12 +36,27 @@ def test_accepted_forms(value: object, expected: int) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["", "yesterday", "2023-13-01T00:00:00Z", "2023-11-14T25:00:00Z", "2023-11-14T22:13:20.1234567890Z",
-     "2023-11-14T22:13:20+24:00", " 2023-11-14T22:13:20Z", "-5", "1e12", True, None, {"a": 1}, [1],
-     float("nan"), 2**63, "99999999999999999999"],
+    [
+        "",
+        "yesterday",
+        "2023-13-01T00:00:00Z",
+        "2023-11-14T25:00:00Z",
+        "2023-11-14T22:13:20.1234567890Z",
+        "2023-11-14T22:13:20+24:00",
+        " 2023-11-14T22:13:20Z",
+        "-5",
+        "1e12",
+        True,
+        None,
+        {"a": 1},
+        [1],
+        float("nan"),
+        2**63,
+        "99999999999999999999",
+    ],
 )
 def test_rejected_forms(value: object) -> None:
-    with pytest.raises(InvalidTimestamp):
+    with pytest.raises(InvalidTimestampError):
         parse_timestamp_ms(value)
 
 

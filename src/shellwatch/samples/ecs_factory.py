@@ -11,7 +11,7 @@ from typing import Any
 
 from shellwatch.timestamps import format_rfc3339_ms
 
-__all__ = ["JAVA", "connection", "execution", "entity_id", "iso"]
+__all__ = ["JAVA", "connection", "entity_id", "execution", "iso"]
 
 JAVA = "/usr/lib/jvm/java-17-openjdk-amd64/bin/java"
 
@@ -34,7 +34,7 @@ def _host(host_id: str, os_type: str = "linux") -> dict[str, Any]:
     }
 
 
-def _common(ts_ms: int, event_id: str, dataset: str, category: str, action: str, kind: str) -> dict[str, Any]:
+def _common(ts_ms: int, *, event_id: str, dataset: str, category: str, action: str, kind: str) -> dict[str, Any]:
     return {
         "@timestamp": iso(ts_ms),
         "agent": {"type": "endpoint", "version": "8.15.2", "id": "0b5c0a0e-3c9a-4c8e-9d7e-6a1c2f0d4e11"},
@@ -66,7 +66,9 @@ def connection(
     dest_port: int = 4444,
     os_type: str = "linux",
 ) -> dict[str, Any]:
-    doc = _common(ts_ms, event_id, "endpoint.events.network", "network", action, "start")
+    doc = _common(
+        ts_ms, event_id=event_id, dataset="endpoint.events.network", category="network", action=action, kind="start"
+    )
     doc["host"] = _host(host_id, os_type)
     doc["process"] = {
         "pid": pid,
@@ -77,8 +79,11 @@ def connection(
     doc["source"] = {"ip": "10.20.0.15", "port": 51512}
     if dest_ip is not None:
         doc["destination"] = {"ip": dest_ip, "port": dest_port}
-    doc["network"] = {"transport": "tcp", "type": "ipv6" if dest_ip and ":" in dest_ip else "ipv4",
-                      "direction": "egress" if action == "connection_attempted" else "ingress"}
+    doc["network"] = {
+        "transport": "tcp",
+        "type": "ipv6" if dest_ip and ":" in dest_ip else "ipv4",
+        "direction": "egress" if action == "connection_attempted" else "ingress",
+    }
     doc["user"] = {"id": "998", "name": "app", "Ext": {"real": {"id": "998", "name": "app"}}}
     return doc
 
@@ -99,7 +104,9 @@ def execution(
 ) -> dict[str, Any]:
     args = args if args is not None else [f"/bin/{name}", "-c", "id"]
     parent_args = parent_args if parent_args is not None else [parent_executable, "-jar", "/opt/app/app.jar"]
-    doc = _common(ts_ms, event_id, "endpoint.events.process", "process", action, "start")
+    doc = _common(
+        ts_ms, event_id=event_id, dataset="endpoint.events.process", category="process", action=action, kind="start"
+    )
     doc["host"] = _host(host_id, os_type)
     doc["process"] = {
         "pid": pid,
