@@ -11,15 +11,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from shellwatch.localkafka.broker import (
-    CACHE_ENV_VAR,
-    KAFKA_VERSION,
-    BrokerStartError,
-    KafkaFetchError,
-    LocalKafka,
-    fetch_jars,
-    jars_dir,
-)
+from shellwatch.localkafka.broker import BrokerStartError, LocalKafka
+from shellwatch.localkafka.jars import CACHE_ENV_VAR, KAFKA_VERSION, KafkaFetchError, fetch_jars, jars_dir
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -18,7 +18,6 @@ import atexit
 import base64
 import contextlib
 import ctypes
-import fcntl
 import importlib.resources
 import logging
 import os
@@ -33,151 +32,23 @@ import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import IO, Self
 
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
-__all__ = [
-    "KAFKA_VERSION",
-    "BrokerStartError",
-    "KafkaFetchError",
-    "LocalKafka",
-    "create_topic",
-    "fetch_jars",
-    "jars_dir",
-]
+from shellwatch.localkafka.jars import KAFKA_VERSION, java_executable, log_tail
+from shellwatch.localkafka.topics import admin_conf
 
-KAFKA_VERSION = "4.1.1"
-"""Apache Kafka version fetched from Maven Central (``org.apache.kafka:kafka_2.13``)."""
+__all__ = ["BrokerStartError", "LocalKafka"]
 
-CACHE_ENV_VAR = "SHELLWATCH_KAFKA_CACHE"
-"""If set, replaces ``~/.cache/shellwatch`` as the cache root (read by :func:`jars_dir` when called)."""
-
-MARKER_NAME = ".shellwatch-complete"
 _PACKAGE = "shellwatch.localkafka"
 _LOG_TAIL_LINES = 40
-_MVN_TAIL_LINES = 40
 
 log = logging.getLogger(__name__)
 
 
-class KafkaFetchError(RuntimeError):
-    """Fetching the Kafka jars with Maven failed."""
-
-
 class BrokerStartError(RuntimeError):
     """The local broker could not be formatted, launched or did not become ready."""
-
-
-# --------------------------------------------------------------------------- jars
-
-
-def jars_dir(cache_root: str | os.PathLike[str] | None = None, version: str = KAFKA_VERSION) -> Path:
-    """Directory holding the Kafka jars: ``<root>/kafka-<version>/libs``.
-
-    ``root`` is *cache_root* if given, else ``$SHELLWATCH_KAFKA_CACHE`` (read now, at
-    call time), else ``~/.cache/shellwatch``.
-    """
-    if cache_root is None:
-        env = os.environ.get(CACHE_ENV_VAR)
-        root = Path(env) if env else Path.home() / ".cache" / "shellwatch"
-    else:
-        root = Path(cache_root)
-    return root.expanduser() / f"kafka-{version}" / "libs"
-
-
-def _is_complete(libs: Path, version: str) -> bool:
-    return (libs / MARKER_NAME).is_file() and (libs / f"kafka_2.13-{version}.jar").is_file()
-
-
-def _tail(text: str, lines: int) -> str:
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _java_executable() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home:
-        candidate = Path(java_home) / "bin" / "java"
-        if os.access(candidate, os.X_OK):
-            return str(candidate)
-    found = shutil.which("java")
-    if found is None:
-        raise BrokerStartError("`java` not found (set JAVA_HOME or put java on PATH; Java 17+ needed)")
-    return found
-
-
-def fetch_jars(cache_dir: str | os.PathLike[str] | None = None, *, version: str = KAFKA_VERSION) -> Path:
-    """Download Kafka *version* and its runtime closure into *cache_dir* (default :func:`jars_dir`).
-
-    Idempotent: returns immediately when the completion marker is present.  The copy is
-    made into a sibling temporary directory, marked complete, then renamed into place, so
-    an interrupted download never looks complete.  Concurrent callers serialise on a lock
-    file.  Raises :class:`KafkaFetchError` (with the tail of Maven's output) on failure.
-    """
-    libs = Path(cache_dir) if cache_dir is not None else jars_dir(version=version)
-    libs = libs.expanduser().absolute()
-    if _is_complete(libs, version):
-        return libs
-
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise KafkaFetchError("`mvn` (Apache Maven) not found on PATH; it is needed to fetch the Kafka jars")
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        raise KafkaFetchError("`java` not found (set JAVA_HOME or put java on PATH); Maven needs it")
-
-    libs.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = libs.parent / f".{libs.name}.lock"
-    with lock_path.open("w") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
-        if _is_complete(libs, version):  # another process finished while we waited
-            return libs
-        staging = Path(tempfile.mkdtemp(prefix=f".{libs.name}.partial-", dir=libs.parent))
-        try:
-            with tempfile.TemporaryDirectory(prefix="shellwatch-mvn-") as work:
-                pom = Path(work) / "pom.xml"
-                pom.write_bytes(importlib.resources.files(_PACKAGE).joinpath("pom.xml").read_bytes())
-                cmd = [
-                    mvn,
-                    "-B",
-                    "-q",
-                    "-Dstyle.color=never",
-                    "-f",
-                    str(pom),
-                    f"-Dkafka.version={version}",
-                    "dependency:copy-dependencies",
-                    "-DincludeScope=runtime",
-                    f"-DoutputDirectory={staging}",
-                ]
-                log.info("fetching Kafka %s jars into %s", version, libs)
-                try:
-                    proc = subprocess.run(
-                        cmd, cwd=work, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
-                    )
-                except OSError as exc:
-                    raise KafkaFetchError(f"could not run {mvn}: {exc}") from exc
-            if proc.returncode != 0:
-                output = _tail((proc.stdout or "") + (proc.stderr or ""), _MVN_TAIL_LINES)
-                raise KafkaFetchError(
-                    f"mvn dependency:copy-dependencies for org.apache.kafka:kafka_2.13:{version} "
-                    f"failed with exit code {proc.returncode}:\n{output}"
-                )
-            if not (staging / f"kafka_2.13-{version}.jar").is_file():
-                raise KafkaFetchError(
-                    f"mvn succeeded but kafka_2.13-{version}.jar is missing from {staging}; "
-                    f"got: {sorted(p.name for p in staging.iterdir())}"
-                )
-            jars = sorted(p.name for p in staging.glob("*.jar"))
-            (staging / MARKER_NAME).write_text("\n".join(jars) + "\n")
-            if libs.exists():  # incomplete leftover from an earlier, interrupted layout
-                shutil.rmtree(libs)
-            staging.rename(libs)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
-    return libs
-
-
-# ------------------------------------------------------------------------- broker
 
 
 def _free_ports(count: int) -> list[int]:
@@ -217,6 +88,25 @@ def _pdeathsig_preexec() -> Callable[[], None]:
     return _child
 
 
+def _spawn(cmd: list[str], out: IO[bytes], *, cwd: Path) -> subprocess.Popen[bytes]:
+    """Start *cmd* in a new session (own process group) that gets SIGKILL when our thread dies."""
+    preexec: Callable[[], None] | None = None
+    setpriv = shutil.which("setpriv")  # util-linux: prctl(PR_SET_PDEATHSIG) then exec, no Python in child
+    if setpriv is not None:
+        cmd = [setpriv, "--pdeathsig", "KILL", "--", *cmd]
+    else:
+        preexec = _pdeathsig_preexec()
+    return subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=preexec,  # noqa: PLW1509 -- fallback only (no setpriv); tiny, no locks
+        cwd=cwd,
+    )
+
+
 _DATA_DIR_PREFIX = "shellwatch-kafka-"
 _OWNER_FILE = "owner.pid"
 
@@ -250,9 +140,7 @@ def _stop_all_at_exit() -> None:
 atexit.register(_stop_all_at_exit)
 
 
-def _server_properties(
-    *, port: int, controller_port: int, log_dirs: Path, extra: Mapping[str, str]
-) -> dict[str, str]:
+def _server_properties(*, port: int, controller_port: int, log_dirs: Path, extra: Mapping[str, str]) -> dict[str, str]:
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -343,6 +231,7 @@ class LocalKafka:
     def start(self) -> str:
         """Format storage, launch the JVM and wait until a metadata request succeeds.
 
+        ``startup_timeout`` counts from JVM launch (after the ~2-3 s storage format).
         Returns :attr:`bootstrap_servers`.  On failure the JVM is killed, the data dir
         removed (unless ``keep_data``) and :class:`BrokerStartError` raised with the log tail.
         """
@@ -353,7 +242,7 @@ class LocalKafka:
                 self.libs_dir.glob("kafka_2.13-*.jar")
             ):
                 raise BrokerStartError(f"no kafka_2.13 jar in {self.libs_dir}; run fetch_jars() first")
-            java = _java_executable()
+            java = java_executable()
             _sweep_stale_data_dirs()
             self.data_dir = Path(tempfile.mkdtemp(prefix=_DATA_DIR_PREFIX))
             if not self.keep_data:
@@ -362,7 +251,7 @@ class LocalKafka:
                 self._launch(java)
                 self._wait_ready()
             except BaseException as exc:
-                detail = self._log_tail()
+                detail = self._loglog_tail()
                 self._terminate(force=True)
                 self._cleanup_dir()
                 if isinstance(exc, BrokerStartError):
@@ -401,9 +290,7 @@ class LocalKafka:
         assert self.data_dir is not None
         data = self.data_dir
         (data / "logs").mkdir()
-        (data / "log4j2.xml").write_bytes(
-            importlib.resources.files(_PACKAGE).joinpath("log4j2.xml").read_bytes()
-        )
+        (data / "log4j2.xml").write_bytes(importlib.resources.files(_PACKAGE).joinpath("log4j2.xml").read_bytes())
         self.port, self.controller_port = _free_ports(2)
         props = _server_properties(
             port=self.port,
@@ -414,34 +301,24 @@ class LocalKafka:
         config = data / "server.properties"
         config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
 
-        # 1. format storage (one short-lived JVM)
+        # 1. format storage (one short-lived JVM, also tied to our lifetime)
         fmt = [java, *self._java_opts(), "kafka.tools.StorageTool", "format"]
         fmt += ["-t", _random_cluster_id(), "-c", str(config)]
         with (data / "logs" / "format.log").open("wb") as out:
-            rc = subprocess.run(
-                fmt, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, timeout=120, check=False
-            ).returncode
+            formatter = _spawn(fmt, out, cwd=data)
+        try:
+            rc = formatter.wait(timeout=120)
+        finally:
+            if formatter.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(formatter.pid, signal.SIGKILL)
+                formatter.wait()
         if rc != 0:
             raise BrokerStartError(f"kafka.tools.StorageTool format exited with {rc}")
 
-        # 2. the broker itself, in its own session, dying with us (PDEATHSIG)
-        cmd = [java, *self._java_opts(), "kafka.Kafka", str(config)]
-        preexec: Callable[[], None] | None = None
-        setpriv = shutil.which("setpriv")
-        if setpriv is not None:
-            cmd = [setpriv, "--pdeathsig", "KILL", "--", *cmd]
-        else:
-            preexec = _pdeathsig_preexec()
+        # 2. the broker itself
         with (data / "logs" / "console.log").open("wb") as out:
-            self.process = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=preexec,  # noqa: PLW1509 -- fallback only (no setpriv); tiny, no locks
-                cwd=data,
-            )
+            self.process = _spawn([java, *self._java_opts(), "kafka.Kafka", str(config)], out, cwd=data)
         with _running_lock:
             _running.add(self)
 
@@ -462,7 +339,7 @@ class LocalKafka:
                 )
             time.sleep(0.1)
         # Phase 2: a real Metadata request that lists this (unfenced) broker.
-        admin = AdminClient(_admin_conf(self.bootstrap_servers))
+        admin = AdminClient(admin_conf(self.bootstrap_servers))
         last_error: Exception | None = None
         while True:
             self._check_alive()
@@ -497,9 +374,7 @@ class LocalKafka:
             try:
                 proc.wait(timeout=5 if force else self.stop_timeout)
             except subprocess.TimeoutExpired:
-                log.warning(
-                    "Kafka JVM %d ignored SIGTERM for %.0fs; sending SIGKILL", pgid, self.stop_timeout
-                )
+                log.warning("Kafka JVM %d ignored SIGTERM for %.0fs; sending SIGKILL", pgid, self.stop_timeout)
         # Reap / make sure no straggler stays in the group.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
@@ -514,7 +389,7 @@ class LocalKafka:
             shutil.rmtree(self.data_dir, ignore_errors=True)
             self.data_dir = None
 
-    def _log_tail(self) -> str:
+    def _loglog_tail(self) -> str:
         if self.data_dir is None:
             return ""
         parts = []
@@ -523,53 +398,5 @@ class LocalKafka:
             with contextlib.suppress(OSError):
                 text = path.read_text(errors="replace").strip()
                 if text:
-                    parts.append(
-                        f"--- last {_LOG_TAIL_LINES} lines of {path} ---\n{_tail(text, _LOG_TAIL_LINES)}"
-                    )
+                    parts.append(f"--- last {_LOG_TAIL_LINES} lines of {path} ---\n{log_tail(text, _LOG_TAIL_LINES)}")
         return "\n".join(parts) if parts else f"(no broker log in {self.data_dir / 'logs'})"
-
-
-# ------------------------------------------------------------------------- topics
-
-
-def _admin_conf(bootstrap: str) -> dict[str, str | int]:
-    return {
-        "bootstrap.servers": bootstrap,
-        "socket.connection.setup.timeout.ms": 5000,
-        "log_level": 3,  # errors only: the readiness loop expects transient failures
-    }
-
-
-def create_topic(
-    bootstrap: str,
-    name: str,
-    partitions: int,
-    config: Mapping[str, str] | None = None,
-    *,
-    replication_factor: int = 1,
-    timeout: float = 30.0,
-) -> None:
-    """Create topic *name* and wait until every partition has a leader in the metadata."""
-    admin = AdminClient(_admin_conf(bootstrap))
-    topic = NewTopic(
-        name,
-        num_partitions=partitions,
-        replication_factor=replication_factor,
-        config=dict(config or {}),
-    )
-    futures = admin.create_topics([topic], operation_timeout=timeout, request_timeout=timeout)
-    futures[name].result(timeout=timeout)
-    deadline = time.monotonic() + timeout
-    while True:
-        md = admin.list_topics(topic=name, timeout=max(0.5, deadline - time.monotonic()))
-        tmd = md.topics.get(name)
-        if (
-            tmd is not None
-            and tmd.error is None
-            and len(tmd.partitions) == partitions
-            and all(p.leader >= 0 for p in tmd.partitions.values())
-        ):
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"topic {name!r} created but partitions have no leader after {timeout}s")
-        time.sleep(0.05)

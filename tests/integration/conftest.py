@@ -1,0 +1,57 @@
+"""Fixtures for tests that need a real Kafka broker.
+
+``KAFKA_BOOTSTRAP_SERVERS`` set -> use that cluster; otherwise the Kafka jars are fetched
+with Maven (cached, see ``shellwatch.localkafka``) and one local KRaft broker runs for the
+whole session.  If it cannot be started the fixture raises: the tests fail, never skip.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shellwatch.localkafka import LocalKafka, fetch_jars, jars_dir
+
+_HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _HERE in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.kafka)
+
+
+@pytest.fixture(scope="session")
+def kafka_libs() -> Path:
+    """Cached Kafka jars (fetched on first use; $SHELLWATCH_KAFKA_CACHE overrides the cache root)."""
+    return fetch_jars(jars_dir(os.environ.get("SHELLWATCH_KAFKA_CACHE") or None))
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+    if external:
+        yield external
+        return
+    libs = Path(request.getfixturevalue("kafka_libs"))
+    broker = LocalKafka(libs)
+    request.addfinalizer(broker.stop)  # registered before start(): runs even if start() is interrupted
+    t0 = time.monotonic()
+    bootstrap = broker.start()
+    print(f"\n[localkafka] broker {bootstrap} ready in {time.monotonic() - t0:.1f}s (pid {broker.pid})")
+    yield bootstrap
+
+
+@pytest.fixture
+def topic_name() -> str:
+    return f"it-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def unique_group() -> str:
+    return f"it-group-{uuid.uuid4().hex}"
