@@ -123,3 +123,16 @@ def sequence_alert(
         explanation=explanation,
         mask_secrets=mask_secrets,
     )
+
+
+def avro_alert_record(alert: dict[str, Any]) -> dict[str, Any]:
+    """The alert as a record of ``schemas/alert.avsc`` (``@timestamp`` -> ``timestamp``; quoted events
+    and the explanation as JSON text)."""
+    detection = dict(alert["detection"])
+    detection["events"] = [bytes(orjson.dumps(e)).decode() for e in detection["events"]]
+    detection["explanation"] = orjson.dumps(detection["explanation"]).decode()
+    detection.setdefault("replayed", False)
+    record = {key: value for key, value in alert.items() if key != "@timestamp"}
+    record["timestamp"] = alert["@timestamp"]
+    record["detection"] = detection
+    return record

@@ -35,6 +35,29 @@ class Decoded:
     events: tuple[Event, ...]
 
 
+# The wire-to-model mapping: event attribute -> ECS field path. Single-valued fields are identities.
+COMMON_SINGLE = {
+    "host_id": "host.id",
+    "host_name": "host.name",
+    "event_id": "event.id",
+    "entity_id": "process.entity_id",
+}
+COMMON_MULTI = {"os_types": "host.os.type", "actions": "event.action"}
+NETWORK_MULTI = {"executables": "process.executable", "destination_ips": "destination.ip"}
+PROCESS_SINGLE = {"parent_entity_id": "process.parent.entity_id"}
+PROCESS_MULTI = {
+    "names": "process.name",
+    "executables": "process.executable",
+    "args": "process.args",
+    "command_lines": "process.command_line",
+    "env_vars": "process.env_vars",
+    "parent_names": "process.parent.name",
+    "parent_executables": "process.parent.executable",
+    "parent_args": "process.parent.args",
+    "parent_command_lines": "process.parent.command_line",
+}
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -73,39 +96,15 @@ def events_from_document(doc: Mapping[str, Any], raw: bytes) -> Decoded | Decode
         except InvalidTimestampError as exc:
             return DecodeError("invalid_timestamp", str(exc))
     categories = keyword_values(doc, "event.category")
-    common: dict[str, Any] = {
-        "raw": raw,
-        "timestamp_ms": timestamp_ms,
-        "host_id": single_keyword(doc, "host.id"),
-        "host_name": single_keyword(doc, "host.name"),
-        "event_id": single_keyword(doc, "event.id"),
-        "os_types": keyword_values(doc, "host.os.type"),
-        "actions": keyword_values(doc, "event.action"),
-        "entity_id": single_keyword(doc, "process.entity_id"),
-    }
+    common: dict[str, Any] = {"raw": raw, "timestamp_ms": timestamp_ms}
+    common.update({name: single_keyword(doc, path) for name, path in COMMON_SINGLE.items()})
+    common.update({name: keyword_values(doc, path) for name, path in COMMON_MULTI.items()})
     events: list[Event] = []
     if "network" in categories:
-        events.append(
-            NetworkEvent(
-                **common,
-                executables=keyword_values(doc, "process.executable"),
-                destination_ips=keyword_values(doc, "destination.ip"),
-            )
-        )
+        fields = {name: keyword_values(doc, path) for name, path in NETWORK_MULTI.items()}
+        events.append(NetworkEvent(**common, **fields))
     if "process" in categories:
-        events.append(
-            ProcessEvent(
-                **common,
-                names=keyword_values(doc, "process.name"),
-                executables=keyword_values(doc, "process.executable"),
-                args=keyword_values(doc, "process.args"),
-                command_lines=keyword_values(doc, "process.command_line"),
-                env_vars=keyword_values(doc, "process.env_vars"),
-                parent_entity_id=single_keyword(doc, "process.parent.entity_id"),
-                parent_names=keyword_values(doc, "process.parent.name"),
-                parent_executables=keyword_values(doc, "process.parent.executable"),
-                parent_args=keyword_values(doc, "process.parent.args"),
-                parent_command_lines=keyword_values(doc, "process.parent.command_line"),
-            )
-        )
+        fields = {name: single_keyword(doc, path) for name, path in PROCESS_SINGLE.items()}
+        fields.update({name: keyword_values(doc, path) for name, path in PROCESS_MULTI.items()})
+        events.append(ProcessEvent(**common, **fields))
     return Decoded(tuple(events))

@@ -1,0 +1,79 @@
+"""The code's models against ``schemas/*.avsc`` (one source of truth for the wire contract)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import orjson
+import pytest
+from fastavro.validation import validate
+
+from shellwatch import codec
+from shellwatch.alerts import avro_alert_record
+from shellwatch.events import NetworkEvent, ProcessEvent
+from shellwatch.pipeline import Pipeline, PipelineConfig
+from shellwatch.rules.loader import load_reverse_shell_rule
+
+from .builders import conn_doc, exec_doc
+
+SCHEMAS = Path(__file__).parents[2] / "schemas"
+
+
+def load(name: str) -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads((SCHEMAS / f"{name}.avsc").read_text())
+    return schema
+
+
+def paths(schema: Any, prefix: str = "") -> set[str]:
+    """Every field path of a record schema (ECS ``@timestamp`` is Avro ``timestamp``)."""
+    out: set[str] = set()
+    if isinstance(schema, list):
+        for branch in schema:
+            out |= paths(branch, prefix)
+    elif isinstance(schema, dict) and schema.get("type") == "record":
+        for f in schema["fields"]:
+            name = "@timestamp" if not prefix and f["name"] == "timestamp" else f["name"]
+            out.add(prefix + name)
+            out |= paths(f["type"], f"{prefix}{name}.")
+    elif isinstance(schema, dict) and schema.get("type") == "array":
+        out |= paths(schema["items"], prefix)
+    return out
+
+
+@pytest.mark.parametrize("name", ["network_event", "process_event", "alert"])
+def test_schemas_parse(name: str) -> None:
+    fastavro.parse_schema(load(name))
+
+
+@pytest.mark.parametrize(
+    ("schema", "event_type", "mappings"),
+    [
+        ("network_event", NetworkEvent, [codec.COMMON_SINGLE, codec.COMMON_MULTI, codec.NETWORK_MULTI]),
+        (
+            "process_event",
+            ProcessEvent,
+            [codec.COMMON_SINGLE, codec.COMMON_MULTI, codec.PROCESS_SINGLE, codec.PROCESS_MULTI],
+        ),
+    ],
+)
+def test_event_models_match_schemas(schema: str, event_type: type, mappings: list[dict[str, str]]) -> None:
+    declared = paths(load(schema))
+    read = {path for mapping in mappings for path in mapping.values()} | {"@timestamp", "event.category"}
+    assert read <= declared, read - declared
+    attributes = {f.name for f in dataclasses.fields(event_type)} - {"raw", "timestamp_ms"}
+    assert attributes == {name for mapping in mappings for name in mapping}
+
+
+def test_alert_documents_validate_against_alert_schema() -> None:
+    pipeline = Pipeline(load_reverse_shell_rule(), PipelineConfig())
+    for doc in (conn_doc(1_700_000_000_000), exec_doc(1_700_000_000_400, process__env_vars=["A=b"])):
+        assert pipeline.process(orjson.dumps(doc), detected_ms=1_700_000_000_900).alerts == []
+    (document,) = pipeline.flush(detected_ms=1_700_000_001_000)
+    alert = orjson.loads(orjson.dumps(document))
+    record = avro_alert_record(alert)
+    assert validate(record, fastavro.parse_schema(load("alert")), strict=True)
+    assert set(paths(load("alert"))) >= {"@timestamp", "event.id", "detection.latency_ms", "threat.technique.id"}
