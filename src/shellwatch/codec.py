@@ -101,10 +101,10 @@ def events_from_document(doc: Mapping[str, Any], raw: bytes) -> Decoded | Decode
     common.update({name: keyword_values(doc, path) for name, path in COMMON_MULTI.items()})
     events: list[Event] = []
     if "network" in categories:
-        fields = {name: keyword_values(doc, path) for name, path in NETWORK_MULTI.items()}
-        events.append(NetworkEvent(**common, **fields))
+        network: dict[str, Any] = {name: keyword_values(doc, path) for name, path in NETWORK_MULTI.items()}
+        events.append(NetworkEvent(**common, **network))
     if "process" in categories:
-        fields = {name: single_keyword(doc, path) for name, path in PROCESS_SINGLE.items()}
-        fields.update({name: keyword_values(doc, path) for name, path in PROCESS_MULTI.items()})
-        events.append(ProcessEvent(**common, **fields))
+        process: dict[str, Any] = {name: single_keyword(doc, path) for name, path in PROCESS_SINGLE.items()}
+        process.update({name: keyword_values(doc, path) for name, path in PROCESS_MULTI.items()})
+        events.append(ProcessEvent(**common, **process))
     return Decoded(tuple(events))
