@@ -1,0 +1,41 @@
+# shellwatch developer entry points. Everything installs itself: a fresh machine needs Python 3.11+,
+# Java 17+ and Maven (for the Kafka jars), nothing else.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint unit integration kafka-jars clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+## demo: run the detector on the bundled sample (one attack amid benign traffic); alerts on stdout
+demo: $(STAMP)
+	$(BIN)/shellwatch detect sample
+
+## test: lint, type-check, then the whole suite (unit, property, differential, real-broker integration)
+test: lint kafka-jars
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+integration: kafka-jars
+	$(BIN)/python -m pytest tests/integration
+
+## kafka-jars: fetch Apache Kafka from Maven Central into ~/.cache/shellwatch (once)
+kafka-jars: $(STAMP)
+	$(BIN)/python -m shellwatch.localkafka fetch
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build src/*.egg-info
