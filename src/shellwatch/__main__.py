@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-rules":
         print(f"{rule.meta.id} v{rule.meta.version}: ok (ruleset {rule.digest})")
         return 0
-    config = settings.pipeline_config()
+    config = settings.pipeline
     if args.allowed_lateness_ms is not None:
         if args.allowed_lateness_ms < 0:
             print("shellwatch: --allowed-lateness-ms must be >= 0", file=sys.stderr)

@@ -16,7 +16,9 @@ Kind = Literal["network", "process"]
 
 
 @dataclass(frozen=True, slots=True)
-class NetworkEvent:
+class _EcsEvent:
+    """The fields every event kind carries."""
+
     raw: bytes
     timestamp_ms: int | None
     host_id: str | None
@@ -25,6 +27,10 @@ class NetworkEvent:
     os_types: tuple[str, ...]
     actions: tuple[str, ...]
     entity_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkEvent(_EcsEvent):
     executables: tuple[str, ...]
     destination_ips: tuple[str, ...]
 
@@ -34,15 +40,7 @@ class NetworkEvent:
 
 
 @dataclass(frozen=True, slots=True)
-class ProcessEvent:
-    raw: bytes
-    timestamp_ms: int | None
-    host_id: str | None
-    host_name: str | None
-    event_id: str | None
-    os_types: tuple[str, ...]
-    actions: tuple[str, ...]
-    entity_id: str | None
+class ProcessEvent(_EcsEvent):
     names: tuple[str, ...]
     executables: tuple[str, ...]
     args: tuple[str, ...]

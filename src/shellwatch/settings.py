@@ -6,7 +6,7 @@ Built once in ``__main__`` and passed down. Invalid values stop the program with
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from shellwatch.pipeline import PipelineConfig
@@ -47,36 +47,24 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    allowed_lateness_ms: int = 5000
-    prefilter_enabled: bool = True
-    mask_secrets: bool = True
-    max_hosts: int = 100_000
-    max_pending_per_host: int = 1024
-    max_held_per_host: int = 50_000
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     rule_file: Path | None = None
     kafka_bootstrap_servers: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         rule_file = env.get(ENV_PREFIX + "RULE_FILE")
-        defaults = cls()
-        return cls(
+        defaults = PipelineConfig()
+        pipeline = PipelineConfig(
             allowed_lateness_ms=_int(env, "ALLOWED_LATENESS_MS", defaults.allowed_lateness_ms, 0),
             prefilter_enabled=_flag(env, "PREFILTER", defaults.prefilter_enabled),
             mask_secrets=_flag(env, "MASK_SECRETS", defaults.mask_secrets),
             max_hosts=_int(env, "MAX_HOSTS", defaults.max_hosts, 1),
             max_pending_per_host=_int(env, "MAX_PENDING_PER_HOST", defaults.max_pending_per_host, 1),
             max_held_per_host=_int(env, "MAX_HELD_PER_HOST", defaults.max_held_per_host, 1),
+        )
+        return cls(
+            pipeline=pipeline,
             rule_file=Path(rule_file) if rule_file else None,
             kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
-        )
-
-    def pipeline_config(self) -> PipelineConfig:
-        return PipelineConfig(
-            allowed_lateness_ms=self.allowed_lateness_ms,
-            prefilter_enabled=self.prefilter_enabled,
-            mask_secrets=self.mask_secrets,
-            max_hosts=self.max_hosts,
-            max_pending_per_host=self.max_pending_per_host,
-            max_held_per_host=self.max_held_per_host,
         )

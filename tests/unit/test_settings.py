@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shellwatch.pipeline import PipelineConfig
+from shellwatch.settings import Settings, SettingsError
+
+
+def test_defaults_without_environment() -> None:
+    settings = Settings.from_env({"BROKER_URL": "kafka://elsewhere:9092", "WEB_PORT": "tcp://10.0.0.1:80"})
+    assert settings == Settings()
+    assert settings.pipeline == PipelineConfig()
+
+
+def test_prefixed_variables() -> None:
+    settings = Settings.from_env(
+        {
+            "SHELLWATCH_ALLOWED_LATENESS_MS": "250",
+            "SHELLWATCH_PREFILTER": "off",
+            "SHELLWATCH_MASK_SECRETS": "false",
+            "SHELLWATCH_RULE_FILE": "/etc/shellwatch/rule.toml",
+            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
+        }
+    )
+    assert settings.pipeline.allowed_lateness_ms == 250
+    assert not settings.pipeline.prefilter_enabled and not settings.pipeline.mask_secrets
+    assert settings.rule_file == Path("/etc/shellwatch/rule.toml")
+    assert settings.kafka_bootstrap_servers == "127.0.0.1:9092"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"SHELLWATCH_ALLOWED_LATENESS_MS": "soon"}, "SHELLWATCH_ALLOWED_LATENESS_MS"),
+        ({"SHELLWATCH_MAX_HOSTS": "0"}, "SHELLWATCH_MAX_HOSTS"),
+        ({"SHELLWATCH_PREFILTER": "maybe"}, "SHELLWATCH_PREFILTER"),
+    ],
+)
+def test_invalid_values_name_the_variable(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        Settings.from_env(env)
