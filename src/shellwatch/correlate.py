@@ -28,13 +28,15 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from shellwatch.codec import Decoded, decode_json_event
 from shellwatch.events import Event, Kind, NetworkEvent, ProcessEvent
 from shellwatch.rules.model import ReverseShellRule
+from shellwatch.sequence_state import HostSnapshot
 from shellwatch.stages import network_stage_clauses, process_stage_clauses
 
 __all__ = ["Correlator", "CorrelatorStats", "Match"]
 
-_NEVER = -(2**64)
+_NEVER = -(2**63)  # below every valid timestamp, and within int64 for snapshots
 _CONNECTION, _EXEC = 0, 1
 
 
@@ -123,6 +125,7 @@ class Correlator:
         self.stats = CorrelatorStats()
         self._hosts: OrderedDict[str, _Host] = OrderedDict()
         self._holding: set[str] = set()
+        self._dirty: set[str] = set()
         self._seq = 0
 
     # -- public API ---------------------------------------------------------------------------
@@ -138,6 +141,7 @@ class Correlator:
             return []
         out: list[Match] = []
         host = self._touch(event.host_id, out)
+        self._dirty.add(event.host_id)
         ts = event.timestamp_ms
         if isinstance(event, NetworkEvent):
             host.network_ms = max(host.network_ms, ts)
@@ -168,6 +172,7 @@ class Correlator:
         out: list[Match] = []
         targets = list(self._holding) if host_ids is None else [h for h in host_ids if h in self._holding]
         for host_id in targets:
+            self._dirty.add(host_id)
             self._release(host_id, self._hosts[host_id], frozenset((kind,)), out)
         return out
 
@@ -175,8 +180,81 @@ class Correlator:
         """End of input: apply everything held, in order."""
         out: list[Match] = []
         for host_id in list(self._holding):
+            self._dirty.add(host_id)
             self._release(host_id, self._hosts[host_id], frozenset(("network", "process")), out)
         return out
+
+    # -- state snapshots (the worker's changelog) --------------------------------------------
+
+    def drain_dirty(self) -> set[str]:
+        """Hosts whose state changed since the last call (evicted hosts included)."""
+        dirty, self._dirty = self._dirty, set()
+        return dirty
+
+    def knows(self, host_id: str) -> bool:
+        return host_id in self._hosts
+
+    def export_host(self, host_id: str) -> HostSnapshot | None:
+        """The host's state, or ``None`` when it holds nothing worth keeping (or is unknown)."""
+        host = self._hosts.get(host_id)
+        if host is None or not (host.held or host.pending or host.recent_execs):
+            return None
+        return HostSnapshot(
+            network_ms=host.network_ms,
+            process_ms=host.process_ms,
+            released=host.released,
+            pending=tuple((p.timestamp_ms, p.seq, p.event.raw) for p in host.pending.values()),
+            held=tuple((ts, rank, seq, event.raw) for ts, rank, seq, event, _ in host.held),
+            recent_execs=tuple((a.timestamp_ms, a.seq, a.event.raw, a.paired) for _, a in host.recent_execs),
+        )
+
+    def import_host(self, host_id: str, snapshot: HostSnapshot) -> list[Match]:
+        """Restore a host's state (replacing what is known of it); events the rule no longer accepts
+        are dropped. Returns the sequences that restoring let complete (held events may be ready)."""
+        out: list[Match] = []
+        self.forget_host(host_id)
+        host = self._touch(host_id, out)
+        host.network_ms, host.process_ms, host.released = snapshot.network_ms, snapshot.process_ms, snapshot.released
+        for ts, seq, raw in snapshot.pending:
+            connection = self._restored(raw, NetworkEvent)
+            if connection is not None and isinstance(connection[0], NetworkEvent) and connection[0].entity_id:
+                host.pending[connection[0].entity_id] = _Pending(ts, seq, connection[0], connection[1])
+        for ts, rank, seq, raw in snapshot.held:
+            restored = self._restored(raw, NetworkEvent if rank == _CONNECTION else ProcessEvent)
+            if restored is not None:
+                host.held.append((ts, rank, seq, restored[0], restored[1]))
+        heapq.heapify(host.held)
+        for ts, seq, raw, paired in snapshot.recent_execs:
+            execution = self._restored(raw, ProcessEvent)
+            if execution is not None and isinstance(execution[0], ProcessEvent) and execution[0].parent_entity_id:
+                applied = _Applied(ts, seq, execution[0], execution[1], paired)
+                host.recent_execs.append((execution[0].parent_entity_id, applied))
+        seqs = [seq for _, seq, _ in snapshot.pending] + [item[2] for item in snapshot.held]
+        self._seq = max([self._seq, *seqs, *(seq for _, seq, _, _ in snapshot.recent_execs)])
+        if host.held:
+            self._holding.add(host_id)
+        self._release(host_id, host, frozenset(), out)
+        return out
+
+    def forget_host(self, host_id: str) -> None:
+        """Drop a host's state without applying anything (its partition moved to another worker)."""
+        self._hosts.pop(host_id, None)
+        self._holding.discard(host_id)
+        self._dirty.discard(host_id)
+
+    def _restored(self, raw: bytes, kind: type[Event]) -> tuple[Event, tuple[str, ...]] | None:
+        decoded = decode_json_event(raw)
+        if not isinstance(decoded, Decoded):
+            return None
+        for event in decoded.events:
+            if isinstance(event, NetworkEvent) and kind is NetworkEvent:
+                clauses = network_stage_clauses(self.rule.network, event)
+            elif isinstance(event, ProcessEvent) and kind is ProcessEvent:
+                clauses = process_stage_clauses(self.rule.process, event)
+            else:
+                continue
+            return (event, clauses) if clauses is not None else None
+        return None
 
     @property
     def host_count(self) -> int:
@@ -204,6 +282,7 @@ class Correlator:
                 self._apply(old, heapq.heappop(old.held), out)
             del self._hosts[old_id]
             self._holding.discard(old_id)
+            self._dirty.add(old_id)
             self.stats.evicted_hosts += 1
         return host
 

@@ -20,7 +20,7 @@ _ISO = re.compile(
 )
 _DIGITS = re.compile(r"\d{1,19}", re.ASCII)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_INT64_MIN, _INT64_MAX = -(2**63) + 1, 2**63 - 1  # int64, less its minimum (the correlator's "never")
 
 
 class InvalidTimestampError(ValueError):

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from shellwatch.correlate import Correlator
 from shellwatch.events import Event, NetworkEvent, ProcessEvent
 from shellwatch.rules.loader import load_reverse_shell_rule
+from shellwatch.sequence_state import HostSnapshot
 from shellwatch.stages import network_stage_clauses, process_stage_clauses
 
 from .builders import T0, conn_doc, exec_doc, net, proc
@@ -129,3 +130,30 @@ def test_any_skewed_interleaving_matches_event_time_order(scenario: tuple[list[I
     assert got == reference(everything)
     assert correlator.stats.late == 0
     assert not any(m.late for m in matches)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.integers(0, 60))
+def test_snapshot_and_restore_mid_stream_changes_nothing(
+    scenario: tuple[list[Item], list[Item | str]], cut: int
+) -> None:
+    """A worker restarted at any point, its state restored from snapshots, raises the same alerts."""
+    everything, arrival = scenario
+    correlator = Correlator(RULE, allowed_lateness_ms=LATENESS_MS)
+    matches = []
+    for index, step in enumerate(arrival):
+        if index == cut:
+            hosts = correlator.drain_dirty()
+            snapshots = {h: correlator.export_host(h) for h in hosts}
+            correlator = Correlator(RULE, allowed_lateness_ms=LATENESS_MS)
+            for host, snapshot in snapshots.items():
+                if snapshot is not None:
+                    matches.extend(correlator.import_host(host, HostSnapshot.from_bytes(snapshot.to_bytes())))
+        if isinstance(step, str):
+            _, host, kind = step.split(":")
+            matches.extend(correlator.stream_idle("network" if kind == "network" else "process", [host]))
+        else:
+            matches.extend(correlator.observe(step.event))
+    matches.extend(correlator.flush())
+    got = sorted((m.connection.event_id or "", m.execution.event_id or "") for m in matches)
+    assert got == reference(everything)
