@@ -7,13 +7,14 @@ Outcomes are data: every record is counted as pre-filtered, undecodable (with it
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from shellwatch.alerts import sequence_alert
 from shellwatch.codec import DecodeError, decode_json_event
 from shellwatch.correlate import Correlator, Match
-from shellwatch.events import Kind
+from shellwatch.events import Event, Kind
 from shellwatch.prefilter import Prefilter
 from shellwatch.rules.model import ReverseShellRule
 
@@ -74,18 +75,22 @@ class Pipeline:
             self.stats.undecodable[decoded.reason] += 1
             return RecordOutcome([], error=decoded)
         self.stats.decoded += 1
-        matches: list[Match] = []
-        for event in decoded.events:
-            matches.extend(self.correlator.observe(event))
-        return RecordOutcome(self._alerts(matches, detected_ms))
+        return RecordOutcome(self.observe(decoded.events, detected_ms))
 
-    def stream_idle(self, kind: Kind, detected_ms: int) -> list[dict[str, Any]]:
-        return self._alerts(self.correlator.stream_idle(kind), detected_ms)
+    def observe(self, events: Iterable[Event], detected_ms: int) -> list[dict[str, Any]]:
+        """Decoded events in; the alerts they complete out."""
+        matches: list[Match] = []
+        for event in events:
+            matches.extend(self.correlator.observe(event))
+        return self.alerts_for(matches, detected_ms)
+
+    def stream_idle(self, kind: Kind, detected_ms: int, host_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        return self.alerts_for(self.correlator.stream_idle(kind, host_ids), detected_ms)
 
     def flush(self, detected_ms: int) -> list[dict[str, Any]]:
-        return self._alerts(self.correlator.flush(), detected_ms)
+        return self.alerts_for(self.correlator.flush(), detected_ms)
 
-    def _alerts(self, matches: list[Match], detected_ms: int) -> list[dict[str, Any]]:
+    def alerts_for(self, matches: list[Match], detected_ms: int) -> list[dict[str, Any]]:
         self.stats.alerts += len(matches)
         return [
             sequence_alert(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from shellwatch.pipeline import PipelineConfig
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError"]
+__all__ = ["ENV_PREFIX", "KafkaSettings", "Settings", "SettingsError"]
 
 ENV_PREFIX = "SHELLWATCH_"
 
@@ -45,11 +45,65 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
     return value
 
 
+def _text(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(ENV_PREFIX + name, default).strip()
+    if not value:
+        raise SettingsError(f"{ENV_PREFIX}{name}: must not be empty")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    """Where the worker reads and writes. Input topics are keyed by ``host.id`` and co-partitioned."""
+
+    bootstrap_servers: str | None = None
+    app_id: str = "shellwatch"
+    network_topic: str = "logs-endpoint.events.network"
+    process_topic: str = "logs-endpoint.events.process"
+    mixed_topic: str | None = None  # one topic with both kinds, routed by event.category
+    alerts_topic: str = "shellwatch-alerts"
+    dead_letter_topic: str = "shellwatch-dead-letters"
+    replication_factor: int = 1
+    web_enabled: bool = True
+    web_port: int = 6066
+    data_dir: Path | None = None
+
+    @property
+    def relevant_topic(self) -> str:
+        """The internal topic the pre-filter stage feeds to the correlation agent."""
+        return f"{self.app_id}-relevant"
+
+    @property
+    def source_topics(self) -> tuple[tuple[str, str], ...]:
+        if self.mixed_topic is not None:
+            return ((self.mixed_topic, "mixed"),)
+        return ((self.network_topic, "network"), (self.process_topic, "process"))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> KafkaSettings:
+        defaults = cls()
+        mixed = env.get(ENV_PREFIX + "MIXED_TOPIC", "").strip() or None
+        data_dir = env.get(ENV_PREFIX + "DATA_DIR", "").strip()
+        return cls(
+            bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or None,
+            app_id=_text(env, "APP_ID", defaults.app_id),
+            network_topic=_text(env, "NETWORK_TOPIC", defaults.network_topic),
+            process_topic=_text(env, "PROCESS_TOPIC", defaults.process_topic),
+            mixed_topic=mixed,
+            alerts_topic=_text(env, "ALERTS_TOPIC", defaults.alerts_topic),
+            dead_letter_topic=_text(env, "DEAD_LETTER_TOPIC", defaults.dead_letter_topic),
+            replication_factor=_int(env, "REPLICATION_FACTOR", defaults.replication_factor, 1),
+            web_enabled=_flag(env, "WEB_ENABLED", defaults.web_enabled),
+            web_port=_int(env, "WEB_PORT", defaults.web_port, 1),
+            data_dir=Path(data_dir) if data_dir else None,
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     rule_file: Path | None = None
-    kafka_bootstrap_servers: str | None = None
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -66,5 +120,5 @@ class Settings:
         return cls(
             pipeline=pipeline,
             rule_file=Path(rule_file) if rule_file else None,
-            kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+            kafka=KafkaSettings.from_env(env),
         )

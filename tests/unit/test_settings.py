@@ -27,7 +27,14 @@ def test_prefixed_variables() -> None:
     assert settings.pipeline.allowed_lateness_ms == 250
     assert not settings.pipeline.prefilter_enabled and not settings.pipeline.mask_secrets
     assert settings.rule_file == Path("/etc/shellwatch/rule.toml")
-    assert settings.kafka_bootstrap_servers == "127.0.0.1:9092"
+    assert settings.kafka.bootstrap_servers == "127.0.0.1:9092"
+    assert settings.kafka.source_topics == (
+        ("logs-endpoint.events.network", "network"),
+        ("logs-endpoint.events.process", "process"),
+    )
+    mixed = Settings.from_env({"SHELLWATCH_MIXED_TOPIC": "endpoint", "SHELLWATCH_APP_ID": "sw-eu"}).kafka
+    assert mixed.source_topics == (("endpoint", "mixed"),)
+    assert mixed.relevant_topic == "sw-eu-relevant"
 
 
 @pytest.mark.parametrize(
@@ -36,6 +43,8 @@ def test_prefixed_variables() -> None:
         ({"SHELLWATCH_ALLOWED_LATENESS_MS": "soon"}, "SHELLWATCH_ALLOWED_LATENESS_MS"),
         ({"SHELLWATCH_MAX_HOSTS": "0"}, "SHELLWATCH_MAX_HOSTS"),
         ({"SHELLWATCH_PREFILTER": "maybe"}, "SHELLWATCH_PREFILTER"),
+        ({"SHELLWATCH_ALERTS_TOPIC": " "}, "SHELLWATCH_ALERTS_TOPIC"),
+        ({"SHELLWATCH_WEB_PORT": "x"}, "SHELLWATCH_WEB_PORT"),
     ],
 )
 def test_invalid_values_name_the_variable(env: dict[str, str], named: str) -> None:

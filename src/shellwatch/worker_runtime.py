@@ -1,0 +1,144 @@
+"""What the correlation agent does with one record, apart from Kafka: decode, correlate, keep state.
+
+The agent hands over each record of the relevant topic (forwarded events and the pre-filter stage's
+progress markers) with its partition; this class runs the core and mirrors every host's sequence
+state into a key-value store (the worker's changelog-backed table), so a restarted or re-balanced
+worker resumes exactly where the previous owner of the partition stopped. Alerts must be delivered
+before :meth:`CorrelationRuntime.persist` is called, so a crash in between repeats an alert (same id)
+rather than losing it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from shellwatch.codec import DecodeError, decode_json_event
+from shellwatch.events import Kind
+from shellwatch.pipeline import Pipeline
+from shellwatch.sequence_state import HostSnapshot, SnapshotError
+
+__all__ = ["KIND_HEADER", "PROGRESS_HEADER", "CorrelationRuntime", "RecordError", "StateStore"]
+
+PROGRESS_HEADER = "shellwatch.progress"
+KIND_HEADER = "shellwatch.kind"
+_KINDS: dict[bytes, Kind] = {b"network": "network", b"process": "process"}
+
+
+class StateStore(Protocol):
+    def get(self, key: str) -> bytes | None: ...
+    def put(self, key: str, value: bytes) -> None: ...
+    def delete(self, key: str) -> None: ...
+    def items(self) -> Iterable[tuple[str, bytes]]: ...
+
+
+class RecordError(Exception):
+    """A record the agent cannot use; it goes to the dead-letter topic with this reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+def _encode_state(partition: int, snapshot: HostSnapshot) -> bytes:
+    return b"%d\n" % partition + snapshot.to_bytes()
+
+
+def _decode_state(value: bytes) -> tuple[int, HostSnapshot]:
+    head, _, body = value.partition(b"\n")
+    try:
+        return int(head), HostSnapshot.from_bytes(body)
+    except ValueError as exc:
+        raise SnapshotError(f"bad state record: {exc}") from None
+
+
+class CorrelationRuntime:
+    def __init__(self, pipeline: Pipeline, store: StateStore) -> None:
+        self.pipeline = pipeline
+        self.store = store
+        self.needs_reload = True
+        self.bad_state_records = 0
+        self._partition_of: dict[str, int] = {}
+        self._hosts_in: defaultdict[int, set[str]] = defaultdict(set)
+
+    def reload(self, partitions: set[int], detected_ms: int) -> list[dict[str, Any]]:
+        """After a rebalance: forget hosts of partitions this worker lost, restore those it gained."""
+        correlator = self.pipeline.correlator
+        for partition in [p for p in self._hosts_in if p not in partitions]:
+            for host_id in self._hosts_in.pop(partition):
+                correlator.forget_host(host_id)
+                self._partition_of.pop(host_id, None)
+        matches = []
+        for host_id, value in list(self.store.items()):
+            if correlator.knows(host_id):
+                continue
+            try:
+                partition, snapshot = _decode_state(value)
+            except SnapshotError:
+                self.bad_state_records += 1
+                continue
+            if partition in partitions:
+                self._place(host_id, partition)
+                matches.extend(correlator.import_host(host_id, snapshot))
+        self.needs_reload = False
+        return self.pipeline.alerts_for(matches, detected_ms)
+
+    def handle(
+        self, value: bytes | None, headers: Mapping[str, bytes], partition: int, detected_ms: int
+    ) -> list[dict[str, Any]]:
+        """The alerts one record completes. Raises :class:`RecordError` for an unusable record."""
+        progress = headers.get(PROGRESS_HEADER)
+        if progress is not None:
+            return self._progress(progress, partition, detected_ms)
+        if value is None:
+            raise RecordError("empty", "record without a value")
+        decoded = decode_json_event(value)
+        if isinstance(decoded, DecodeError):
+            raise RecordError(decoded.reason, decoded.message)
+        correlator = self.pipeline.correlator
+        for event in decoded.events:
+            host_id = event.host_id
+            if host_id is None or correlator.knows(host_id):
+                continue
+            self._place(host_id, partition)
+            stored = self.store.get(host_id)
+            if stored is not None:
+                try:
+                    correlator.import_host(host_id, _decode_state(stored)[1])
+                except SnapshotError:
+                    self.bad_state_records += 1
+        return self.pipeline.observe(decoded.events, detected_ms)
+
+    def persist(self) -> None:
+        """Write every changed host's state to the store (or delete it once nothing is left)."""
+        correlator = self.pipeline.correlator
+        for host_id in correlator.drain_dirty():
+            snapshot = correlator.export_host(host_id)
+            partition = self._partition_of.get(host_id)
+            if snapshot is not None and partition is not None and correlator.knows(host_id):
+                self.store.put(host_id, _encode_state(partition, snapshot))
+            else:
+                self.store.delete(host_id)
+                if not correlator.knows(host_id) and partition is not None:
+                    self._hosts_in[partition].discard(host_id)
+                    self._partition_of.pop(host_id, None)
+
+    def _progress(self, kinds: bytes, partition: int, detected_ms: int) -> list[dict[str, Any]]:
+        hosts = self._hosts_in.get(partition)
+        if not hosts:
+            return []
+        alerts = []
+        for part in kinds.split(b","):
+            kind = _KINDS.get(part.strip())
+            if kind is not None:
+                alerts.extend(self.pipeline.stream_idle(kind, detected_ms, list(hosts)))
+        return alerts
+
+    def _place(self, host_id: str, partition: int) -> None:
+        previous = self._partition_of.get(host_id)
+        if previous is not None and previous != partition:
+            self._hosts_in[previous].discard(host_id)
+        self._partition_of[host_id] = partition
+        self._hosts_in[partition].add(host_id)

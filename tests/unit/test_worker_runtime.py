@@ -1,0 +1,108 @@
+"""The agent's record handling without Kafka: progress markers, state mirrored to a store, restarts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import orjson
+import pytest
+
+from shellwatch.pipeline import Pipeline, PipelineConfig
+from shellwatch.rules.loader import load_reverse_shell_rule
+from shellwatch.sequence_state import HostSnapshot
+from shellwatch.worker_runtime import PROGRESS_HEADER, CorrelationRuntime, RecordError
+
+from .builders import T0, conn_doc, exec_doc
+
+RULE = load_reverse_shell_rule()
+NOW = T0 + 60_000
+
+
+class DictStore:
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+
+    def get(self, key: str) -> bytes | None:
+        return self.data.get(key)
+
+    def put(self, key: str, value: bytes) -> None:
+        self.data[key] = value
+
+    def delete(self, key: str) -> None:
+        self.data.pop(key, None)
+
+    def items(self) -> Iterator[tuple[str, bytes]]:
+        return iter(self.data.items())
+
+
+def runtime(store: DictStore) -> CorrelationRuntime:
+    return CorrelationRuntime(Pipeline(RULE, PipelineConfig()), store)
+
+
+def feed(rt: CorrelationRuntime, doc: dict[str, object], partition: int = 0) -> list[dict[str, object]]:
+    alerts = rt.handle(orjson.dumps(doc), {}, partition, NOW)
+    rt.persist()
+    return alerts
+
+
+def marker(rt: CorrelationRuntime, kinds: bytes, partition: int = 0) -> list[dict[str, object]]:
+    alerts = rt.handle(b"", {PROGRESS_HEADER: kinds}, partition, NOW)
+    rt.persist()
+    return alerts
+
+
+def test_progress_marker_releases_a_held_exec() -> None:
+    rt = runtime(DictStore())
+    assert feed(rt, conn_doc(T0)) == []
+    assert feed(rt, exec_doc(T0 + 1000)) == []
+    assert marker(rt, b"network", partition=1) == []  # another partition's hosts
+    (alert,) = marker(rt, b"network")
+    assert alert["rule"]["id"] == "potential-reverse-shell-via-java"  # type: ignore[index]
+
+
+def test_restart_between_connection_and_exec_resumes_from_the_store() -> None:
+    store = DictStore()
+    first = runtime(store)
+    feed(first, conn_doc(T0))
+    marker(first, b"process")  # the connection is applied and pending
+    assert set(store.data) == {"host-a"}
+    second = runtime(store)  # a new worker process, same changelog
+    assert second.reload({0}, NOW) == []
+    assert feed(second, exec_doc(T0 + 4000)) == []
+    (alert,) = marker(second, b"network")
+    assert alert["detection"]["explanation"]["gap_ms"] == 4000  # type: ignore[index]
+    state = HostSnapshot.from_bytes(store.data["host-a"].partition(b"\n")[2])
+    assert state.pending == () and state.held == ()  # the connection was consumed
+    assert [paired for *_, paired in state.recent_execs] == [True]  # kept only for late connections
+
+
+def test_reload_ignores_partitions_owned_elsewhere_and_forgets_lost_ones() -> None:
+    store = DictStore()
+    rt = runtime(store)
+    feed(rt, conn_doc(T0, host="h-p0"), partition=0)
+    feed(rt, conn_doc(T0, host="h-p1"), partition=1)
+    other = runtime(store)
+    other.reload({1}, NOW)
+    assert other.pipeline.correlator.knows("h-p1") and not other.pipeline.correlator.knows("h-p0")
+    rt.reload({0}, NOW)
+    assert not rt.pipeline.correlator.knows("h-p1")
+
+
+def test_corrupt_state_is_counted_not_fatal() -> None:
+    store = DictStore()
+    store.put("host-a", b"0\nnot json")
+    rt = runtime(store)
+    rt.reload({0}, NOW)
+    assert rt.bad_state_records == 1
+    feed(rt, conn_doc(T0))  # the host is unknown again: the store is read (and found corrupt) once more
+    assert rt.bad_state_records == 2
+    assert HostSnapshot.from_bytes(store.data["host-a"].partition(b"\n")[2]).held  # replaced by good state
+
+
+def test_undecodable_record_is_a_record_error() -> None:
+    rt = runtime(DictStore())
+    with pytest.raises(RecordError) as caught:
+        rt.handle(b'{"process": ', {}, 0, NOW)
+    assert caught.value.reason == "invalid_json"
+    with pytest.raises(RecordError):
+        rt.handle(None, {}, 0, NOW)
