@@ -14,9 +14,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-## demo: run the detector on the bundled sample (one attack amid benign traffic); alerts on stdout
-demo: $(STAMP)
-	$(BIN)/shellwatch detect sample
+## demo: local Kafka broker + worker + the bundled sample (one attack amid benign traffic); alerts printed
+demo: kafka-jars
+	$(BIN)/shellwatch demo
 
 ## test: lint, type-check, then the whole suite (unit, property, differential, real-broker integration)
 test: lint kafka-jars

@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     detect.add_argument("--no-prefilter", action="store_true", help="decode and validate every line")
     detect.add_argument("--no-mask-secrets", action="store_true", help="quote events without masking")
     commands.add_parser("check-rules", help="load and validate the rule files, then exit")
+    commands.add_parser("demo", help="run broker, worker and the bundled sample end to end; print the alerts")
+    worker = commands.add_parser("worker", help="run the Kafka stream worker (settings from SHELLWATCH_* variables)")
+    worker.add_argument("--loglevel", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
 
@@ -46,6 +49,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-rules":
         print(f"{rule.meta.id} v{rule.meta.version}: ok (ruleset {rule.digest})")
         return 0
+    if args.command == "demo":
+        from shellwatch.demo import run_demo  # noqa: PLC0415 - only these commands pay for Kafka clients
+
+        return run_demo(settings, rule, os.environ, sys.stdout)
+    if args.command == "worker":
+        from shellwatch.worker import run_worker  # noqa: PLC0415 - only the worker pays for importing Faust
+
+        return run_worker(settings, rule, loglevel=args.loglevel)
     config = settings.pipeline
     if args.allowed_lateness_ms is not None:
         if args.allowed_lateness_ms < 0:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import orjson
 
-from shellwatch.ecs import field_values, keyword_values, single_keyword
+from shellwatch.ecs import FieldSet, field_values, flatten, keyword_values, single_keyword
 from shellwatch.events import Event, NetworkEvent, ProcessEvent
 from shellwatch.timestamps import InvalidTimestampError, parse_timestamp_ms
 
@@ -58,6 +58,12 @@ PROCESS_MULTI = {
 }
 
 
+_FIELDS = FieldSet(
+    {"@timestamp", "event.category"}
+    | {path for m in (COMMON_SINGLE, COMMON_MULTI, NETWORK_MULTI, PROCESS_SINGLE, PROCESS_MULTI) for path in m.values()}
+)
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -87,24 +93,25 @@ def decode_json_event(raw: bytes) -> Decoded | DecodeError:
     return events_from_document(doc, raw)
 
 
-def events_from_document(doc: Mapping[str, Any], raw: bytes) -> Decoded | DecodeError:
-    stamps = field_values(doc, "@timestamp")
+def events_from_document(document: Mapping[str, Any], raw: bytes) -> Decoded | DecodeError:
+    doc = flatten(document, _FIELDS)
+    stamps = field_values(doc, "@timestamp", flat=True)
     timestamp_ms: int | None = None
     if stamps:
         try:
             timestamp_ms = parse_timestamp_ms(stamps[0])
         except InvalidTimestampError as exc:
             return DecodeError("invalid_timestamp", str(exc))
-    categories = keyword_values(doc, "event.category")
+    categories = keyword_values(doc, "event.category", flat=True)
     common: dict[str, Any] = {"raw": raw, "timestamp_ms": timestamp_ms}
-    common.update({name: single_keyword(doc, path) for name, path in COMMON_SINGLE.items()})
-    common.update({name: keyword_values(doc, path) for name, path in COMMON_MULTI.items()})
+    common.update({name: single_keyword(doc, path, flat=True) for name, path in COMMON_SINGLE.items()})
+    common.update({name: keyword_values(doc, path, flat=True) for name, path in COMMON_MULTI.items()})
     events: list[Event] = []
     if "network" in categories:
-        network: dict[str, Any] = {name: keyword_values(doc, path) for name, path in NETWORK_MULTI.items()}
+        network: dict[str, Any] = {name: keyword_values(doc, path, flat=True) for name, path in NETWORK_MULTI.items()}
         events.append(NetworkEvent(**common, **network))
     if "process" in categories:
-        process: dict[str, Any] = {name: single_keyword(doc, path) for name, path in PROCESS_SINGLE.items()}
-        process.update({name: keyword_values(doc, path) for name, path in PROCESS_MULTI.items()})
+        process: dict[str, Any] = {name: single_keyword(doc, path, flat=True) for name, path in PROCESS_SINGLE.items()}
+        process.update({name: keyword_values(doc, path, flat=True) for name, path in PROCESS_MULTI.items()})
         events.append(ProcessEvent(**common, **process))
     return Decoded(tuple(events))

@@ -4,50 +4,64 @@ A field may be written nested (``{"process": {"parent": {"args": [...]}}}``), do
 (``{"process.parent.args": [...]}``) or any mix (``{"process": {"parent.args": [...]}}``); a document
 holding several forms has all their values. Arrays of objects and nested arrays flatten, ``null``
 elements vanish, and an object where a value is expected is not a value.
+
+:func:`flatten` walks a document once into ``dotted path -> leaf values`` (the form Elasticsearch
+indexes), so reading many fields costs one pass over the document.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["field_values", "keyword_values", "single_keyword"]
+__all__ = ["FieldSet", "Flat", "field_values", "flatten", "keyword_values", "single_keyword"]
+
+Flat = dict[str, list[Any]]
 
 
-def field_values(doc: Mapping[str, Any], path: str) -> list[Any]:
-    """Every leaf value at ``path`` (dot-separated), flattened."""
-    out: list[Any] = []
-    _collect(doc, path.split("."), 0, out)
-    return out
+class FieldSet:
+    """The paths a reader needs, with every proper prefix, so :func:`flatten` can skip the rest."""
+
+    def __init__(self, paths: Iterable[str]) -> None:
+        self.paths = frozenset(paths)
+        self.prefixes = frozenset(p.rsplit(".", i)[0] for p in self.paths for i in range(1, p.count(".") + 1))
 
 
-def _collect(node: Any, parts: list[str], index: int, out: list[Any]) -> None:
-    if index == len(parts):
-        _flatten_leaf(node, out)
-        return
-    if isinstance(node, list):
-        for item in node:
-            _collect(item, parts, index, out)
-        return
-    if not isinstance(node, dict):
-        return
-    key = parts[index]
-    for end in range(index + 1, len(parts) + 1):
-        if end > index + 1:
-            key = f"{key}.{parts[end - 1]}"
-        if key in node:
-            _collect(node[key], parts, end, out)
+def flatten(doc: Mapping[str, Any], fields: FieldSet | None = None) -> Flat:
+    """Leaf values of ``doc`` under their dotted paths (only ``fields``' paths when given).
 
-
-def _flatten_leaf(value: Any, out: list[Any]) -> None:
-    # Iterative: attacker-shaped documents may nest arrays hundreds deep.
-    stack = [value]
+    Iterative, so attacker-shaped nesting costs no recursion.
+    """
+    flat: Flat = {}
+    stack: list[tuple[str, Any]] = [(key, doc[key]) for key in reversed(list(doc))]
     while stack:
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(reversed(item))
-        elif item is not None and not isinstance(item, dict):
-            out.append(item)
+        path, node = stack.pop()
+        if fields is not None and path not in fields.paths:
+            if path not in fields.prefixes:
+                continue
+            if isinstance(node, dict):
+                stack.extend((f"{path}.{key}", node[key]) for key in reversed(list(node)))
+            elif isinstance(node, list):
+                stack.extend((path, item) for item in reversed(node))
+            continue
+        if isinstance(node, dict):
+            if fields is None:
+                stack.extend((f"{path}.{key}", node[key]) for key in reversed(list(node)))
+        elif isinstance(node, list):
+            stack.extend((path, item) for item in reversed(node))
+        elif node is not None:
+            flat.setdefault(path, []).append(node)
+    return flat
+
+
+def _flat(doc: Mapping[str, Any] | Flat, flat: bool) -> Mapping[str, Any]:
+    return doc if flat else flatten(doc)
+
+
+def field_values(doc: Mapping[str, Any], path: str, *, flat: bool = False) -> list[Any]:
+    """Every leaf value at ``path`` (dot-separated), flattened. ``flat``: ``doc`` is a :func:`flatten` result."""
+    values: list[Any] = _flat(doc, flat).get(path, [])
+    return values
 
 
 def _as_keyword(value: Any) -> str | None:
@@ -61,18 +75,18 @@ def _as_keyword(value: Any) -> str | None:
     return None
 
 
-def keyword_values(doc: Mapping[str, Any], path: str) -> tuple[str, ...]:
+def keyword_values(doc: Mapping[str, Any], path: str, *, flat: bool = False) -> tuple[str, ...]:
     """All values at ``path`` as keyword strings; empty when the field is absent, null or ``[]``."""
-    values = (_as_keyword(v) for v in field_values(doc, path))
+    values = (_as_keyword(v) for v in field_values(doc, path, flat=flat))
     return tuple(v for v in values if v is not None)
 
 
-def single_keyword(doc: Mapping[str, Any], path: str) -> str | None:
+def single_keyword(doc: Mapping[str, Any], path: str, *, flat: bool = False) -> str | None:
     """The field's value when it holds exactly one distinct keyword value, else ``None``.
 
     Used for join keys and identities: an array of several different ids identifies nothing.
     """
-    values = set(keyword_values(doc, path))
+    values = set(keyword_values(doc, path, flat=flat))
     if len(values) != 1:
         return None
     return values.pop()

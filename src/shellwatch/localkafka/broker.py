@@ -73,29 +73,39 @@ def _random_cluster_id() -> str:
             return cid
 
 
-def _pdeathsig_preexec() -> Callable[[], None]:
-    """Fallback when `setpriv` is missing: prctl(PR_SET_PDEATHSIG, SIGKILL) in the child."""
+def die_with_parent(sig: signal.Signals = signal.SIGKILL) -> Callable[[], None]:
+    """A ``preexec_fn``: prctl(PR_SET_PDEATHSIG, sig) in the child, so it dies with this thread.
+
+    For the broker, the fallback when `setpriv` is missing; for worker subprocesses, the mechanism.
+    """
     libc = ctypes.CDLL(None, use_errno=True)
     prctl = libc.prctl
     parent = os.getpid()
     pr_set_pdeathsig = 1
 
     def _child() -> None:
-        prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+        prctl(pr_set_pdeathsig, int(sig), 0, 0, 0)
         if os.getppid() != parent:  # parent already gone between fork and prctl
             os._exit(1)
 
     return _child
 
 
-def _spawn(cmd: list[str], out: IO[bytes], *, cwd: Path) -> subprocess.Popen[bytes]:
-    """Start *cmd* in a new session (own process group) that gets SIGKILL when our thread dies."""
+def spawn_bound_to_parent(
+    cmd: list[str],
+    out: IO[bytes],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    sig: signal.Signals = signal.SIGKILL,
+) -> subprocess.Popen[bytes]:
+    """Start *cmd* in a new session (own process group) that gets *sig* when our thread dies."""
     preexec: Callable[[], None] | None = None
     setpriv = shutil.which("setpriv")  # util-linux: prctl(PR_SET_PDEATHSIG) then exec, no Python in child
     if setpriv is not None:
-        cmd = [setpriv, "--pdeathsig", "KILL", "--", *cmd]
+        cmd = [setpriv, "--pdeathsig", sig.name.removeprefix("SIG"), "--", *cmd]
     else:
-        preexec = _pdeathsig_preexec()
+        preexec = die_with_parent(sig)
     return subprocess.Popen(
         cmd,
         stdin=subprocess.DEVNULL,
@@ -104,6 +114,7 @@ def _spawn(cmd: list[str], out: IO[bytes], *, cwd: Path) -> subprocess.Popen[byt
         start_new_session=True,
         preexec_fn=preexec,  # noqa: PLW1509 -- fallback only (no setpriv); tiny, no locks
         cwd=cwd,
+        env=env,
     )
 
 
@@ -305,7 +316,7 @@ class LocalKafka:
         fmt = [java, *self._java_opts(), "kafka.tools.StorageTool", "format"]
         fmt += ["-t", _random_cluster_id(), "-c", str(config)]
         with (data / "logs" / "format.log").open("wb") as out:
-            formatter = _spawn(fmt, out, cwd=data)
+            formatter = spawn_bound_to_parent(fmt, out, cwd=data)
         try:
             rc = formatter.wait(timeout=120)
         finally:
@@ -318,7 +329,7 @@ class LocalKafka:
 
         # 2. the broker itself
         with (data / "logs" / "console.log").open("wb") as out:
-            self.process = _spawn([java, *self._java_opts(), "kafka.Kafka", str(config)], out, cwd=data)
+            self.process = spawn_bound_to_parent([java, *self._java_opts(), "kafka.Kafka", str(config)], out, cwd=data)
         with _running_lock:
             _running.add(self)
 

