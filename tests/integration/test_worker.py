@@ -63,6 +63,20 @@ class Deployment:
         self.workers.append(worker)
         return worker
 
+    def wait_ready(self, members: int = 1, timeout_s: float = 90.0) -> None:
+        """Until both consumer groups (pre-filter and agent) are stable with ``members`` members."""
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        groups = [f"{self.app_id}-prefilter", self.app_id]
+
+        def ready() -> bool:
+            try:
+                described: list[Any] = [f.result(timeout=10) for f in admin.describe_consumer_groups(groups).values()]
+            except KafkaException:  # no coordinator yet
+                return False
+            return all(len(d.members) == members and str(d.state).endswith("STABLE") for d in described)
+
+        wait_for(ready, timeout_s, f"{members} worker(s) to join both consumer groups")
+
     def produce(self, docs: list[dict[str, Any]]) -> None:
         produce_documents(self.bootstrap, docs, network_topic=self.network, process_topic=self.process)
 
@@ -132,6 +146,7 @@ def test_exact_alerts_across_hosts_and_topics(deployment: Deployment) -> None:
     expected = offline_alert_ids(docs)
     assert len(expected) == 3
     deployment.start_worker()
+    deployment.wait_ready()
     produced_at = time.time()
     deployment.produce(docs)
     alerts = deployment.alerts_for(len(expected))
@@ -214,16 +229,7 @@ def test_two_workers_split_the_partitions_and_raise_every_alert(deployment: Depl
     assert len(expected) == 12
     deployment.start_worker()
     deployment.start_worker()
-    admin = AdminClient({"bootstrap.servers": deployment.bootstrap})
-
-    def two_members() -> bool:
-        future: Any = admin.describe_consumer_groups([deployment.app_id])[deployment.app_id]
-        try:
-            return len(future.result(timeout=10).members) == 2
-        except KafkaException:  # the group has no coordinator yet
-            return False
-
-    wait_for(two_members, 90, "two workers to join the consumer group")
+    deployment.wait_ready(members=2)
     deployment.produce(docs)
     alerts = deployment.alerts_for(len(expected), timeout_s=90)
     assert {a["event"]["id"] for a in alerts} == expected
