@@ -15,6 +15,7 @@ from shellwatch.alerts import sequence_alert
 from shellwatch.codec import DecodeError, decode_json_event
 from shellwatch.correlate import Correlator, Match
 from shellwatch.events import Event, Kind
+from shellwatch.grouping import AlertGrouper
 from shellwatch.prefilter import Prefilter
 from shellwatch.rules.model import ReverseShellRule
 
@@ -29,6 +30,8 @@ class PipelineConfig:
     max_hosts: int = 100_000
     max_pending_per_host: int = 1024
     max_held_per_host: int = 50_000
+    group_period_ms: int = 3_600_000
+    grouping_enabled: bool = True
 
 
 @dataclass(slots=True)
@@ -62,6 +65,9 @@ class Pipeline:
             max_hosts=config.max_hosts,
             max_pending_per_host=config.max_pending_per_host,
             max_held_per_host=config.max_held_per_host,
+        )
+        self.grouper = (
+            AlertGrouper(config.group_period_ms, max_hosts=config.max_hosts) if config.grouping_enabled else None
         )
         self.stats = PipelineStats()
 

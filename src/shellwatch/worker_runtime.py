@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shellwatch.codec import DecodeError, decode_json_event
+from shellwatch.correlate import Match
 from shellwatch.events import Kind
 from shellwatch.pipeline import Pipeline
 from shellwatch.sequence_state import HostSnapshot, SnapshotError
@@ -42,16 +44,26 @@ class RecordError(Exception):
         self.message = message
 
 
-def _encode_state(partition: int, snapshot: HostSnapshot) -> bytes:
-    return b"%d\n" % partition + snapshot.to_bytes()
+@dataclass(frozen=True, slots=True)
+class _HostState:
+    """One table value: the host's partition, its sequence state and its alert groups (JSON lines)."""
 
+    partition: int
+    sequence: HostSnapshot | None
+    groups: bytes | None
 
-def _decode_state(value: bytes) -> tuple[int, HostSnapshot]:
-    head, _, body = value.partition(b"\n")
-    try:
-        return int(head), HostSnapshot.from_bytes(body)
-    except ValueError as exc:
-        raise SnapshotError(f"bad state record: {exc}") from None
+    def to_bytes(self) -> bytes:
+        sequence = self.sequence.to_bytes() if self.sequence is not None else b""
+        return b"%d\n%s\n%s" % (self.partition, sequence, self.groups or b"")
+
+    @classmethod
+    def from_bytes(cls, value: bytes) -> _HostState:
+        head, _, rest = value.partition(b"\n")
+        sequence, _, groups = rest.partition(b"\n")
+        try:
+            return cls(int(head), HostSnapshot.from_bytes(sequence) if sequence else None, groups or None)
+        except ValueError as exc:
+            raise SnapshotError(f"bad state record: {exc}") from None
 
 
 class CorrelationRuntime:
@@ -69,21 +81,34 @@ class CorrelationRuntime:
         for partition in [p for p in self._hosts_in if p not in partitions]:
             for host_id in self._hosts_in.pop(partition):
                 correlator.forget_host(host_id)
+                if self.pipeline.grouper is not None:
+                    self.pipeline.grouper.forget_host(host_id)
                 self._partition_of.pop(host_id, None)
         matches = []
         for host_id, value in list(self.store.items()):
-            if correlator.knows(host_id):
+            if host_id in self._partition_of:
                 continue
             try:
-                partition, snapshot = _decode_state(value)
+                state = _HostState.from_bytes(value)
             except SnapshotError:
                 self.bad_state_records += 1
                 continue
-            if partition in partitions:
-                self._place(host_id, partition)
-                matches.extend(correlator.import_host(host_id, snapshot))
+            if state.partition in partitions:
+                self._place(host_id, state.partition)
+                matches.extend(self._restore(host_id, state))
         self.needs_reload = False
         return self.pipeline.alerts_for(matches, detected_ms)
+
+    def _restore(self, host_id: str, state: _HostState) -> list[Match]:
+        matches = []
+        if state.sequence is not None:
+            matches = self.pipeline.correlator.import_host(host_id, state.sequence)
+        if state.groups is not None and self.pipeline.grouper is not None:
+            try:
+                self.pipeline.grouper.import_host(host_id, state.groups)
+            except ValueError:
+                self.bad_state_records += 1
+        return matches
 
     def handle(
         self, value: bytes | None, headers: Mapping[str, bytes], partition: int, detected_ms: int
@@ -97,31 +122,33 @@ class CorrelationRuntime:
         decoded = decode_json_event(value)
         if isinstance(decoded, DecodeError):
             raise RecordError(decoded.reason, decoded.message)
-        correlator = self.pipeline.correlator
         for event in decoded.events:
             host_id = event.host_id
-            if host_id is None or correlator.knows(host_id):
+            if host_id is None or host_id in self._partition_of:
                 continue
             self._place(host_id, partition)
             stored = self.store.get(host_id)
             if stored is not None:
                 try:
-                    correlator.import_host(host_id, _decode_state(stored)[1])
+                    self._restore(host_id, _HostState.from_bytes(stored))
                 except SnapshotError:
                     self.bad_state_records += 1
         return self.pipeline.observe(decoded.events, detected_ms)
 
     def persist(self) -> None:
         """Write every changed host's state to the store (or delete it once nothing is left)."""
-        correlator = self.pipeline.correlator
-        for host_id in correlator.drain_dirty():
-            snapshot = correlator.export_host(host_id)
+        correlator, grouper = self.pipeline.correlator, self.pipeline.grouper
+        dirty = correlator.drain_dirty() | (grouper.drain_dirty() if grouper is not None else set())
+        for host_id in dirty:
+            sequence = correlator.export_host(host_id)
+            groups = grouper.export_host(host_id) if grouper is not None else None
             partition = self._partition_of.get(host_id)
-            if snapshot is not None and partition is not None and correlator.knows(host_id):
-                self.store.put(host_id, _encode_state(partition, snapshot))
+            if (sequence is not None or groups is not None) and partition is not None:
+                self.store.put(host_id, _HostState(partition, sequence, groups).to_bytes())
             else:
                 self.store.delete(host_id)
-                if not correlator.knows(host_id) and partition is not None:
+                known = correlator.knows(host_id) or (grouper is not None and grouper.knows(host_id))
+                if not known and partition is not None:
                     self._hosts_in[partition].discard(host_id)
                     self._partition_of.pop(host_id, None)
 
