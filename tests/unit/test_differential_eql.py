@@ -587,9 +587,10 @@ SEQUENCE_FOCUS = (
 
 @dataclass
 class _Fields:
-    """Draws each field's value: a qualifying one, or any value of the field's pool when the field is
-    perturbed. A lone event perturbs each field independently, one time in ``odds``; the two events of a drawn
-    sequence perturb exactly one clause (``focus``, or none), so each clause is decided on its own."""
+    """Draws each field's value: from ``good`` (qualifying values), or from ``every`` (the field's other
+    or all values) when the field is perturbed. A lone event perturbs each field independently, one time in
+    ``odds``; the two events of a drawn sequence perturb exactly one clause (``focus``, or none), so each
+    clause is decided on its own."""
 
     draw: st.DrawFn
     focus: str | None = None
