@@ -14,6 +14,7 @@ from pathlib import Path
 from shellwatch.detect import run_detect
 from shellwatch.pipeline import Pipeline
 from shellwatch.rules.loader import RuleError, load_reverse_shell_rule
+from shellwatch.rules.shell_rule import load_shell_rule
 from shellwatch.settings import Settings, SettingsError
 
 SAMPLE = "sample-attack.ndjson"
@@ -27,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     detect.add_argument("--allowed-lateness-ms", type=int, help="override SHELLWATCH_ALLOWED_LATENESS_MS")
     detect.add_argument("--no-prefilter", action="store_true", help="decode and validate every line")
     detect.add_argument("--no-mask-secrets", action="store_true", help="quote events without masking")
+    detect.add_argument("--no-group", action="store_true", help="raise every shell alert (no grouping by period)")
     commands.add_parser("check-rules", help="load and validate the rule files, then exit")
     commands.add_parser("demo", help="run broker, worker and the bundled sample end to end; print the alerts")
     worker = commands.add_parser("worker", help="run the Kafka stream worker (settings from SHELLWATCH_* variables)")
@@ -43,20 +45,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env(os.environ)
         rule = load_reverse_shell_rule(settings.rule_file)
+        shell_rule = load_shell_rule(settings.shell_rule_file, settings.allowlist_file)
     except (SettingsError, RuleError) as exc:
         print(f"shellwatch: {exc}", file=sys.stderr)
         return 2
     if args.command == "check-rules":
-        print(f"{rule.meta.id} v{rule.meta.version}: ok (ruleset {rule.digest})")
+        print(f"{rule.meta.id} v{rule.meta.version}: ok (digest {rule.digest})")
+        print(
+            f"{shell_rule.meta.id} v{shell_rule.meta.version}: ok (digest {shell_rule.digest}, "
+            f"{len(shell_rule.allowlist)} allowlist entries)"
+        )
         return 0
     if args.command == "demo":
         from shellwatch.demo import run_demo  # noqa: PLC0415 - only these commands pay for Kafka clients
 
-        return run_demo(settings, rule, os.environ, sys.stdout)
+        return run_demo(settings, rule, shell_rule, os.environ, sys.stdout)
     if args.command == "worker":
         from shellwatch.worker import run_worker  # noqa: PLC0415 - only the worker pays for importing Faust
 
-        return run_worker(settings, rule, loglevel=args.loglevel)
+        return run_worker(settings, rule, shell_rule, loglevel=args.loglevel)
     config = settings.pipeline
     if args.allowed_lateness_ms is not None:
         if args.allowed_lateness_ms < 0:
@@ -67,7 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = replace(config, prefilter_enabled=False)
     if args.no_mask_secrets:
         config = replace(config, mask_secrets=False)
-    pipeline = Pipeline(rule, config)
+    if args.no_group:
+        config = replace(config, grouping_enabled=False)
+    pipeline = Pipeline(rule, config, shell_rule)
     if args.input == "-":
         return run_detect(sys.stdin.buffer, pipeline, sys.stdout.buffer, sys.stderr, _wall_clock_ms)
     if args.input == "sample":

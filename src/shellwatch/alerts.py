@@ -12,13 +12,14 @@ from typing import Any
 
 import orjson
 
+from shellwatch.classify import Classification
 from shellwatch.correlate import Match
 from shellwatch.events import Event, ProcessEvent
 from shellwatch.redact import mask_document
-from shellwatch.rules.model import RISK_SCORES, RuleMeta, Threat
+from shellwatch.rules.model import RISK_SCORES, RuleMeta, Severity, Threat
 from shellwatch.timestamps import format_rfc3339_ms
 
-__all__ = ["alert_id", "exec_identity", "sequence_alert", "threat_document"]
+__all__ = ["alert_id", "avro_alert_record", "exec_identity", "sequence_alert", "shell_alert", "threat_document"]
 
 
 def exec_identity(event: ProcessEvent) -> str:
@@ -65,8 +66,14 @@ def base_alert(
     case: str | None,
     explanation: dict[str, Any],
     mask_secrets: bool,
+    severity: Severity | None = None,
+    risk_score: int | None = None,
+    related_alert_ids: Sequence[str] = (),
+    suppressed_count: int = 0,
 ) -> dict[str, Any]:
     last_ms = max((e.timestamp_ms for e in events if e.timestamp_ms is not None), default=None)
+    severity = severity or meta.severity
+    risk_score = meta.risk_score if risk_score is None else risk_score
     host: dict[str, str] = {"id": host_id}
     if host_name is not None:
         host["name"] = host_name
@@ -75,18 +82,20 @@ def base_alert(
         "event": {
             "kind": "alert",
             "id": alert_id(meta.id, host_id, execution),
-            "severity": RISK_SCORES[meta.severity],
-            "risk_score": meta.risk_score,
+            "severity": RISK_SCORES[severity],
+            "risk_score": risk_score,
         },
         "rule": {"id": meta.id, "name": meta.name, "version": meta.version, "reference": meta.reference},
         "host": host,
         "threat": threat_document(meta.threat),
         "detection": {
-            "severity": meta.severity,
+            "severity": severity,
             "case": case,
             "latency_ms": None if last_ms is None else detected_ms - last_ms,
             "ruleset": ruleset,
             "explanation": explanation,
+            "related_alert_ids": list(related_alert_ids),
+            "suppressed_count": suppressed_count,
             "events": _quoted(events, mask_secrets),
         },
     }
@@ -100,6 +109,7 @@ def sequence_alert(
     detected_ms: int,
     ruleset: str,
     mask_secrets: bool = True,
+    related_alert_ids: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The alert for a completed "Potential Reverse Shell via Java" sequence."""
     execution = match.execution
@@ -122,6 +132,40 @@ def sequence_alert(
         case=None,
         explanation=explanation,
         mask_secrets=mask_secrets,
+        related_alert_ids=related_alert_ids,
+    )
+
+
+def shell_alert(
+    meta: RuleMeta,
+    classification: Classification,
+    event: ProcessEvent,
+    *,
+    detected_ms: int,
+    ruleset: str,
+    suppressed_count: int = 0,
+    mask_secrets: bool = True,
+) -> dict[str, Any]:
+    """The alert for a shell (or HTTP/recon utility) spawned by Java, graded into its case."""
+    explanation = {
+        "case": classification.case,
+        "why": list(classification.explanation),
+        "commands": list(classification.commands),
+    }
+    return base_alert(
+        meta,
+        host_id=event.host_id or "",
+        host_name=event.host_name,
+        execution=event,
+        events=(event,),
+        detected_ms=detected_ms,
+        ruleset=ruleset,
+        case=classification.case,
+        explanation=explanation,
+        mask_secrets=mask_secrets,
+        severity=classification.severity,
+        risk_score=classification.risk_score,
+        suppressed_count=suppressed_count,
     )
 
 

@@ -31,6 +31,7 @@ from shellwatch.forwarder import ForwarderConfig, SourceKind, run_forwarder
 from shellwatch.forwarder_stats import ForwarderStats
 from shellwatch.pipeline import Pipeline
 from shellwatch.rules.model import ReverseShellRule
+from shellwatch.rules.shell_rule import ShellRule
 from shellwatch.settings import KafkaSettings, Settings
 from shellwatch.worker_runtime import CorrelationRuntime, RecordError
 
@@ -142,7 +143,7 @@ def _forwarder_config(kafka: KafkaSettings, bootstrap: str) -> ForwarderConfig:
     )
 
 
-def create_app(settings: Settings, rule: ReverseShellRule, *, partitions: int) -> faust.App:
+def create_app(settings: Settings, rule: ReverseShellRule, shell_rule: ShellRule, *, partitions: int) -> faust.App:
     kafka = settings.kafka
     if kafka.bootstrap_servers is None:
         raise ValueError("KAFKA_BOOTSTRAP_SERVERS is not set")
@@ -157,7 +158,7 @@ def create_app(settings: Settings, rule: ReverseShellRule, *, partitions: int) -
         partitions=partitions,
         extra_topic_configs={"max.message.bytes": str(MAX_RECORD_BYTES)},
     )
-    runtime = CorrelationRuntime(Pipeline(rule, settings.pipeline), _TableStore(table))
+    runtime = CorrelationRuntime(Pipeline(rule, settings.pipeline, shell_rule), _TableStore(table))
     forwarder_stats = ForwarderStats()
     outputs = _Outputs(alerts_topic, dead_letters)
     deliver, dead_letter = outputs.deliver, outputs.dead_letter

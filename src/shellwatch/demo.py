@@ -20,6 +20,7 @@ from shellwatch.kafka_io import AlertReader, produce_documents
 from shellwatch.localkafka import LocalKafka, create_topic, fetch_jars, jars_dir
 from shellwatch.pipeline import Pipeline
 from shellwatch.rules.model import ReverseShellRule
+from shellwatch.rules.shell_rule import ShellRule
 from shellwatch.samples.build import sample_documents
 from shellwatch.settings import Settings
 from shellwatch.terminal import printable
@@ -31,9 +32,11 @@ PARTITIONS = 4
 TIMEOUT_S = 60.0
 
 
-def _expected_alerts(rule: ReverseShellRule, settings: Settings, docs: list[dict[str, Any]]) -> int:
+def _expected_alerts(
+    rule: ReverseShellRule, shell_rule: ShellRule, settings: Settings, docs: list[dict[str, Any]]
+) -> int:
     """How many alerts the sample holds, by running the same core offline."""
-    pipeline = Pipeline(rule, settings.pipeline)
+    pipeline = Pipeline(rule, settings.pipeline, shell_rule)
     count = sum(len(pipeline.process(orjson.dumps(doc), 0).alerts) for doc in docs)
     return count + len(pipeline.flush(0))
 
@@ -49,9 +52,11 @@ def _summary(alert: Mapping[str, Any]) -> str:
     )
 
 
-def run_demo(settings: Settings, rule: ReverseShellRule, environ: Mapping[str, str], out: IO[str]) -> int:
+def run_demo(
+    settings: Settings, rule: ReverseShellRule, shell_rule: ShellRule, environ: Mapping[str, str], out: IO[str]
+) -> int:
     docs = sample_documents()
-    expected = _expected_alerts(rule, settings, docs)
+    expected = _expected_alerts(rule, shell_rule, settings, docs)
     broker: LocalKafka | None = None
     bootstrap = settings.kafka.bootstrap_servers
     started = time.monotonic()

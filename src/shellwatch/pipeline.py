@@ -6,18 +6,21 @@ Outcomes are data: every record is counted as pre-filtered, undecodable (with it
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shellwatch.alerts import sequence_alert
+from shellwatch.alerts import exec_identity, sequence_alert, shell_alert
+from shellwatch.classify import classify
 from shellwatch.codec import DecodeError, decode_json_event
 from shellwatch.correlate import Correlator, Match
-from shellwatch.events import Event, Kind
+from shellwatch.events import Event, Kind, ProcessEvent
 from shellwatch.grouping import AlertGrouper
 from shellwatch.prefilter import Prefilter
+from shellwatch.rules.loader import digest_of
 from shellwatch.rules.model import ReverseShellRule
+from shellwatch.rules.shell_rule import ShellRule
 
 __all__ = ["Pipeline", "PipelineConfig", "PipelineStats", "RecordOutcome"]
 
@@ -41,6 +44,7 @@ class PipelineStats:
     decoded: int = 0
     undecodable: Counter[str] = field(default_factory=Counter)
     alerts: int = 0
+    suppressed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +54,25 @@ class RecordOutcome:
     prefiltered: bool = False
 
 
+_KNOWN_BAD = "java_shell_execution_known_bad"
+_REMEMBERED_SHELL_ALERTS = 100_000
+
+
 class Pipeline:
-    def __init__(self, rule: ReverseShellRule, config: PipelineConfig) -> None:
+    """Both detections over one stream of records: the sequence rule and (when given) the shell rule."""
+
+    def __init__(self, rule: ReverseShellRule, config: PipelineConfig, shell_rule: ShellRule | None = None) -> None:
         self.rule = rule
+        self.shell_rule = shell_rule
         self.config = config
-        self.ruleset = rule.digest
+        self.ruleset = digest_of({"sequence": rule.digest, "shell": shell_rule.digest if shell_rule else None})
+        shell_patterns = shell_rule.prefilter_patterns() if shell_rule is not None else ()
         self.prefilter = Prefilter.from_patterns(
-            [*rule.network.executables.patterns, *rule.process.parent_executables.patterns],
+            [*rule.network.executables.patterns, *rule.process.parent_executables.patterns, *shell_patterns],
             enabled=config.prefilter_enabled,
         )
+        # (host.id, exec identity) -> id of the shell alert actually emitted for that exec
+        self._shell_alert_ids: OrderedDict[tuple[str, str], str] = OrderedDict()
         self.correlator = Correlator(
             rule,
             allowed_lateness_ms=config.allowed_lateness_ms,
@@ -84,11 +98,44 @@ class Pipeline:
         return RecordOutcome(self.observe(decoded.events, detected_ms))
 
     def observe(self, events: Iterable[Event], detected_ms: int) -> list[dict[str, Any]]:
-        """Decoded events in; the alerts they complete out."""
+        """Decoded events in; the alerts they raise or complete out."""
+        alerts: list[dict[str, Any]] = []
         matches: list[Match] = []
         for event in events:
+            if isinstance(event, ProcessEvent) and self.shell_rule is not None:
+                alerts.extend(self._classify(self.shell_rule, event, detected_ms))
             matches.extend(self.correlator.observe(event))
-        return self.alerts_for(matches, detected_ms)
+        return alerts + self.alerts_for(matches, detected_ms)
+
+    def _classify(self, shell_rule: ShellRule, event: ProcessEvent, detected_ms: int) -> list[dict[str, Any]]:
+        classification = classify(shell_rule, event)
+        if classification is None:
+            return []
+        suppressed = 0
+        grouped = self.grouper is not None and classification.case != _KNOWN_BAD
+        if grouped and self.grouper is not None and event.host_id is not None and event.timestamp_ms is not None:
+            command = event.command_lines[0] if event.command_lines else " ".join(event.args)
+            key = (event.parent_entity_id or "", command, classification.case)
+            reported = self.grouper.admit(event.host_id, key, event.timestamp_ms)
+            if reported is None:
+                self.stats.suppressed += 1
+                return []
+            suppressed = reported
+        alert = shell_alert(
+            shell_rule.meta,
+            classification,
+            event,
+            detected_ms=detected_ms,
+            ruleset=self.ruleset,
+            suppressed_count=suppressed,
+            mask_secrets=self.config.mask_secrets,
+        )
+        remembered = self._shell_alert_ids
+        remembered[(event.host_id or "", exec_identity(event))] = alert["event"]["id"]
+        if len(remembered) > _REMEMBERED_SHELL_ALERTS:
+            remembered.popitem(last=False)
+        self.stats.alerts += 1
+        return [alert]
 
     def stream_idle(self, kind: Kind, detected_ms: int, host_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
         return self.alerts_for(self.correlator.stream_idle(kind, host_ids), detected_ms)
@@ -98,14 +145,19 @@ class Pipeline:
 
     def alerts_for(self, matches: list[Match], detected_ms: int) -> list[dict[str, Any]]:
         self.stats.alerts += len(matches)
-        return [
-            sequence_alert(
-                self.rule.meta,
-                match,
-                maxspan_ms=self.rule.maxspan_ms,
-                detected_ms=detected_ms,
-                ruleset=self.ruleset,
-                mask_secrets=self.config.mask_secrets,
+        alerts = []
+        for match in matches:
+            execution = match.execution
+            related = self._shell_alert_ids.get((execution.host_id or "", exec_identity(execution)))
+            alerts.append(
+                sequence_alert(
+                    self.rule.meta,
+                    match,
+                    maxspan_ms=self.rule.maxspan_ms,
+                    detected_ms=detected_ms,
+                    ruleset=self.ruleset,
+                    mask_secrets=self.config.mask_secrets,
+                    related_alert_ids=[related] if related is not None else [],
+                )
             )
-            for match in matches
-        ]
+        return alerts

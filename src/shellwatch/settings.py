@@ -45,6 +45,11 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
     return value
 
 
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    value = env.get(ENV_PREFIX + name, "").strip()
+    return Path(value) if value else None
+
+
 def _text(env: Mapping[str, str], name: str, default: str) -> str:
     value = env.get(ENV_PREFIX + name, default).strip()
     if not value:
@@ -103,6 +108,8 @@ class KafkaSettings:
 class Settings:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     rule_file: Path | None = None
+    shell_rule_file: Path | None = None
+    allowlist_file: Path | None = None
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
 
     @classmethod
@@ -116,9 +123,13 @@ class Settings:
             max_hosts=_int(env, "MAX_HOSTS", defaults.max_hosts, 1),
             max_pending_per_host=_int(env, "MAX_PENDING_PER_HOST", defaults.max_pending_per_host, 1),
             max_held_per_host=_int(env, "MAX_HELD_PER_HOST", defaults.max_held_per_host, 1),
+            group_period_ms=_int(env, "GROUP_PERIOD_MS", defaults.group_period_ms, 0),
+            grouping_enabled=_flag(env, "GROUPING", defaults.grouping_enabled),
         )
         return cls(
             pipeline=pipeline,
             rule_file=Path(rule_file) if rule_file else None,
+            shell_rule_file=_path(env, "SHELL_RULE_FILE"),
+            allowlist_file=_path(env, "ALLOWLIST_FILE"),
             kafka=KafkaSettings.from_env(env),
         )

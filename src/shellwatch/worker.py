@@ -9,12 +9,13 @@ import faust
 from shellwatch.app import create_app
 from shellwatch.provision import PartitionMismatchError, ensure_worker_topics
 from shellwatch.rules.model import ReverseShellRule
+from shellwatch.rules.shell_rule import ShellRule
 from shellwatch.settings import Settings
 
 __all__ = ["run_worker"]
 
 
-def run_worker(settings: Settings, rule: ReverseShellRule, *, loglevel: str = "INFO") -> int:
+def run_worker(settings: Settings, rule: ReverseShellRule, shell_rule: ShellRule, *, loglevel: str = "INFO") -> int:
     if settings.kafka.bootstrap_servers is None:
         print("shellwatch: KAFKA_BOOTSTRAP_SERVERS is not set", file=sys.stderr)
         return 2
@@ -23,7 +24,7 @@ def run_worker(settings: Settings, rule: ReverseShellRule, *, loglevel: str = "I
     except PartitionMismatchError as exc:
         print(f"shellwatch: refusing to start: {exc}", file=sys.stderr)
         return 2
-    app = create_app(settings, rule, partitions=partitions)
+    app = create_app(settings, rule, shell_rule, partitions=partitions)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     try:
         worker.execute_from_commandline()

