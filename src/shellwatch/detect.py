@@ -49,7 +49,7 @@ def run_detect(
     err.write(
         f"shellwatch detect: {number} lines read, {stats.prefiltered} pre-filtered, "
         f"{undecodable} undecodable{f' ({reasons})' if reasons else ''}, {late} late, "
-        f"{stats.alerts} alerts\n"
+        f"{stats.alerts} alerts, {stats.suppressed} grouped into earlier alerts\n"
     )
     err.flush()
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -77,3 +78,27 @@ def test_alert_documents_validate_against_alert_schema() -> None:
     record = avro_alert_record(alert)
     assert validate(record, fastavro.parse_schema(load("alert")), strict=True)
     assert set(paths(load("alert"))) >= {"@timestamp", "event.id", "detection.latency_ms", "threat.technique.id"}
+
+
+def test_alert_schema_evolves_compatibly() -> None:
+    """Alerts written before detection.related_alert_ids / suppressed_count existed read with today's schema."""
+    current = load("alert")
+    previous = json.loads(json.dumps(current))
+    detection = next(f for f in previous["fields"] if f["name"] == "detection")["type"]
+    detection["fields"] = [f for f in detection["fields"] if f["name"] not in ("related_alert_ids", "suppressed_count")]
+    pipeline = Pipeline(load_reverse_shell_rule(), PipelineConfig())
+    for doc in (conn_doc(1_700_000_000_000), exec_doc(1_700_000_000_400)):
+        pipeline.process(orjson.dumps(doc), detected_ms=1_700_000_000_900)
+    (document,) = pipeline.flush(detected_ms=1_700_000_001_000)
+    record = avro_alert_record(orjson.loads(orjson.dumps(document)))
+    old_record = dict(
+        record,
+        detection={k: v for k, v in record["detection"].items() if k not in ("related_alert_ids", "suppressed_count")},
+    )
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, fastavro.parse_schema(previous), old_record)
+    buffer.seek(0)
+    read = fastavro.schemaless_reader(buffer, fastavro.parse_schema(previous), fastavro.parse_schema(current))
+    assert isinstance(read, dict)
+    assert read["detection"]["related_alert_ids"] == [] and read["detection"]["suppressed_count"] == 0
+    assert read["event"]["id"] == record["event"]["id"]
