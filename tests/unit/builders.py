@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -77,3 +78,34 @@ def net(doc: dict[str, Any] | bytes) -> NetworkEvent:
 def proc(doc: dict[str, Any] | bytes) -> ProcessEvent:
     (event,) = [e for e in decode(doc).events if isinstance(e, ProcessEvent)]
     return event
+
+
+def _escaped_string(text: str, choices: list[int]) -> str:
+    out = ['"']
+    for index, ch in enumerate(text):
+        mode = choices[index % len(choices)] if choices else 0
+        if ch in '"\\' or ord(ch) < 0x20:
+            out.append(json.dumps(ch)[1:-1])
+        elif mode == 1:
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else json.dumps(ch)[1:-1])
+        elif mode == 2 and ch == "/":
+            out.append("\\/")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def encode_with_escapes(node: Any, choices: list[int]) -> str:
+    """JSON with escapes chosen by ``choices``: the same document, spelled differently."""
+    if isinstance(node, dict):
+        return (
+            "{"
+            + ",".join(f"{_escaped_string(k, choices)}:{encode_with_escapes(v, choices)}" for k, v in node.items())
+            + "}"
+        )
+    if isinstance(node, list):
+        return "[" + ",".join(encode_with_escapes(v, choices) for v in node) + "]"
+    if isinstance(node, str):
+        return _escaped_string(node, choices)
+    return json.dumps(node)

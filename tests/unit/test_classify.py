@@ -20,7 +20,7 @@ from shellwatch.rules.model import RISK_SCORES
 from shellwatch.rules.shell_rule import ALLOWLIST_FILE, SHELL_RULE_FILE, ShellRule, load_shell_rule
 from shellwatch.samples.ecs_factory import JAVA, execution
 
-from .builders import MISSING, exec_doc, proc
+from .builders import MISSING, encode_with_escapes, exec_doc, proc
 
 RULE = load_shell_rule()
 KB, CF, UN, SU, LO = CASES
@@ -441,31 +441,6 @@ def extended_rule(tmp_path_factory: pytest.TempPathFactory) -> ShellRule:
     return load_shell_rule(rule, allowlist)
 
 
-def _escaped(text: str, modes: list[int]) -> str:
-    out = []
-    for index, ch in enumerate(text):
-        mode = modes[index % len(modes)]
-        if ch in '"\\' or ord(ch) < 0x20:
-            out.append(json.dumps(ch)[1:-1])
-        elif mode == 1 and ord(ch) < 0x10000:
-            out.append(f"\\u{ord(ch):04x}")
-        elif mode == 2 and ch == "/":
-            out.append("\\/")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
-def _encode(node: Any, modes: list[int]) -> str:
-    if isinstance(node, dict):
-        return "{" + ",".join(f"{_escaped(k, modes)}:{_encode(v, modes)}" for k, v in node.items()) + "}"
-    if isinstance(node, list):
-        return "[" + ",".join(_encode(v, modes) for v in node) + "]"
-    if isinstance(node, str):
-        return _escaped(node, modes)
-    return json.dumps(node)
-
-
 PARENT_NAMES = ["java", "jspawnhelper", "zulu-jvm", "JAVA", "node", "javaw", ""]
 PARENT_EXES = [
     "/usr/bin/java",
@@ -523,7 +498,7 @@ def exec_documents(draw: st.DrawFn) -> dict[str, Any]:
 def test_prefilter_keeps_every_classified_exec(
     extended_rule: ShellRule, document: dict[str, Any], modes: list[int]
 ) -> None:
-    raw = _encode(document, modes).encode()
+    raw = encode_with_escapes(document, modes).encode()
     decoded = decode_json_event(raw)
     assert isinstance(decoded, Decoded)
     (event,) = decoded.events

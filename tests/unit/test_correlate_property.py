@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shellwatch.correlate import Correlator
+from shellwatch.correlate import Correlator, Match
 from shellwatch.events import Event, NetworkEvent, ProcessEvent
 from shellwatch.rules.loader import load_reverse_shell_rule
 from shellwatch.sequence_state import HostSnapshot
@@ -117,34 +117,23 @@ def scenarios(draw: st.DrawFn) -> tuple[list[Item], list[Item | str]]:
 @given(scenarios())
 def test_any_skewed_interleaving_matches_event_time_order(scenario: tuple[list[Item], list[Item | str]]) -> None:
     everything, arrival = scenario
-    correlator = Correlator(RULE, allowed_lateness_ms=LATENESS_MS)
-    matches = []
-    for step in arrival:
-        if isinstance(step, str):
-            _, host, kind = step.split(":")
-            matches.extend(correlator.stream_idle("network" if kind == "network" else "process", [host]))
-        else:
-            matches.extend(correlator.observe(step.event))
-    matches.extend(correlator.flush())
-    got = sorted((m.connection.event_id or "", m.execution.event_id or "") for m in matches)
-    assert got == reference(everything)
+    correlator, matches = replay(arrival)
+    assert pairs(matches) == reference(everything)
     assert correlator.stats.late == 0
     assert not any(m.late for m in matches)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(scenarios(), st.integers(0, 60))
-def test_snapshot_and_restore_mid_stream_changes_nothing(
-    scenario: tuple[list[Item], list[Item | str]], cut: int
-) -> None:
-    """A worker restarted at any point, its state restored from snapshots, raises the same alerts."""
-    everything, arrival = scenario
+def pairs(matches: list[Match]) -> list[tuple[str, str]]:
+    return sorted((m.connection.event_id or "", m.execution.event_id or "") for m in matches)
+
+
+def replay(arrival: list[Item | str], restart_at: int | None = None) -> tuple[Correlator, list[Match]]:
+    """Feed the arrival order to a correlator (replaced by one restored from snapshots at ``restart_at``)."""
     correlator = Correlator(RULE, allowed_lateness_ms=LATENESS_MS)
-    matches = []
+    matches: list[Match] = []
     for index, step in enumerate(arrival):
-        if index == cut:
-            hosts = correlator.drain_dirty()
-            snapshots = {h: correlator.export_host(h) for h in hosts}
+        if index == restart_at:
+            snapshots = {h: correlator.export_host(h) for h in correlator.drain_dirty()}
             correlator = Correlator(RULE, allowed_lateness_ms=LATENESS_MS)
             for host, snapshot in snapshots.items():
                 if snapshot is not None:
@@ -155,5 +144,15 @@ def test_snapshot_and_restore_mid_stream_changes_nothing(
         else:
             matches.extend(correlator.observe(step.event))
     matches.extend(correlator.flush())
-    got = sorted((m.connection.event_id or "", m.execution.event_id or "") for m in matches)
-    assert got == reference(everything)
+    return correlator, matches
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.integers(0, 60))
+def test_snapshot_and_restore_mid_stream_changes_nothing(
+    scenario: tuple[list[Item], list[Item | str]], cut: int
+) -> None:
+    """A worker restarted at any point, its state restored from snapshots, raises the same alerts."""
+    everything, arrival = scenario
+    _, matches = replay(arrival, restart_at=cut)
+    assert pairs(matches) == reference(everything)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,37 +14,10 @@ from shellwatch.prefilter import Prefilter
 from shellwatch.rules.loader import load_reverse_shell_rule
 from shellwatch.stages import network_stage_clauses, process_stage_clauses
 
-from .builders import conn_doc, exec_doc
+from .builders import conn_doc, encode_with_escapes, exec_doc
 
 RULE = load_reverse_shell_rule()
 PREFILTER = Pipeline(RULE, PipelineConfig()).prefilter
-
-
-def _escaped_string(text: str, choices: list[int]) -> str:
-    out = ['"']
-    for index, ch in enumerate(text):
-        mode = choices[index % len(choices)] if choices else 0
-        if ch in '"\\' or ord(ch) < 0x20:
-            out.append(json.dumps(ch)[1:-1])
-        elif mode == 1:
-            out.append(f"\\u{ord(ch):04x}" if ord(ch) < 0x10000 else json.dumps(ch)[1:-1])
-        elif mode == 2 and ch == "/":
-            out.append("\\/")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-def encode(node: Any, choices: list[int]) -> str:
-    """JSON with escapes chosen by ``choices``: the same document, spelled differently."""
-    if isinstance(node, dict):
-        return "{" + ",".join(f"{_escaped_string(k, choices)}:{encode(v, choices)}" for k, v in node.items()) + "}"
-    if isinstance(node, list):
-        return "[" + ",".join(encode(v, choices) for v in node) + "]"
-    if isinstance(node, str):
-        return _escaped_string(node, choices)
-    return json.dumps(node)
 
 
 JAVA_PATHS = st.sampled_from(
@@ -82,7 +54,7 @@ def test_never_drops_a_matching_record(java: str, choices: list[int], network: b
         doc = exec_doc(process__parent__executable=java)
         if dotted:
             doc["process.parent.executable"] = doc["process"]["parent"].pop("executable")
-    raw = encode(doc, choices).encode()
+    raw = encode_with_escapes(doc, choices).encode()
     decoded = decode_json_event(raw)
     assert isinstance(decoded, Decoded)
     (event,) = decoded.events
