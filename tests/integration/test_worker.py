@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from shellwatch.kafka_io import AlertReader, produce_documents
@@ -331,3 +331,45 @@ def test_one_alert_per_case_and_grouping_survives_a_restart(deployment: Deployme
         ("c4-su", 0),
         ("c4-su-next-hour", 1),
     ]
+
+
+def test_a_record_the_agent_cannot_handle_is_dead_lettered_and_processing_goes_on(deployment: Deployment) -> None:
+    deployment.start_worker()
+    deployment.wait_ready()
+    relevant = f"{deployment.app_id}-relevant"
+    producer = Producer({"bootstrap.servers": deployment.bootstrap})
+    producer.produce(
+        relevant,
+        key=b"host-bad",
+        value=b'{"process": {"executable": "/usr/bin/java"',
+        partition=0,
+        headers=[("origin", b"test")],
+    )
+    producer.flush(10)
+    docs = attack("host-after-bad", LIVE, LIVE + 900)
+    deployment.produce(docs)
+    assert {a["event"]["id"] for a in deployment.alerts_for(2)} == offline_alert_ids(docs)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": deployment.bootstrap,
+            "group.id": f"dlq-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([f"{deployment.app_id}-dead-letters"])
+    try:
+        deadline = time.monotonic() + 30
+        message = None
+        while message is None and time.monotonic() < deadline:
+            polled = consumer.poll(0.5)
+            message = polled if polled is not None and polled.error() is None else None
+    finally:
+        consumer.close()
+    assert message is not None, "no dead letter arrived"
+    headers = dict(message.headers() or [])
+    assert message.value() == b'{"process": {"executable": "/usr/bin/java"'
+    assert message.key() == b"host-bad"
+    assert headers["origin"] == b"test"
+    assert headers["__connect.errors.topic"] == relevant.encode()
+    assert headers["__connect.errors.partition"] == b"0"
+    assert headers["__connect.errors.exception.class.name"] == b"invalid_json"
