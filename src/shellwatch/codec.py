@@ -15,18 +15,35 @@ from typing import Any, Literal
 
 import orjson
 
+from shellwatch.avro_codec import (
+    CONFLUENT_MAGIC,
+    SINGLE_OBJECT_MAGIC,
+    AvroDecodeError,
+    AvroSchemas,
+    render,
+    shipped_schemas,
+)
 from shellwatch.ecs import FieldSet, field_values, flatten, keyword_values, single_keyword
 from shellwatch.events import Event, NetworkEvent, ProcessEvent
 from shellwatch.timestamps import InvalidTimestampError, parse_timestamp_ms
 
-__all__ = ["DecodeError", "DecodeReason", "Decoded", "decode_json_event", "load_json_document"]
+__all__ = ["DecodeError", "DecodeReason", "Decoded", "decode_json_event", "decode_record", "load_json_document"]
 
-DecodeReason = Literal["empty", "invalid_json", "not_an_object", "invalid_timestamp", "too_deep"]
+DecodeReason = Literal[
+    "empty",
+    "invalid_json",
+    "not_an_object",
+    "invalid_timestamp",
+    "too_deep",
+    "invalid_avro",
+    "unknown_schema",
+    "schema_registry_unsupported",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class DecodeError:
-    reason: DecodeReason
+    reason: DecodeReason | str
     message: str
 
 
@@ -84,6 +101,27 @@ def load_json_document(raw: bytes) -> dict[str, Any] | DecodeError:
     if not isinstance(doc, dict):
         return DecodeError("not_an_object", f"JSON value is a {type(doc).__name__}, not an object")
     return doc
+
+
+def decode_record(raw: bytes, avro: AvroSchemas | None = None) -> Decoded | DecodeError:
+    """Decode one input record, sniffing its format: Avro single-object encoding, else ECS JSON.
+
+    Avro records are decoded with ``avro`` (default: the shipped schemas); the event's ``raw`` is then
+    the decoded document rendered as JSON, which is what alerts quote.
+    """
+    if raw[:2] == SINGLE_OBJECT_MAGIC:
+        try:
+            doc = (avro or shipped_schemas()).decode(raw)
+        except AvroDecodeError as exc:
+            return DecodeError(exc.reason, str(exc))
+        return events_from_document(doc, render(doc))
+    if raw[:1] == CONFLUENT_MAGIC and len(raw) >= 5:
+        return DecodeError(
+            "schema_registry_unsupported",
+            f"Confluent wire format (schema id {int.from_bytes(raw[1:5], 'big')}) needs a schema registry; "
+            "use Avro single-object encoding or JSON",
+        )
+    return decode_json_event(raw)
 
 
 def decode_json_event(raw: bytes) -> Decoded | DecodeError:

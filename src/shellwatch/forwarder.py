@@ -32,7 +32,7 @@ from typing import Any, Final
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
-from shellwatch.codec import DecodeError, decode_json_event
+from shellwatch.codec import DecodeError, decode_record
 from shellwatch.deadletter import dead_letter_headers
 from shellwatch.forwarder_routing import (
     MARKER_KINDS,
@@ -157,7 +157,7 @@ class _Forwarder:
     async def _route(self, record: Any) -> asyncio.Future[Any] | None:
         config, stats = self._config, self._stats
         value: bytes = record.value if record.value is not None else b""
-        decoded = decode_json_event(value)
+        decoded = decode_record(value)
         if isinstance(decoded, DecodeError):
             stats.dead_letters[decoded.reason] += 1
             log.warning(

@@ -13,7 +13,7 @@ from typing import Any
 
 from shellwatch.alerts import exec_identity, sequence_alert, shell_alert
 from shellwatch.classify import classify
-from shellwatch.codec import DecodeError, decode_json_event
+from shellwatch.codec import DecodeError, decode_record
 from shellwatch.correlate import Correlator, Match
 from shellwatch.events import Event, Kind, ProcessEvent
 from shellwatch.grouping import AlertGrouper
@@ -90,7 +90,7 @@ class Pipeline:
         if not self.prefilter.accepts(raw):
             self.stats.prefiltered += 1
             return RecordOutcome([], prefiltered=True)
-        decoded = decode_json_event(raw)
+        decoded = decode_record(raw)
         if isinstance(decoded, DecodeError):
             self.stats.undecodable[decoded.reason] += 1
             return RecordOutcome([], error=decoded)
