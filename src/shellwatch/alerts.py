@@ -7,11 +7,15 @@ the output, so numbers are never re-encoded), except where :mod:`shellwatch.reda
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
-from typing import Any
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Literal
 
 import orjson
 
+from shellwatch.avro_codec import encode_single_object
 from shellwatch.classify import Classification
 from shellwatch.correlate import Match
 from shellwatch.events import Event, ProcessEvent
@@ -19,7 +23,16 @@ from shellwatch.redact import mask_document
 from shellwatch.rules.model import RISK_SCORES, RuleMeta, Severity, Threat
 from shellwatch.timestamps import format_rfc3339_ms
 
-__all__ = ["alert_id", "avro_alert_record", "exec_identity", "sequence_alert", "shell_alert", "threat_document"]
+__all__ = [
+    "AlertFormat",
+    "alert_id",
+    "avro_alert_record",
+    "encode_alert",
+    "exec_identity",
+    "sequence_alert",
+    "shell_alert",
+    "threat_document",
+]
 
 
 def exec_identity(event: ProcessEvent) -> str:
@@ -180,3 +193,18 @@ def avro_alert_record(alert: dict[str, Any]) -> dict[str, Any]:
     record["timestamp"] = alert["@timestamp"]
     record["detection"] = detection
     return record
+
+
+AlertFormat = Literal["json", "avro"]
+
+
+@lru_cache(maxsize=1)
+def _alert_schema() -> Any:
+    return json.loads(resources.files("shellwatch.schemas").joinpath("alert.avsc").read_text())
+
+
+def encode_alert(alert: dict[str, Any], alert_format: AlertFormat = "json") -> bytes:
+    """The alert's wire form: JSON (default) or Avro single-object encoding of ``schemas/alert.avsc``."""
+    if alert_format == "avro":
+        return encode_single_object(_alert_schema(), avro_alert_record(alert))
+    return orjson.dumps(alert)

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, cast
 
 import faust
-import orjson
 
+from shellwatch.alerts import AlertFormat, encode_alert
 from shellwatch.deadletter import dead_letter_headers
 from shellwatch.forwarder import ForwarderConfig, SourceKind, run_forwarder
 from shellwatch.forwarder_stats import ForwarderStats
@@ -76,15 +76,16 @@ def _headers(raw: Iterable[tuple[str, bytes]] | dict[str, bytes] | None) -> list
 class _Outputs:
     """Alert delivery and dead letters, each awaited until the broker has the record."""
 
-    def __init__(self, alerts_topic: Any, dead_letter_topic: Any) -> None:
+    def __init__(self, alerts_topic: Any, dead_letter_topic: Any, alert_format: AlertFormat) -> None:
         self.alerts_topic = alerts_topic
+        self.alert_format = alert_format
         self.dead_letter_topic = dead_letter_topic
         self.dead_letters_by_reason: dict[str, int] = {}
 
     async def deliver(self, alerts: list[dict[str, Any]]) -> None:
         for alert in alerts:
             key = str(alert["host"]["id"]).encode()
-            pending = await self.alerts_topic.send(key=key, value=orjson.dumps(alert), force=True)
+            pending = await self.alerts_topic.send(key=key, value=encode_alert(alert, self.alert_format), force=True)
             await pending  # delivered before the causing record is acknowledged
 
     async def dead_letter(self, message: Any, reason: str, text: str) -> None:
@@ -160,7 +161,7 @@ def create_app(settings: Settings, rule: ReverseShellRule, shell_rule: ShellRule
     )
     runtime = CorrelationRuntime(Pipeline(rule, settings.pipeline, shell_rule), _TableStore(table))
     forwarder_stats = ForwarderStats()
-    outputs = _Outputs(alerts_topic, dead_letters)
+    outputs = _Outputs(alerts_topic, dead_letters, kafka.alert_format)
     deliver, dead_letter = outputs.deliver, outputs.dead_letter
 
     def assigned_partitions() -> set[int]:

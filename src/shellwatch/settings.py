@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shellwatch.alerts import AlertFormat
 from shellwatch.pipeline import PipelineConfig
 
 __all__ = ["ENV_PREFIX", "KafkaSettings", "Settings", "SettingsError"]
@@ -45,6 +46,15 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
     return value
 
 
+def _alert_format(env: Mapping[str, str]) -> AlertFormat:
+    value = env.get(ENV_PREFIX + "ALERT_FORMAT", "json").strip().lower()
+    if value == "json":
+        return "json"
+    if value == "avro":
+        return "avro"
+    raise SettingsError(f"{ENV_PREFIX}ALERT_FORMAT: expected json or avro, got {value!r}")
+
+
 def _path(env: Mapping[str, str], name: str) -> Path | None:
     value = env.get(ENV_PREFIX + name, "").strip()
     return Path(value) if value else None
@@ -72,6 +82,7 @@ class KafkaSettings:
     web_enabled: bool = True
     web_port: int = 6066
     data_dir: Path | None = None
+    alert_format: AlertFormat = "json"
 
     @property
     def relevant_topic(self) -> str:
@@ -101,6 +112,7 @@ class KafkaSettings:
             web_enabled=_flag(env, "WEB_ENABLED", defaults.web_enabled),
             web_port=_int(env, "WEB_PORT", defaults.web_port, 1),
             data_dir=Path(data_dir) if data_dir else None,
+            alert_format=_alert_format(env),
         )
 
 

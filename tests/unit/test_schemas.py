@@ -14,7 +14,7 @@ import pytest
 from fastavro.validation import validate
 
 from shellwatch import codec
-from shellwatch.alerts import avro_alert_record
+from shellwatch.alerts import avro_alert_record, encode_alert
 from shellwatch.events import NetworkEvent, ProcessEvent
 from shellwatch.pipeline import Pipeline, PipelineConfig
 from shellwatch.rules.loader import load_reverse_shell_rule
@@ -102,3 +102,21 @@ def test_alert_schema_evolves_compatibly() -> None:
     assert isinstance(read, dict)
     assert read["detection"]["related_alert_ids"] == [] and read["detection"]["suppressed_count"] == 0
     assert read["event"]["id"] == record["event"]["id"]
+
+
+def test_alerts_encode_as_json_or_avro() -> None:
+    pipeline = Pipeline(load_reverse_shell_rule(), PipelineConfig())
+    for doc in (conn_doc(1_700_000_000_000), exec_doc(1_700_000_000_400)):
+        pipeline.process(orjson.dumps(doc), detected_ms=1_700_000_000_900)
+    (alert,) = pipeline.flush(detected_ms=1_700_000_001_000)
+    as_json = orjson.loads(encode_alert(alert))
+    assert as_json["event"]["id"] == alert["event"]["id"]
+    encoded = encode_alert(alert, "avro")
+    assert encoded[:2] == b"\xc3\x01"
+    reader = fastavro.parse_schema(load("alert"))
+    decoded = fastavro.schemaless_reader(io.BytesIO(encoded[10:]), reader)
+    assert isinstance(decoded, dict)
+    assert decoded["event"]["id"] == alert["event"]["id"] and decoded["timestamp"] == alert["@timestamp"]
+    assert [orjson.loads(e)["event"]["id"] for e in decoded["detection"]["events"]] == [
+        e["event"]["id"] for e in as_json["detection"]["events"]
+    ]

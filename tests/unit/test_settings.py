@@ -35,6 +35,8 @@ def test_prefixed_variables() -> None:
     mixed = Settings.from_env({"SHELLWATCH_MIXED_TOPIC": "endpoint", "SHELLWATCH_APP_ID": "sw-eu"}).kafka
     assert mixed.source_topics == (("endpoint", "mixed"),)
     assert mixed.relevant_topic == "sw-eu-relevant"
+    assert Settings.from_env({"SHELLWATCH_ALERT_FORMAT": "Avro"}).kafka.alert_format == "avro"
+    assert Settings().kafka.alert_format == "json"
 
 
 @pytest.mark.parametrize(
@@ -45,6 +47,7 @@ def test_prefixed_variables() -> None:
         ({"SHELLWATCH_PREFILTER": "maybe"}, "SHELLWATCH_PREFILTER"),
         ({"SHELLWATCH_ALERTS_TOPIC": " "}, "SHELLWATCH_ALERTS_TOPIC"),
         ({"SHELLWATCH_WEB_PORT": "x"}, "SHELLWATCH_WEB_PORT"),
+        ({"SHELLWATCH_ALERT_FORMAT": "xml"}, "SHELLWATCH_ALERT_FORMAT"),
     ],
 )
 def test_invalid_values_name_the_variable(env: dict[str, str], named: str) -> None:
