@@ -8,7 +8,7 @@ created with the inputs' partition count when missing, and checked when present.
 from __future__ import annotations
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ConfigResource
 
 from shellwatch.forwarder_topics import PartitionMismatchError
 from shellwatch.localkafka.topics import admin_conf, create_topic
@@ -22,10 +22,27 @@ def _partition_counts(bootstrap: str, timeout_s: float) -> dict[str, int]:
     return {name: len(t.partitions) for name, t in metadata.topics.items() if t.error is None}
 
 
-def _create(kafka: KafkaSettings, name: str, partitions: int) -> None:
+HEADER_ROOM_BYTES = 64 * 1024  # what forwarding and dead-lettering add: headers naming source and error
+
+
+def _max_message_bytes(bootstrap: str, topics: list[str], timeout_s: float) -> int:
+    """The largest ``max.message.bytes`` among ``topics`` (what the inputs accept)."""
+    admin = AdminClient(admin_conf(bootstrap))
+    futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, t) for t in topics])
+    sizes = []
+    for future in futures.values():
+        entries = future.result(timeout=timeout_s)
+        entry = entries.get("max.message.bytes")
+        if entry is not None and entry.value is not None:
+            sizes.append(int(entry.value))
+    return max(sizes, default=1_048_588)
+
+
+def _create(kafka: KafkaSettings, name: str, partitions: int, max_message_bytes: int) -> None:
     assert kafka.bootstrap_servers is not None
+    config = {"max.message.bytes": str(max_message_bytes)}
     try:
-        create_topic(kafka.bootstrap_servers, name, partitions, replication_factor=kafka.replication_factor)
+        create_topic(kafka.bootstrap_servers, name, partitions, config, replication_factor=kafka.replication_factor)
     except KafkaException as exc:  # another worker starting at the same time created it first
         error = exc.args[0] if exc.args else None
         if not isinstance(error, KafkaError) or error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
@@ -33,7 +50,10 @@ def _create(kafka: KafkaSettings, name: str, partitions: int) -> None:
 
 
 def ensure_worker_topics(kafka: KafkaSettings, *, timeout_s: float = 30.0) -> int:
-    """Check the inputs, create the worker's topics if needed; returns the common partition count."""
+    """Check the inputs, create the worker's topics if needed; returns the common partition count.
+
+    The worker's topics accept records as large as the largest input topic does, plus header room.
+    """
     if kafka.bootstrap_servers is None:
         raise ValueError("KAFKA_BOOTSTRAP_SERVERS is not set")
     counts = _partition_counts(kafka.bootstrap_servers, timeout_s)
@@ -49,9 +69,11 @@ def ensure_worker_topics(kafka: KafkaSettings, *, timeout_s: float = 30.0) -> in
             "network and process topics must have equal partition counts and be keyed by host.id"
         )
     partitions = next(iter(found.values()))
+    # Forwarded records and dead letters are input records plus headers: their topics take as much.
+    largest = _max_message_bytes(kafka.bootstrap_servers, sources, timeout_s) + HEADER_ROOM_BYTES
     for name in (kafka.relevant_topic, kafka.alerts_topic, kafka.dead_letter_topic):
         if name not in counts:
-            _create(kafka, name, partitions)
+            _create(kafka, name, partitions, largest)
             counts = _partition_counts(kafka.bootstrap_servers, timeout_s)
         if name == kafka.relevant_topic and counts.get(name) != partitions:
             raise PartitionMismatchError(

@@ -15,14 +15,16 @@ from typing import Any
 import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ConfigResource
 
 from shellwatch.kafka_io import AlertReader, produce_documents
 from shellwatch.localkafka import create_topic
 from shellwatch.pipeline import Pipeline, PipelineConfig
+from shellwatch.provision import ensure_worker_topics
 from shellwatch.rules.loader import load_reverse_shell_rule
 from shellwatch.rules.shell_rule import load_shell_rule
 from shellwatch.samples.ecs_factory import connection, execution
+from shellwatch.settings import KafkaSettings
 from shellwatch.timestamps import parse_timestamp_ms
 from shellwatch.worker_process import WorkerProcess
 
@@ -373,3 +375,25 @@ def test_a_record_the_agent_cannot_handle_is_dead_lettered_and_processing_goes_o
     assert headers["__connect.errors.topic"] == relevant.encode()
     assert headers["__connect.errors.partition"] == b"0"
     assert headers["__connect.errors.exception.class.name"] == b"invalid_json"
+
+
+def test_worker_topics_take_records_as_large_as_the_inputs(kafka_bootstrap: str, tmp_path: Path) -> None:
+    app_id = f"it-{uuid.uuid4().hex[:10]}"
+    network, process = f"{app_id}-network", f"{app_id}-process"
+    create_topic(kafka_bootstrap, network, 2, {"max.message.bytes": str(3 * 1024 * 1024)})
+    create_topic(kafka_bootstrap, process, 2)
+    kafka = KafkaSettings(
+        bootstrap_servers=kafka_bootstrap,
+        app_id=app_id,
+        network_topic=network,
+        process_topic=process,
+        alerts_topic=f"{app_id}-alerts",
+        dead_letter_topic=f"{app_id}-dead-letters",
+    )
+    assert ensure_worker_topics(kafka) == 2
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    for topic in (kafka.dead_letter_topic, kafka.relevant_topic):
+        future: Any = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)])
+        (entries,) = [f.result(timeout=10) for f in future.values()]
+        assert int(entries["max.message.bytes"].value) >= 3 * 1024 * 1024 + 64 * 1024
+    assert ensure_worker_topics(kafka) == 2  # idempotent
