@@ -204,7 +204,28 @@ def _alert_schema() -> Any:
 
 
 def encode_alert(alert: dict[str, Any], alert_format: AlertFormat = "json") -> bytes:
-    """The alert's wire form: JSON (default) or Avro single-object encoding of ``schemas/alert.avsc``."""
+    """The alert's wire form: JSON (default) or Avro single-object encoding of ``schemas/alert.avsc``.
+
+    Text taken from events (explanations) may hold lone surrogates, which JSON escapes allow but UTF-8
+    cannot carry: such characters become U+FFFD in the alert's own fields; quoted events stay as received.
+    """
+    try:
+        return _encode(alert, alert_format)
+    except (TypeError, ValueError):
+        return _encode(_valid_text(alert), alert_format)
+
+
+def _encode(alert: dict[str, Any], alert_format: AlertFormat) -> bytes:
     if alert_format == "avro":
         return encode_single_object(_alert_schema(), avro_alert_record(alert))
     return orjson.dumps(alert)
+
+
+def _valid_text(node: Any) -> Any:
+    if isinstance(node, str):
+        return node.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if isinstance(node, dict):
+        return {_valid_text(k): _valid_text(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_valid_text(v) for v in node]
+    return node

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 import orjson
 
+from shellwatch.alerts import encode_alert
 from shellwatch.kafka_io import AlertReader, produce_documents
 from shellwatch.localkafka import LocalKafka, create_topic, fetch_jars, jars_dir
 from shellwatch.pipeline import Pipeline
@@ -98,7 +99,7 @@ def run_demo(
                 reader.close()
             for alert in alerts:
                 out.write(_summary(alert) + "\n")
-                out.write(orjson.dumps(alert).decode() + "\n")
+                out.write(encode_alert(alert).decode() + "\n")
             if not worker.running():
                 out.write(f"the worker stopped early:\n{worker.log_tail()}\n")
                 return 1

@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
-import orjson
-
+from shellwatch.alerts import encode_alert
 from shellwatch.pipeline import Pipeline
 from shellwatch.terminal import printable
 
@@ -21,7 +20,7 @@ __all__ = ["run_detect"]
 
 def _write_alerts(out: IO[bytes], alerts: list[dict[str, Any]]) -> None:
     for alert in alerts:
-        out.write(orjson.dumps(alert) + b"\n")
+        out.write(encode_alert(alert) + b"\n")
     if alerts:
         out.flush()
 

@@ -6,6 +6,7 @@ they land where Elastic Agent's Kafka output would put them; routing is by ``eve
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -70,7 +71,11 @@ class AlertReader:
             message = self._consumer.poll(0.2)
             if message is None or message.error() is not None:
                 continue
-            alert = orjson.loads(message.value() or b"{}")
+            value = message.value() or b"{}"
+            try:
+                alert = orjson.loads(value)
+            except orjson.JSONDecodeError:  # lone surrogate escapes: valid JSON that orjson refuses
+                alert = json.loads(value)
             alerts.append(alert)
             seen.add(str(alert.get("event", {}).get("id")))
             if len(seen) >= until and settle_end is None:

