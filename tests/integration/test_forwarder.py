@@ -24,6 +24,7 @@ from shellwatch.pipeline import Pipeline, PipelineConfig
 from shellwatch.prefilter import Prefilter
 from shellwatch.rules.loader import load_reverse_shell_rule
 from shellwatch.samples.ecs_factory import connection, execution
+from tests.shared import committed_and_end
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(60)]
 
@@ -128,17 +129,6 @@ def read_all(bootstrap: str, topic: str, partitions: int) -> list[Stored]:
     finally:
         consumer.close()
     return got
-
-
-def committed_and_end(bootstrap: str, group: str, topics: list[str]) -> tuple[dict[Any, int], dict[Any, int]]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    try:
-        tps = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
-        committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(tps, timeout=10)}
-        ends = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in tps}
-    finally:
-        consumer.close()
-    return committed, ends
 
 
 def make_topics(bootstrap: str, base: str, **partitions: int) -> dict[str, str]:
@@ -368,7 +358,7 @@ def test_forwards_dead_letters_markers_and_commits(
     assert_markers(relevant, {names["network"]: b"network", names["process"]: b"process"})
     assert_dead_letters(read_all(kafka_bootstrap, names["dlq"], 1), expected_dead)
 
-    committed, ends = committed_and_end(kafka_bootstrap, unique_group, [names["network"], names["process"]])
+    committed, ends = committed_and_end(kafka_bootstrap, unique_group, [names["network"], names["process"]], PARTITIONS)
     assert committed == ends
 
 
@@ -439,5 +429,7 @@ def test_failed_forward_raises_and_commits_nothing(
             )
         )
     assert stats.records == 1
-    committed, _ends = committed_and_end(kafka_bootstrap, unique_group, [names["network"], names["process"]])
+    committed, _ends = committed_and_end(
+        kafka_bootstrap, unique_group, [names["network"], names["process"]], PARTITIONS
+    )
     assert all(offset < 0 for offset in committed.values())  # nothing committed: the record will be re-read

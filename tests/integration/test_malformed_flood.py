@@ -30,11 +30,10 @@ from shellwatch.localkafka import create_topic
 from shellwatch.partitioning import java_partition
 from shellwatch.pipeline import Pipeline, PipelineConfig
 from shellwatch.prefilter import Prefilter
-from shellwatch.rules.loader import load_reverse_shell_rule
-from shellwatch.rules.shell_rule import load_shell_rule
 from shellwatch.samples.ecs_factory import connection, execution
 from shellwatch.worker_process import WorkerProcess
 from shellwatch.worker_runtime import CorrelationRuntime
+from tests.shared import RULE, SHELL_RULE, DictStore, committed_and_end, offline_alert_ids
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
@@ -44,8 +43,6 @@ BIG_TOPIC_CONFIG: Final = {"max.message.bytes": str(2 * 1024 * 1024)}
 HUGE_BYTES: Final = 900_000
 JAVA_TEXT: Final = "/usr/bin/java -jar /opt/app/app.jar"
 PLAIN_TEXT: Final = "/usr/sbin/nginx -g daemon off"
-RULE = load_reverse_shell_rule()
-SHELL_RULE = load_shell_rule()
 
 DECODES: Final = "decodes"  # valid JSON object without an ECS category: counted as other_category
 Expected = DecodeReason | Literal["decodes"]
@@ -364,17 +361,6 @@ def read_all(bootstrap: str, topic: str, partitions: int) -> list[Stored]:
     return got
 
 
-def committed_and_end(bootstrap: str, group: str, topics: list[str]) -> tuple[dict[Any, int], dict[Any, int]]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    try:
-        tps = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
-        committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(tps, timeout=10)}
-        ends = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in tps}
-    finally:
-        consumer.close()
-    return committed, ends
-
-
 async def forward_all(config: ForwarderConfig, prefilter: Prefilter, total: int) -> ForwarderStats:
     """Run the forwarder until it consumed *total* records, then stop it (it commits that batch first)."""
     stats = ForwarderStats()
@@ -410,7 +396,7 @@ def run_flood(
         group_id=group,
     )
     stats = asyncio.run(forward_all(config, prefilter, len(records)))
-    committed, ends = committed_and_end(bootstrap, group, [names["network"], names["process"]])
+    committed, ends = committed_and_end(bootstrap, group, [names["network"], names["process"]], PARTITIONS)
     assert committed == ends  # everything consumed and committed
     assert sum(ends.values()) == len(records)
     return landed, stats, genuine
@@ -470,29 +456,6 @@ def check_outcomes(
 
 def relevant_records(bootstrap: str, names: dict[str, str]) -> list[Stored]:
     return sorted(read_all(bootstrap, names["relevant"], PARTITIONS), key=lambda r: (r.partition, r.offset))
-
-
-def offline_alert_ids(docs: list[dict[str, Any]]) -> set[str]:
-    pipeline = Pipeline(RULE, PipelineConfig(), SHELL_RULE)
-    alerts = [a for doc in docs for a in pipeline.process(orjson.dumps(doc), 0).alerts] + pipeline.flush(0)
-    return {a["event"]["id"] for a in alerts}
-
-
-class DictStore:
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-
-    def get(self, key: str) -> bytes | None:
-        return self.data.get(key)
-
-    def put(self, key: str, value: bytes) -> None:
-        self.data[key] = value
-
-    def delete(self, key: str) -> None:
-        self.data.pop(key, None)
-
-    def items(self) -> list[tuple[str, bytes]]:
-        return list(self.data.items())
 
 
 def detect(relevant: list[Stored]) -> list[dict[str, Any]]:

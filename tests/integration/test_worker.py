@@ -12,24 +12,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from shellwatch.kafka_io import AlertReader, produce_documents
 from shellwatch.localkafka import create_topic
-from shellwatch.pipeline import Pipeline, PipelineConfig
 from shellwatch.provision import ensure_worker_topics
-from shellwatch.rules.loader import load_reverse_shell_rule
-from shellwatch.rules.shell_rule import load_shell_rule
 from shellwatch.samples.ecs_factory import connection, execution
 from shellwatch.settings import KafkaSettings
 from shellwatch.timestamps import parse_timestamp_ms
 from shellwatch.worker_process import WorkerProcess
+from tests.shared import offline_alert_ids
 
-RULE = load_reverse_shell_rule()
-SHELL_RULE = load_shell_rule()
 SEQUENCE = "potential-reverse-shell-via-java"
 PARTITIONS = 3
 LIVE = (time.time_ns() // 1_000_000) - 60_000
@@ -102,13 +97,6 @@ def deployment(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Deployment]:
     deployed = Deployment(kafka_bootstrap, tmp_path)
     yield deployed
     deployed.stop()
-
-
-def offline_alert_ids(docs: list[dict[str, Any]]) -> set[str]:
-    """What ``shellwatch detect`` raises for the same documents (both rules)."""
-    pipeline = Pipeline(RULE, PipelineConfig(), SHELL_RULE)
-    alerts = [a for doc in docs for a in pipeline.process(orjson.dumps(doc), 0).alerts] + pipeline.flush(0)
-    return {a["event"]["id"] for a in alerts}
 
 
 def attack(host: str, conn_ms: int, exec_ms: int, *, ip: str = "185.220.101.4", tag: str = "") -> list[dict[str, Any]]:

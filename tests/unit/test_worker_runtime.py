@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import orjson
 import pytest
 
@@ -11,28 +9,12 @@ from shellwatch.pipeline import Pipeline, PipelineConfig
 from shellwatch.rules.loader import load_reverse_shell_rule
 from shellwatch.sequence_state import HostSnapshot
 from shellwatch.worker_runtime import PROGRESS_HEADER, CorrelationRuntime, RecordError
+from tests.shared import DictStore
 
 from .builders import T0, conn_doc, exec_doc
 
 RULE = load_reverse_shell_rule()
 NOW = T0 + 60_000
-
-
-class DictStore:
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-
-    def get(self, key: str) -> bytes | None:
-        return self.data.get(key)
-
-    def put(self, key: str, value: bytes) -> None:
-        self.data[key] = value
-
-    def delete(self, key: str) -> None:
-        self.data.pop(key, None)
-
-    def items(self) -> Iterator[tuple[str, bytes]]:
-        return iter(self.data.items())
 
 
 def runtime(store: DictStore) -> CorrelationRuntime:

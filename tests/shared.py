@@ -1,0 +1,56 @@
+"""Helpers shared by the real-broker tests: committed offsets, offline expectations, a dict state store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, TopicPartition
+
+from shellwatch.pipeline import Pipeline, PipelineConfig
+from shellwatch.rules.loader import load_reverse_shell_rule
+from shellwatch.rules.shell_rule import load_shell_rule
+
+RULE = load_reverse_shell_rule()
+SHELL_RULE = load_shell_rule()
+
+
+def committed_and_end(
+    bootstrap: str, group: str, topics: list[str], partitions: int
+) -> tuple[dict[Any, int], dict[Any, int]]:
+    """The group's committed offsets and the end offsets of every partition of ``topics``."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
+        committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(tps, timeout=10)}
+        ends = {(tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in tps}
+    finally:
+        consumer.close()
+    return committed, ends
+
+
+def offline_alert_ids(docs: list[dict[str, Any]]) -> set[str]:
+    """What ``shellwatch detect`` raises for the same documents (both rules)."""
+    pipeline = Pipeline(RULE, PipelineConfig(), SHELL_RULE)
+    alerts = [a for doc in docs for a in pipeline.process(orjson.dumps(doc), 0).alerts] + pipeline.flush(0)
+    return {a["event"]["id"] for a in alerts}
+
+
+class DictStore:
+    """The worker runtime's state store, in memory."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+
+    def get(self, key: str) -> bytes | None:
+        return self.data.get(key)
+
+    def put(self, key: str, value: bytes) -> None:
+        self.data[key] = value
+
+    def delete(self, key: str) -> None:
+        self.data.pop(key, None)
+
+    def items(self) -> Iterator[tuple[str, bytes]]:
+        return iter(list(self.data.items()))
