@@ -32,6 +32,7 @@ from shellwatch.forwarder_stats import ForwarderStats
 from shellwatch.pipeline import Pipeline
 from shellwatch.rules.model import ReverseShellRule
 from shellwatch.rules.shell_rule import ShellRule
+from shellwatch.schema_registry import RegistryClient
 from shellwatch.settings import KafkaSettings, Settings
 from shellwatch.worker_runtime import CorrelationRuntime, RecordError
 
@@ -159,7 +160,8 @@ def create_app(settings: Settings, rule: ReverseShellRule, shell_rule: ShellRule
         partitions=partitions,
         extra_topic_configs={"max.message.bytes": str(MAX_RECORD_BYTES)},
     )
-    runtime = CorrelationRuntime(Pipeline(rule, settings.pipeline, shell_rule), _TableStore(table))
+    resolver = RegistryClient(kafka.schema_registry_url) if kafka.schema_registry_url else None
+    runtime = CorrelationRuntime(Pipeline(rule, settings.pipeline, shell_rule, resolver), _TableStore(table))
     forwarder_stats = ForwarderStats()
     outputs = _Outputs(alerts_topic, dead_letters, kafka.alert_format)
     deliver, dead_letter = outputs.deliver, outputs.dead_letter
@@ -195,7 +197,8 @@ def create_app(settings: Settings, rule: ReverseShellRule, shell_rule: ShellRule
     async def prefilter_stage() -> None:
         stop = asyncio.Event()
         try:
-            await run_forwarder(forwarder_config, runtime.pipeline.prefilter, stop, forwarder_stats)
+            pipeline = runtime.pipeline
+            await run_forwarder(forwarder_config, pipeline.prefilter, stop, forwarder_stats, pipeline.decode)
         except asyncio.CancelledError:
             stop.set()
             raise

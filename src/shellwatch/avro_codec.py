@@ -46,6 +46,11 @@ class AvroSchemas:
     def __init__(self, readers: Mapping[str, Any]) -> None:
         self.readers = {name: fastavro.parse_schema(schema) for name, schema in readers.items()}
         self.writers: dict[bytes, tuple[str, Any]] = {}
+        self._by_record_name: dict[str, Any] = {
+            str(schema["name"]).rsplit(".", 1)[-1]: schema
+            for schema in self.readers.values()
+            if isinstance(schema, dict)
+        }
         for name, schema in self.readers.items():
             self.register(name, schema)
 
@@ -64,13 +69,26 @@ class AvroSchemas:
         if writer is None:
             raise AvroDecodeError("unknown_schema", f"no known Avro schema has fingerprint {raw[2:_HEADER].hex()}")
         name, writer_schema = writer
-        body = io.BytesIO(raw[_HEADER:])
+        return self._read(raw[_HEADER:], writer_schema, self.readers[name])
+
+    def decode_body(self, body: bytes, writer_schema: Any) -> dict[str, Any]:
+        """The ECS document of a bare Avro body written with ``writer_schema`` (e.g. from a registry),
+        read with the shipped reader schema of the same record name."""
+        name = writer_schema.get("name") if isinstance(writer_schema, dict) else None
+        reader = self._by_record_name.get(str(name).rsplit(".", 1)[-1])
+        if reader is None:
+            raise AvroDecodeError("unknown_schema", f"writer schema {name!r} is not a network or process event")
+        return self._read(body, writer_schema, reader)
+
+    @staticmethod
+    def _read(body: bytes, writer_schema: Any, reader_schema: Any) -> dict[str, Any]:
+        stream = io.BytesIO(body)
         try:
-            record = fastavro.schemaless_reader(body, writer_schema, self.readers[name])
+            record = fastavro.schemaless_reader(stream, writer_schema, reader_schema)
         except Exception as exc:  # fastavro raises many types for corrupt bodies
             raise AvroDecodeError("invalid_avro", f"corrupt Avro body: {type(exc).__name__}: {exc}") from None
-        if body.tell() != len(raw) - _HEADER:
-            raise AvroDecodeError("invalid_avro", f"{len(raw) - _HEADER - body.tell()} trailing bytes after the record")
+        if stream.tell() != len(body):
+            raise AvroDecodeError("invalid_avro", f"{len(body) - stream.tell()} trailing bytes after the record")
         if not isinstance(record, dict):
             raise AvroDecodeError("invalid_avro", "the record is not an Avro record")
         return _ecs_document(record)

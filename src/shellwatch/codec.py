@@ -9,7 +9,7 @@ never raises. A document that lacks a field is not an error: that field is simpl
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -50,6 +50,10 @@ class DecodeError:
 @dataclass(frozen=True, slots=True)
 class Decoded:
     events: tuple[Event, ...]
+
+
+SchemaResolver = Callable[[int], Any]  # registry schema id -> parsed writer schema; raises LookupError
+Decoder = Callable[[bytes], "Decoded | DecodeError"]
 
 
 # The wire-to-model mapping: event attribute -> ECS field path. Single-valued fields are identities.
@@ -103,25 +107,36 @@ def load_json_document(raw: bytes) -> dict[str, Any] | DecodeError:
     return doc
 
 
-def decode_record(raw: bytes, avro: AvroSchemas | None = None) -> Decoded | DecodeError:
-    """Decode one input record, sniffing its format: Avro single-object encoding, else ECS JSON.
+def decode_record(
+    raw: bytes, avro: AvroSchemas | None = None, registry: SchemaResolver | None = None
+) -> Decoded | DecodeError:
+    """Decode one input record, sniffing its format: Avro single-object encoding, Confluent's
+    registry framing (``00`` + schema id, resolved through ``registry``), else ECS JSON.
 
     Avro records are decoded with ``avro`` (default: the shipped schemas); the event's ``raw`` is then
     the decoded document rendered as JSON, which is what alerts quote.
     """
-    if raw[:2] == SINGLE_OBJECT_MAGIC:
-        try:
-            doc = (avro or shipped_schemas()).decode(raw)
-        except AvroDecodeError as exc:
-            return DecodeError(exc.reason, str(exc))
-        return events_from_document(doc, render(doc))
-    if raw[:1] == CONFLUENT_MAGIC and len(raw) >= 5:
-        return DecodeError(
-            "schema_registry_unsupported",
-            f"Confluent wire format (schema id {int.from_bytes(raw[1:5], 'big')}) needs a schema registry; "
-            "use Avro single-object encoding or JSON",
-        )
-    return decode_json_event(raw)
+    schemas = avro or shipped_schemas()
+    try:
+        if raw[:2] == SINGLE_OBJECT_MAGIC:
+            doc = schemas.decode(raw)
+        elif raw[:1] == CONFLUENT_MAGIC and len(raw) >= 5:
+            schema_id = int.from_bytes(raw[1:5], "big")
+            if registry is None:
+                return DecodeError(
+                    "schema_registry_unsupported",
+                    f"Confluent wire format (schema id {schema_id}) needs SHELLWATCH_SCHEMA_REGISTRY_URL",
+                )
+            try:
+                writer = registry(schema_id)
+            except LookupError as exc:
+                return DecodeError("unknown_schema", f"schema id {schema_id}: {exc}")
+            doc = schemas.decode_body(raw[5:], writer)
+        else:
+            return decode_json_event(raw)
+    except AvroDecodeError as exc:
+        return DecodeError(exc.reason, str(exc))
+    return events_from_document(doc, render(doc))
 
 
 def decode_json_event(raw: bytes) -> Decoded | DecodeError:

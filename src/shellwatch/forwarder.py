@@ -32,7 +32,7 @@ from typing import Any, Final
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
-from shellwatch.codec import DecodeError, decode_record
+from shellwatch.codec import DecodeError, Decoder, decode_record
 from shellwatch.deadletter import dead_letter_headers
 from shellwatch.forwarder_routing import (
     MARKER_KINDS,
@@ -107,7 +107,9 @@ class _Forwarder:
         consumer: Any,
         producer: Any,
         partitions: int,
+        decode: Decoder = decode_record,
     ) -> None:
+        self._decode = decode
         self._config = config
         self._prefilter = prefilter
         self._stats = stats
@@ -157,7 +159,7 @@ class _Forwarder:
     async def _route(self, record: Any) -> asyncio.Future[Any] | None:
         config, stats = self._config, self._stats
         value: bytes = record.value if record.value is not None else b""
-        decoded = decode_record(value)
+        decoded = self._decode(value)
         if isinstance(decoded, DecodeError):
             stats.dead_letters[decoded.reason] += 1
             log.warning(
@@ -239,7 +241,11 @@ class _Forwarder:
 
 
 async def run_forwarder(
-    config: ForwarderConfig, prefilter: Prefilter, stop: asyncio.Event, stats: ForwarderStats
+    config: ForwarderConfig,
+    prefilter: Prefilter,
+    stop: asyncio.Event,
+    stats: ForwarderStats,
+    decode: Decoder = decode_record,
 ) -> None:
     """Forward until *stop* is set (the batch in hand is finished and committed first).
 
@@ -286,7 +292,13 @@ async def run_forwarder(
             config.group_id,
         )
         await _Forwarder(
-            config, prefilter=prefilter, stats=stats, consumer=consumer, producer=producer, partitions=partitions
+            config,
+            prefilter=prefilter,
+            stats=stats,
+            consumer=consumer,
+            producer=producer,
+            partitions=partitions,
+            decode=decode,
         ).run(stop)
     finally:
         await _close(consumer, producer)

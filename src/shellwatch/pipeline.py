@@ -13,7 +13,7 @@ from typing import Any
 
 from shellwatch.alerts import exec_identity, sequence_alert, shell_alert
 from shellwatch.classify import classify
-from shellwatch.codec import DecodeError, decode_record
+from shellwatch.codec import Decoded, DecodeError, SchemaResolver, decode_record
 from shellwatch.correlate import Correlator, Match
 from shellwatch.events import Event, Kind, ProcessEvent
 from shellwatch.grouping import AlertGrouper
@@ -61,8 +61,15 @@ _REMEMBERED_SHELL_ALERTS = 100_000
 class Pipeline:
     """Both detections over one stream of records: the sequence rule and (when given) the shell rule."""
 
-    def __init__(self, rule: ReverseShellRule, config: PipelineConfig, shell_rule: ShellRule | None = None) -> None:
+    def __init__(
+        self,
+        rule: ReverseShellRule,
+        config: PipelineConfig,
+        shell_rule: ShellRule | None = None,
+        schema_resolver: SchemaResolver | None = None,
+    ) -> None:
         self.rule = rule
+        self.schema_resolver = schema_resolver
         self.shell_rule = shell_rule
         self.config = config
         self.ruleset = digest_of({"sequence": rule.digest, "shell": shell_rule.digest if shell_rule else None})
@@ -90,12 +97,16 @@ class Pipeline:
         if not self.prefilter.accepts(raw):
             self.stats.prefiltered += 1
             return RecordOutcome([], prefiltered=True)
-        decoded = decode_record(raw)
+        decoded = self.decode(raw)
         if isinstance(decoded, DecodeError):
             self.stats.undecodable[decoded.reason] += 1
             return RecordOutcome([], error=decoded)
         self.stats.decoded += 1
         return RecordOutcome(self.observe(decoded.events, detected_ms))
+
+    def decode(self, raw: bytes) -> Decoded | DecodeError:
+        """One record to events (JSON, Avro single-object, or registry-framed Avro when a registry is set)."""
+        return decode_record(raw, registry=self.schema_resolver)
 
     def observe(self, events: Iterable[Event], detected_ms: int) -> list[dict[str, Any]]:
         """Decoded events in; the alerts they raise or complete out."""

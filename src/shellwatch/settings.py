@@ -83,6 +83,7 @@ class KafkaSettings:
     web_port: int = 6066
     data_dir: Path | None = None
     alert_format: AlertFormat = "json"
+    schema_registry_url: str | None = None  # Confluent-compatible API, for registry-framed Avro input
 
     @property
     def relevant_topic(self) -> str:
@@ -113,6 +114,7 @@ class KafkaSettings:
             web_port=_int(env, "WEB_PORT", defaults.web_port, 1),
             data_dir=Path(data_dir) if data_dir else None,
             alert_format=_alert_format(env),
+            schema_registry_url=env.get(ENV_PREFIX + "SCHEMA_REGISTRY_URL", "").strip() or None,
         )
 
 

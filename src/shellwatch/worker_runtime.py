@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from shellwatch.codec import DecodeError, decode_record
+from shellwatch.codec import DecodeError
 from shellwatch.correlate import Match
 from shellwatch.events import Kind
 from shellwatch.pipeline import Pipeline
@@ -119,7 +119,7 @@ class CorrelationRuntime:
             return self._progress(progress, partition, detected_ms)
         if value is None:
             raise RecordError("empty", "record without a value")
-        decoded = decode_record(value)
+        decoded = self.pipeline.decode(value)
         if isinstance(decoded, DecodeError):
             raise RecordError(decoded.reason, decoded.message)
         for event in decoded.events:

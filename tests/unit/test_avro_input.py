@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import orjson
 import pytest
 
@@ -116,3 +117,34 @@ def test_corrupt_and_trailing_bodies_are_invalid() -> None:
 
 def test_shipped_schemas_know_both_event_kinds() -> None:
     assert set(shipped_schemas().readers) == {"network_event", "process_event"}
+
+
+def confluent_framed(schema_id: int, writer: dict[str, Any], record: dict[str, Any]) -> bytes:
+    body = encode_single_object(writer, record)[10:]  # the bare Avro body
+    return b"\x00" + schema_id.to_bytes(4, "big") + body
+
+
+def test_registry_framed_records_resolve_their_writer_schema() -> None:
+    registry = {7: fastavro.parse_schema(schema("process_event"))}
+
+    def resolve(schema_id: int) -> Any:
+        try:
+            return registry[schema_id]
+        except KeyError:
+            raise LookupError(f"no schema {schema_id}") from None
+
+    decoded = decode_record(confluent_framed(7, schema("process_event"), exec_record()), registry=resolve)
+    assert isinstance(decoded, Decoded)
+    (event,) = decoded.events
+    assert isinstance(event, ProcessEvent) and event.parent_entity_id == "java-1"
+    unknown = decode_record(confluent_framed(8, schema("process_event"), exec_record()), registry=resolve)
+    assert isinstance(unknown, DecodeError) and unknown.reason == "unknown_schema"
+    no_registry = decode_record(confluent_framed(7, schema("process_event"), exec_record()))
+    assert isinstance(no_registry, DecodeError) and no_registry.reason == "schema_registry_unsupported"
+
+
+def test_registry_writer_schema_of_another_record_is_unknown() -> None:
+    other = {"type": "record", "name": "Login", "fields": [{"name": "user", "type": "string"}]}
+    raw = confluent_framed(3, other, {"user": "x"})
+    result = decode_record(raw, registry=lambda _id: fastavro.parse_schema(other))
+    assert isinstance(result, DecodeError) and result.reason == "unknown_schema"
