@@ -55,3 +55,24 @@ def topic_name() -> str:
 @pytest.fixture
 def unique_group() -> str:
     return f"it-group-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="session")
+def schema_registry_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Confluent-compatible schema registry base URL (``.../apis/ccompat/v7`` locally).
+
+    ``SCHEMA_REGISTRY_URL`` set -> used as is; otherwise an Apicurio Registry runner jar is built
+    with Maven (cached, see ``shellwatch.localregistry``) and run for the session.  Raises on failure.
+    """
+    external = os.environ.get("SCHEMA_REGISTRY_URL", "").strip()
+    if external:
+        yield external
+        return
+    from shellwatch.localregistry import LocalRegistry, build_registry  # noqa: PLC0415 -- appended fixture
+
+    registry = LocalRegistry(build_registry())
+    request.addfinalizer(registry.stop)  # registered before start(): runs even if start() is interrupted
+    t0 = time.monotonic()
+    url = registry.start()
+    print(f"\n[localregistry] registry {url} ready in {time.monotonic() - t0:.1f}s (pid {registry.pid})")
+    yield url

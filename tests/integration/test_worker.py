@@ -44,6 +44,7 @@ class Deployment:
         for topic in (self.network, self.process):
             create_topic(bootstrap, topic, PARTITIONS)
         self.workers: list[WorkerProcess] = []
+        self.extra_env: dict[str, str] = {}
 
     def env(self) -> dict[str, str]:
         return {
@@ -56,6 +57,7 @@ class Deployment:
             "SHELLWATCH_DEAD_LETTER_TOPIC": f"{self.app_id}-dead-letters",
             "SHELLWATCH_WEB_ENABLED": "false",
             "SHELLWATCH_DATA_DIR": str(self.workdir / "data"),
+            **self.extra_env,
         }
 
     def start_worker(self) -> WorkerProcess:
