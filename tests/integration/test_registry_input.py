@@ -12,7 +12,7 @@ from shellwatch.avro_codec import encode_single_object
 from shellwatch.localregistry import register_schema
 from shellwatch.pipeline import Pipeline, PipelineConfig
 from shellwatch.schema_registry import RegistryClient
-from tests.integration.test_worker import LIVE, Deployment
+from tests.integration.deployment import LIVE, Deployment
 from tests.shared import RULE, SHELL_RULE
 
 SCHEMAS = Path(__file__).parents[2] / "schemas"

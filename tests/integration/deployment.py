@@ -1,0 +1,90 @@
+"""A worker deployment on the session's broker for integration tests: its own topics, app id and workers."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from shellwatch.kafka_io import AlertReader, produce_documents
+from shellwatch.localkafka import create_topic
+from shellwatch.worker_process import WorkerProcess
+
+PARTITIONS = 3
+LIVE = (time.time_ns() // 1_000_000) - 60_000
+
+
+def wait_for(predicate: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Deployment:
+    """One worker deployment: its own topics and app id on the session's broker."""
+
+    def __init__(self, bootstrap: str, workdir: Path) -> None:
+        self.bootstrap = bootstrap
+        self.workdir = workdir
+        self.app_id = f"it-{uuid.uuid4().hex[:10]}"
+        self.network, self.process = f"{self.app_id}-network", f"{self.app_id}-process"
+        self.alerts = f"{self.app_id}-alerts"
+        for topic in (self.network, self.process):
+            create_topic(bootstrap, topic, PARTITIONS)
+        self.workers: list[WorkerProcess] = []
+        self.extra_env: dict[str, str] = {}
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "SHELLWATCH_APP_ID": self.app_id,
+            "SHELLWATCH_NETWORK_TOPIC": self.network,
+            "SHELLWATCH_PROCESS_TOPIC": self.process,
+            "SHELLWATCH_ALERTS_TOPIC": self.alerts,
+            "SHELLWATCH_DEAD_LETTER_TOPIC": f"{self.app_id}-dead-letters",
+            "SHELLWATCH_WEB_ENABLED": "false",
+            "SHELLWATCH_DATA_DIR": str(self.workdir / "data"),
+            **self.extra_env,
+        }
+
+    def start_worker(self) -> WorkerProcess:
+        worker = WorkerProcess(self.env(), self.workdir / f"worker-{len(self.workers)}.log").start()
+        self.workers.append(worker)
+        return worker
+
+    def wait_ready(self, members: int = 1, timeout_s: float = 90.0) -> None:
+        """Until both consumer groups (pre-filter and agent) are stable with ``members`` members."""
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        groups = [f"{self.app_id}-prefilter", self.app_id]
+
+        def ready() -> bool:
+            try:
+                described: list[Any] = [f.result(timeout=10) for f in admin.describe_consumer_groups(groups).values()]
+            except KafkaException:  # no coordinator yet
+                return False
+            return all(len(d.members) == members and str(d.state).endswith("STABLE") for d in described)
+
+        wait_for(ready, timeout_s, f"{members} worker(s) to join both consumer groups")
+
+    def produce(self, docs: list[dict[str, Any]]) -> None:
+        produce_documents(self.bootstrap, docs, network_topic=self.network, process_topic=self.process)
+
+    def alerts_for(self, expected: int, timeout_s: float = 60.0, settle_s: float = 4.0) -> list[dict[str, Any]]:
+        reader = AlertReader(self.bootstrap, self.alerts)
+        try:
+            return reader.read(until=expected, timeout_s=timeout_s, settle_s=settle_s)
+        finally:
+            reader.close()
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
