@@ -11,7 +11,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-from shellwatch.localkafka.broker import spawn_bound_to_parent
+from shellwatch.localkafka.jvm import spawn_bound_to_parent
 
 __all__ = ["WorkerProcess"]
 

@@ -14,29 +14,24 @@ brokers cleanly on normal interpreter exit.
 
 from __future__ import annotations
 
-import atexit
 import base64
 import contextlib
-import ctypes
 import importlib.resources
 import logging
 import os
 import shutil
 import signal
 import socket
-import subprocess
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
 
 from confluent_kafka.admin import AdminClient
 
 from shellwatch.localkafka.jars import KAFKA_VERSION, java_executable, log_tail
+from shellwatch.localkafka.jvm import JvmService, spawn_bound_to_parent
 from shellwatch.localkafka.topics import admin_conf
 
 __all__ = ["BrokerStartError", "LocalKafka"]
@@ -73,51 +68,6 @@ def _random_cluster_id() -> str:
             return cid
 
 
-def die_with_parent(sig: signal.Signals = signal.SIGKILL) -> Callable[[], None]:
-    """A ``preexec_fn``: prctl(PR_SET_PDEATHSIG, sig) in the child, so it dies with this thread.
-
-    For the broker, the fallback when `setpriv` is missing; for worker subprocesses, the mechanism.
-    """
-    libc = ctypes.CDLL(None, use_errno=True)
-    prctl = libc.prctl
-    parent = os.getpid()
-    pr_set_pdeathsig = 1
-
-    def _child() -> None:
-        prctl(pr_set_pdeathsig, int(sig), 0, 0, 0)
-        if os.getppid() != parent:  # parent already gone between fork and prctl
-            os._exit(1)
-
-    return _child
-
-
-def spawn_bound_to_parent(
-    cmd: list[str],
-    out: IO[bytes],
-    *,
-    cwd: Path | None = None,
-    env: dict[str, str] | None = None,
-    sig: signal.Signals = signal.SIGKILL,
-) -> subprocess.Popen[bytes]:
-    """Start *cmd* in a new session (own process group) that gets *sig* when our thread dies."""
-    preexec: Callable[[], None] | None = None
-    setpriv = shutil.which("setpriv")  # util-linux: prctl(PR_SET_PDEATHSIG) then exec, no Python in child
-    if setpriv is not None:
-        cmd = [setpriv, "--pdeathsig", sig.name.removeprefix("SIG"), "--", *cmd]
-    else:
-        preexec = die_with_parent(sig)
-    return subprocess.Popen(
-        cmd,
-        stdin=subprocess.DEVNULL,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=preexec,  # noqa: PLW1509 -- fallback only (no setpriv); tiny, no locks
-        cwd=cwd,
-        env=env,
-    )
-
-
 _DATA_DIR_PREFIX = "shellwatch-kafka-"
 _OWNER_FILE = "owner.pid"
 
@@ -134,21 +84,6 @@ def _sweep_stale_data_dirs() -> None:
             shutil.rmtree(path, ignore_errors=True)
         except (OSError, ValueError):
             continue  # no/odd owner file (kept dir, or being created), or not ours: leave it
-
-
-_running: set[LocalKafka] = set()
-_running_lock = threading.Lock()
-
-
-def _stop_all_at_exit() -> None:
-    with _running_lock:
-        brokers = list(_running)
-    for broker in brokers:
-        with contextlib.suppress(Exception):
-            broker.stop()
-
-
-atexit.register(_stop_all_at_exit)
 
 
 def _server_properties(*, port: int, controller_port: int, log_dirs: Path, extra: Mapping[str, str]) -> dict[str, str]:
@@ -185,12 +120,19 @@ def _server_properties(*, port: int, controller_port: int, log_dirs: Path, extra
     return props
 
 
-class LocalKafka:
+class LocalKafka(JvmService):
     """A single-node KRaft Kafka broker+controller on 127.0.0.1, in a fresh temporary data dir.
+
+    :meth:`start` formats storage, launches the JVM and waits until a metadata request succeeds
+    (``startup_timeout`` counts from JVM launch); on failure the data dir is removed too (unless
+    ``keep_data``) and :class:`BrokerStartError` carries the log tails.
 
     >>> with LocalKafka(fetch_jars()) as kafka:          # doctest: +SKIP
     ...     print(kafka.bootstrap_servers)
     """
+
+    start_error = BrokerStartError
+    label = "local Kafka"
 
     def __init__(
         self,
@@ -202,17 +144,16 @@ class LocalKafka:
         heap_opts: tuple[str, ...] = ("-Xms256m", "-Xmx512m"),
         extra_properties: Mapping[str, str] | None = None,
     ) -> None:
+        super().__init__(stop_timeout=stop_timeout)
         self.libs_dir = Path(libs_dir)
         self.startup_timeout = startup_timeout
-        self.stop_timeout = stop_timeout
         self.keep_data = keep_data
         self.heap_opts = heap_opts
         self.extra_properties = dict(extra_properties or {})
         self.data_dir: Path | None = None
         self.port: int | None = None
         self.controller_port: int | None = None
-        self.process: subprocess.Popen[bytes] | None = None
-        self._lock = threading.RLock()
+        self._java = ""
 
     # ----------------------------------------------------------------- public
 
@@ -223,63 +164,22 @@ class LocalKafka:
         return f"127.0.0.1:{self.port}"
 
     @property
-    def pid(self) -> int | None:
-        return None if self.process is None else self.process.pid
-
-    @property
     def server_log(self) -> Path | None:
         return None if self.data_dir is None else self.data_dir / "logs" / "server.log"
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
+    def address(self) -> str:
+        return self.bootstrap_servers
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def start(self) -> str:
-        """Format storage, launch the JVM and wait until a metadata request succeeds.
-
-        ``startup_timeout`` counts from JVM launch (after the ~2-3 s storage format).
-        Returns :attr:`bootstrap_servers`.  On failure the JVM is killed, the data dir
-        removed (unless ``keep_data``) and :class:`BrokerStartError` raised with the log tail.
-        """
-        with self._lock:
-            if self.process is not None:
-                return self.bootstrap_servers
-            if not (self.libs_dir / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file() and not any(
-                self.libs_dir.glob("kafka_2.13-*.jar")
-            ):
-                raise BrokerStartError(f"no kafka_2.13 jar in {self.libs_dir}; run fetch_jars() first")
-            java = java_executable()
-            _sweep_stale_data_dirs()
-            self.data_dir = Path(tempfile.mkdtemp(prefix=_DATA_DIR_PREFIX))
-            if not self.keep_data:
-                (self.data_dir / _OWNER_FILE).write_text(f"{os.getpid()}\n")
-            try:
-                self._launch(java)
-                self._wait_ready()
-            except BaseException as exc:
-                detail = self._loglog_tail()
-                self._terminate(force=True)
-                self._cleanup_dir()
-                if isinstance(exc, BrokerStartError):
-                    raise BrokerStartError(f"{exc}\n{detail}") from None
-                if isinstance(exc, Exception):
-                    raise BrokerStartError(f"local Kafka failed to start: {exc!r}\n{detail}") from exc
-                raise
-            return self.bootstrap_servers
-
-    def stop(self) -> None:
-        """SIGTERM the broker's process group, wait ``stop_timeout`` s, then SIGKILL. Idempotent."""
-        with self._lock:
-            self._terminate(force=False)
-            self._cleanup_dir()
-
-    def is_running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+    def _prepare(self) -> None:
+        if not (self.libs_dir / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file() and not any(
+            self.libs_dir.glob("kafka_2.13-*.jar")
+        ):
+            raise BrokerStartError(f"no kafka_2.13 jar in {self.libs_dir}; run fetch_jars() first")
+        self._java = java_executable()
+        _sweep_stale_data_dirs()
+        self.data_dir = Path(tempfile.mkdtemp(prefix=_DATA_DIR_PREFIX))
+        if not self.keep_data:
+            (self.data_dir / _OWNER_FILE).write_text(f"{os.getpid()}\n")
 
     # ---------------------------------------------------------------- helpers
 
@@ -297,8 +197,9 @@ class LocalKafka:
             str(self.libs_dir.absolute() / "*"),
         ]
 
-    def _launch(self, java: str) -> None:
+    def _launch(self) -> None:
         assert self.data_dir is not None
+        java = self._java
         data = self.data_dir
         (data / "logs").mkdir()
         (data / "log4j2.xml").write_bytes(importlib.resources.files(_PACKAGE).joinpath("log4j2.xml").read_bytes())
@@ -329,9 +230,7 @@ class LocalKafka:
 
         # 2. the broker itself
         with (data / "logs" / "console.log").open("wb") as out:
-            self.process = spawn_bound_to_parent([java, *self._java_opts(), "kafka.Kafka", str(config)], out, cwd=data)
-        with _running_lock:
-            _running.add(self)
+            self._spawn([java, *self._java_opts(), "kafka.Kafka", str(config)], out, cwd=data)
 
     def _wait_ready(self) -> None:
         assert self.process is not None and self.port is not None
@@ -373,34 +272,12 @@ class LocalKafka:
         if rc is not None:
             raise BrokerStartError(f"broker JVM exited early with code {rc}")
 
-    def _terminate(self, *, force: bool) -> None:
-        proc = self.process
-        if proc is None:
-            return
-        pgid = proc.pid  # start_new_session=True: the JVM leads its own process group
-        if proc.poll() is None:
-            sig = signal.SIGKILL if force else signal.SIGTERM
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, sig)
-            try:
-                proc.wait(timeout=5 if force else self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("Kafka JVM %d ignored SIGTERM for %.0fs; sending SIGKILL", pgid, self.stop_timeout)
-        # Reap / make sure no straggler stays in the group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
-        self.process = None
-        with _running_lock:
-            _running.discard(self)
-
     def _cleanup_dir(self) -> None:
         if self.data_dir is not None and not self.keep_data:
             shutil.rmtree(self.data_dir, ignore_errors=True)
             self.data_dir = None
 
-    def _loglog_tail(self) -> str:
+    def _failure_log(self) -> str:
         if self.data_dir is None:
             return ""
         parts = []

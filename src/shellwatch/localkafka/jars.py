@@ -12,7 +12,16 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-__all__ = ["CACHE_ENV_VAR", "KAFKA_VERSION", "KafkaFetchError", "fetch_jars", "jars_dir", "java_executable", "log_tail"]
+__all__ = [
+    "CACHE_ENV_VAR",
+    "KAFKA_VERSION",
+    "KafkaFetchError",
+    "fetch_jars",
+    "jars_dir",
+    "java_executable",
+    "log_tail",
+    "run_maven",
+]
 
 KAFKA_VERSION = "4.1.1"
 """Apache Kafka version fetched from Maven Central (``org.apache.kafka:kafka_2.13``)."""
@@ -69,6 +78,17 @@ def java_executable() -> str:
     return found
 
 
+def run_maven(cmd: list[str], *, cwd: Path, what: str, error: type[Exception]) -> None:
+    """Run a Maven command; on failure raise ``error`` naming ``what`` with the tail of Maven's output."""
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise error(f"could not run {cmd[0]}: {exc}") from exc
+    if proc.returncode != 0:
+        output = log_tail((proc.stdout or "") + (proc.stderr or ""), _MVN_TAIL_LINES)
+        raise error(f"{what} failed with exit code {proc.returncode}:\n{output}")
+
+
 def fetch_jars(cache_dir: str | os.PathLike[str] | None = None, *, version: str = KAFKA_VERSION) -> Path:
     """Download Kafka *version* and its runtime closure into *cache_dir* (default :func:`jars_dir`).
 
@@ -112,17 +132,11 @@ def fetch_jars(cache_dir: str | os.PathLike[str] | None = None, *, version: str 
                     f"-DoutputDirectory={staging}",
                 ]
                 log.info("fetching Kafka %s jars into %s", version, libs)
-                try:
-                    proc = subprocess.run(
-                        cmd, cwd=work, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
-                    )
-                except OSError as exc:
-                    raise KafkaFetchError(f"could not run {mvn}: {exc}") from exc
-            if proc.returncode != 0:
-                output = log_tail((proc.stdout or "") + (proc.stderr or ""), _MVN_TAIL_LINES)
-                raise KafkaFetchError(
-                    f"mvn dependency:copy-dependencies for org.apache.kafka:kafka_2.13:{version} "
-                    f"failed with exit code {proc.returncode}:\n{output}"
+                run_maven(
+                    cmd,
+                    cwd=Path(work),
+                    what=f"mvn dependency:copy-dependencies for org.apache.kafka:kafka_2.13:{version}",
+                    error=KafkaFetchError,
                 )
             if not (staging / f"kafka_2.13-{version}.jar").is_file():
                 raise KafkaFetchError(

@@ -9,30 +9,23 @@ time.  The JVM is bound to the starting thread like the local Kafka broker (see
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import fcntl
 import importlib.resources
 import json
 import logging
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from importlib.resources.abc import Traversable
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
-from shellwatch.localkafka.broker import spawn_bound_to_parent
-from shellwatch.localkafka.jars import CACHE_ENV_VAR, java_executable, log_tail
+from shellwatch.localkafka.jars import CACHE_ENV_VAR, java_executable, log_tail, run_maven
+from shellwatch.localkafka.jvm import JvmService
 
 __all__ = [
     "APICURIO_VERSION",
@@ -146,18 +139,9 @@ def build_registry(cache_root: str | os.PathLike[str] | None = None) -> Path:
             cmd = [mvn, "-f", str(work / "pom.xml"), *_MVN_ARGS]
             log.info("building Apicurio Registry %s runner jar into %s", APICURIO_VERSION, jar)
             t0 = time.monotonic()
-            try:
-                proc = subprocess.run(
-                    cmd, cwd=work, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
-                )
-            except OSError as exc:
-                raise RegistryBuildError(f"could not run {mvn}: {exc}") from exc
-            if proc.returncode != 0:
-                output = log_tail((proc.stdout or "") + (proc.stderr or ""), _TAIL_LINES)
-                raise RegistryBuildError(
-                    f"mvn package (Apicurio Registry {APICURIO_VERSION}) failed with exit code "
-                    f"{proc.returncode}:\n{output}"
-                )
+            run_maven(
+                cmd, cwd=work, what=f"mvn package (Apicurio Registry {APICURIO_VERSION})", error=RegistryBuildError
+            )
             runners = sorted((work / "target").glob("*-runner.jar"))
             if len(runners) != 1:
                 found = sorted(p.name for p in (work / "target").glob("*")) if (work / "target").is_dir() else []
@@ -218,27 +202,15 @@ def _free_port() -> int:
         return port
 
 
-_running: set[LocalRegistry] = set()
-_running_lock = threading.Lock()
-
-
-def _stop_all_at_exit() -> None:
-    with _running_lock:
-        registries = list(_running)
-    for registry in registries:
-        with contextlib.suppress(Exception):
-            registry.stop()
-
-
-atexit.register(_stop_all_at_exit)
-
-
-class LocalRegistry:
+class LocalRegistry(JvmService):
     """An Apicurio Registry JVM on 127.0.0.1 (in-memory storage), lifetime bound to this thread.
 
     >>> with LocalRegistry(build_registry()) as registry:   # doctest: +SKIP
     ...     register_schema(registry.url, "t-value", '"string"')
     """
+
+    start_error = RegistryStartError
+    label = "local registry"
 
     def __init__(
         self,
@@ -248,14 +220,13 @@ class LocalRegistry:
         stop_timeout: float = 15.0,
         heap_opts: tuple[str, ...] = ("-Xmx384m",),
     ) -> None:
+        super().__init__(stop_timeout=stop_timeout)
         self.jar = Path(jar)
         self.startup_timeout = startup_timeout
-        self.stop_timeout = stop_timeout
         self.heap_opts = heap_opts
         self.port: int | None = None
-        self.process: subprocess.Popen[bytes] | None = None
         self.work_dir: Path | None = None
-        self._lock = threading.RLock()
+        self._java = ""
 
     @property
     def url(self) -> str:
@@ -264,61 +235,21 @@ class LocalRegistry:
             raise RuntimeError("LocalRegistry is not running")
         return f"http://127.0.0.1:{self.port}{CCOMPAT_PATH}"
 
-    @property
-    def pid(self) -> int | None:
-        return None if self.process is None else self.process.pid
+    def address(self) -> str:
+        return self.url
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
+    def _prepare(self) -> None:
+        if not self.jar.is_file():
+            raise RegistryStartError(f"registry jar {self.jar} missing; run build_registry() first")
+        try:
+            self._java = java_executable()
+        except RuntimeError as exc:
+            raise RegistryStartError(str(exc)) from exc
+        self.work_dir = Path(tempfile.mkdtemp(prefix="shellwatch-registry-"))
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def is_running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def start(self) -> str:
-        """Launch the JVM on a free port and wait until ``GET /subjects`` answers 200; return :attr:`url`.
-
-        On failure the JVM is killed and :class:`RegistryStartError` raised with the log tail.
-        """
-        with self._lock:
-            if self.process is not None:
-                return self.url
-            if not self.jar.is_file():
-                raise RegistryStartError(f"registry jar {self.jar} missing; run build_registry() first")
-            try:
-                java = java_executable()
-            except RuntimeError as exc:
-                raise RegistryStartError(str(exc)) from exc
-            self.work_dir = Path(tempfile.mkdtemp(prefix="shellwatch-registry-"))
-            try:
-                self._launch(java)
-                self._wait_ready()
-            except BaseException as exc:
-                detail = self._log_tail()
-                self._terminate(force=True)
-                self._cleanup_dir()
-                if isinstance(exc, RegistryStartError):
-                    raise RegistryStartError(f"{exc}\n{detail}") from None
-                if isinstance(exc, Exception):
-                    raise RegistryStartError(f"local registry failed to start: {exc!r}\n{detail}") from exc
-                raise
-            return self.url
-
-    def stop(self) -> None:
-        """SIGTERM the JVM's process group, wait ``stop_timeout`` s, then SIGKILL. Idempotent."""
-        with self._lock:
-            self._terminate(force=False)
-            self._cleanup_dir()
-
-    # ---------------------------------------------------------------- helpers
-
-    def _launch(self, java: str) -> None:
+    def _launch(self) -> None:
         assert self.work_dir is not None
+        java = self._java
         self.port = _free_port()
         cmd = [
             java,
@@ -332,9 +263,7 @@ class LocalRegistry:
             str(self.jar.absolute()),
         ]
         with (self.work_dir / "console.log").open("wb") as out:
-            self.process = spawn_bound_to_parent(cmd, out, cwd=self.work_dir)
-        with _running_lock:
-            _running.add(self)
+            self._spawn(cmd, out, cwd=self.work_dir)
 
     def _wait_ready(self) -> None:
         assert self.process is not None and self.port is not None
@@ -356,33 +285,12 @@ class LocalRegistry:
                 raise RegistryStartError(f"registry not ready after {self.startup_timeout:.0f}s (last: {last})")
             time.sleep(0.2)
 
-    def _terminate(self, *, force: bool) -> None:
-        proc = self.process
-        if proc is None:
-            return
-        pgid = proc.pid  # start_new_session=True: the JVM leads its own process group
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGKILL if force else signal.SIGTERM)
-            try:
-                proc.wait(timeout=5 if force else self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("registry JVM %d ignored SIGTERM for %.0fs; sending SIGKILL", pgid, self.stop_timeout)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
-        self.process = None
-        self.port = None
-        with _running_lock:
-            _running.discard(self)
-
     def _cleanup_dir(self) -> None:
         if self.work_dir is not None:
             shutil.rmtree(self.work_dir, ignore_errors=True)
             self.work_dir = None
 
-    def _log_tail(self) -> str:
+    def _failure_log(self) -> str:
         if self.work_dir is None:
             return ""
         path = self.work_dir / "console.log"
