@@ -1,8 +1,9 @@
-"""The ``shellwatch`` command line: ``detect FILE|-`` and ``check-rules``."""
+"""The ``shellwatch`` command line: ``detect``, ``record``, ``replay``, ``worker``, ``demo``, ``check-rules``."""
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 import time
@@ -11,8 +12,10 @@ from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
-from shellwatch.detect import run_detect
+from shellwatch.detect import load_expected, report_detected, run_detect
+from shellwatch.expectations import ExpectationError
 from shellwatch.pipeline import Pipeline
+from shellwatch.replay_cli import add_record_parser, add_replay_parser, run_record, run_replay
 from shellwatch.rules.loader import RuleError, load_reverse_shell_rule
 from shellwatch.rules.shell_rule import load_shell_rule
 from shellwatch.settings import Settings, SettingsError
@@ -29,6 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     detect.add_argument("--no-prefilter", action="store_true", help="decode and validate every line")
     detect.add_argument("--no-mask-secrets", action="store_true", help="quote events without masking")
     detect.add_argument("--no-group", action="store_true", help="raise every shell alert (no grouping by period)")
+    detect.add_argument("--expect", type=Path, help="compare the alerts with these expected ones; exit 1 on a diff")
+    detect.add_argument("--expectations", action="store_true", help="print expectation lines instead of alerts")
+    add_record_parser(commands)
+    add_replay_parser(commands)
     commands.add_parser("check-rules", help="load and validate the rule files, then exit")
     commands.add_parser("demo", help="run broker, worker and the bundled sample end to end; print the alerts")
     worker = commands.add_parser("worker", help="run the Kafka stream worker (settings from SHELLWATCH_* variables)")
@@ -64,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from shellwatch.worker import run_worker  # noqa: PLC0415 - only the worker pays for importing Faust
 
         return run_worker(settings, rule, shell_rule, loglevel=args.loglevel)
+    if args.command == "record":
+        return run_record(args, settings.kafka, sys.stderr)
+    if args.command == "replay":
+        return run_replay(args, settings.kafka, Pipeline(rule, settings.pipeline, shell_rule), sys.stdout)
     config = settings.pipeline
     if args.allowed_lateness_ms is not None:
         if args.allowed_lateness_ms < 0:
@@ -77,18 +88,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.no_group:
         config = replace(config, grouping_enabled=False)
     pipeline = Pipeline(rule, config, shell_rule)
-    if args.input == "-":
-        return run_detect(sys.stdin.buffer, pipeline, sys.stdout.buffer, sys.stderr, _wall_clock_ms)
-    if args.input == "sample":
-        path = Path(str(resources.files("shellwatch.samples").joinpath(SAMPLE)))
-    else:
-        path = Path(args.input)
+    checked = args.expect is not None or args.expectations
     try:
-        with path.open("rb") as handle:
-            return run_detect(handle, pipeline, sys.stdout.buffer, sys.stderr, _wall_clock_ms)
+        expected = load_expected(args.expect)
+        sink = io.BytesIO() if checked else sys.stdout.buffer
+        if args.input == "-":
+            status = run_detect(sys.stdin.buffer, pipeline, sink, sys.stderr, _wall_clock_ms)
+        else:
+            path = Path(str(resources.files("shellwatch.samples").joinpath(SAMPLE)))
+            with (path if args.input == "sample" else Path(args.input)).open("rb") as handle:
+                status = run_detect(handle, pipeline, sink, sys.stderr, _wall_clock_ms)
     except OSError as exc:
-        print(f"shellwatch: cannot read {args.input}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"shellwatch: cannot read {exc.filename or args.input}: {exc.strerror or exc}", file=sys.stderr)
         return 2
+    except ExpectationError as exc:
+        print(f"shellwatch: {exc}", file=sys.stderr)
+        return 2
+    if not checked or status != 0:
+        return status
+    assert isinstance(sink, io.BytesIO)
+    return report_detected(sink.getvalue(), expected, sys.stdout)
 
 
 if __name__ == "__main__":

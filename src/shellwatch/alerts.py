@@ -109,6 +109,7 @@ def base_alert(
             "explanation": explanation,
             "related_alert_ids": list(related_alert_ids),
             "suppressed_count": suppressed_count,
+            "replayed": any(e.replayed for e in events),
             "events": _quoted(events, mask_secrets),
         },
     }
@@ -188,7 +189,6 @@ def avro_alert_record(alert: dict[str, Any]) -> dict[str, Any]:
     detection = dict(alert["detection"])
     detection["events"] = [bytes(orjson.dumps(e)).decode() for e in detection["events"]]
     detection["explanation"] = orjson.dumps(detection["explanation"]).decode()
-    detection.setdefault("replayed", False)
     record = {key: value for key, value in alert.items() if key != "@timestamp"}
     record["timestamp"] = alert["@timestamp"]
     record["detection"] = detection

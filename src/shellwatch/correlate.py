@@ -26,7 +26,7 @@ from __future__ import annotations
 import heapq
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from shellwatch.codec import Decoded, decode_json_event
 from shellwatch.events import Event, Kind, NetworkEvent, ProcessEvent
@@ -206,6 +206,11 @@ class Correlator:
             pending=tuple((p.timestamp_ms, p.seq, p.event.raw) for p in host.pending.values()),
             held=tuple((ts, rank, seq, event.raw) for ts, rank, seq, event, _ in host.held),
             recent_execs=tuple((a.timestamp_ms, a.seq, a.event.raw, a.paired) for _, a in host.recent_execs),
+            replayed=frozenset(
+                [p.seq for p in host.pending.values() if p.event.replayed]
+                + [seq for _, _, seq, event, _ in host.held if event.replayed]
+                + [a.seq for _, a in host.recent_execs if a.event.replayed]
+            ),
         )
 
     def import_host(self, host_id: str, snapshot: HostSnapshot) -> list[Match]:
@@ -215,17 +220,18 @@ class Correlator:
         self.forget_host(host_id)
         host = self._touch(host_id, out)
         host.network_ms, host.process_ms, host.released = snapshot.network_ms, snapshot.process_ms, snapshot.released
+        replayed = snapshot.replayed
         for ts, seq, raw in snapshot.pending:
-            connection = self._restored(raw, NetworkEvent)
+            connection = self._restored(raw, NetworkEvent, seq in replayed)
             if connection is not None and isinstance(connection[0], NetworkEvent) and connection[0].entity_id:
                 host.pending[connection[0].entity_id] = _Pending(ts, seq, connection[0], connection[1])
         for ts, rank, seq, raw in snapshot.held:
-            restored = self._restored(raw, NetworkEvent if rank == _CONNECTION else ProcessEvent)
+            restored = self._restored(raw, NetworkEvent if rank == _CONNECTION else ProcessEvent, seq in replayed)
             if restored is not None:
                 host.held.append((ts, rank, seq, restored[0], restored[1]))
         heapq.heapify(host.held)
         for ts, seq, raw, paired in snapshot.recent_execs:
-            execution = self._restored(raw, ProcessEvent)
+            execution = self._restored(raw, ProcessEvent, seq in replayed)
             if execution is not None and isinstance(execution[0], ProcessEvent) and execution[0].parent_entity_id:
                 applied = _Applied(ts, seq, execution[0], execution[1], paired)
                 host.recent_execs.append((execution[0].parent_entity_id, applied))
@@ -242,11 +248,12 @@ class Correlator:
         self._holding.discard(host_id)
         self._dirty.discard(host_id)
 
-    def _restored(self, raw: bytes, kind: type[Event]) -> tuple[Event, tuple[str, ...]] | None:
+    def _restored(self, raw: bytes, kind: type[Event], replayed: bool) -> tuple[Event, tuple[str, ...]] | None:
         decoded = decode_json_event(raw)
         if not isinstance(decoded, Decoded):
             return None
-        for event in decoded.events:
+        for received in decoded.events:
+            event = replace(received, replayed=True) if replayed else received
             if isinstance(event, NetworkEvent) and kind is NetworkEvent:
                 clauses = network_stage_clauses(self.rule.network, event)
             elif isinstance(event, ProcessEvent) and kind is ProcessEvent:

@@ -1,6 +1,7 @@
 """``shellwatch detect``: run the detection core over NDJSON lines, alerts to stdout.
 
-Each line is one record. Lines the pre-filter rejects are counted; a line that passes it but cannot
+Each line is one record: an ECS document, or a ``shellwatch record`` capture line (its value is
+used). Lines the pre-filter rejects are counted; a line that passes it but cannot
 be decoded is reported on stderr as ``line N: reason`` and skipped. Both event kinds are read from
 the one input, so each kind must be in time order per host, and the two may lag each other by up
 to the allowed lateness, exactly as on the worker's two topics. End of input flushes everything held.
@@ -9,13 +10,26 @@ to the allowed lateness, exactly as on the worker's two topics. End of input flu
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from shellwatch.alerts import encode_alert
+from shellwatch.capture import CaptureError, parse_capture_line
+from shellwatch.expectations import (
+    Expectation,
+    Observed,
+    compare,
+    expectation_line,
+    expectation_of_alert,
+    format_diff,
+    load_expectations,
+)
 from shellwatch.pipeline import Pipeline
 from shellwatch.terminal import printable
 
-__all__ = ["run_detect"]
+__all__ = ["load_expected", "report_detected", "run_detect"]
 
 
 def _write_alerts(out: IO[bytes], alerts: list[dict[str, Any]]) -> None:
@@ -36,6 +50,15 @@ def run_detect(
     number = 0
     for number, line in enumerate(lines, start=1):
         raw = line.rstrip(b"\r\n")
+        try:
+            captured = parse_capture_line(raw)
+        except CaptureError as exc:
+            err.write(f"line {number}: bad capture record: {printable(str(exc))}\n")
+            continue
+        if captured is not None:
+            if captured.value is None:
+                continue
+            raw = captured.value
         outcome = pipeline.process(raw, clock_ms())
         if outcome.error is not None:
             err.write(f"line {number}: {outcome.error.reason}: {printable(outcome.error.message)}\n")
@@ -52,3 +75,27 @@ def run_detect(
     )
     err.flush()
     return 0
+
+
+def load_expected(path: Path | None) -> list[Expectation] | None:
+    """The expectations of ``--expect`` (``None`` without it)."""
+    if path is None:
+        return None
+    with path.open("rb") as handle:
+        return load_expectations(handle, str(path))
+
+
+def report_detected(alert_lines: bytes, expected: list[Expectation] | None, out: IO[str]) -> int:
+    """``--expectations``: print each alert as an expectation line; ``--expect``: print the diff (1 on any)."""
+    alerts = [orjson.loads(line) for line in alert_lines.splitlines() if line.strip()]
+    observed = [
+        Observed(expectation_of_alert(alert), str(alert["event"]["id"]), 0, bool(alert["detection"].get("replayed")))
+        for alert in alerts
+    ]
+    if expected is None:
+        for item in observed:
+            out.write(expectation_line(item.expectation).decode() + "\n")
+        return 0
+    diff = compare(expected, observed, require_replayed=False)
+    out.write("\n".join(format_diff(diff, {})) + "\n")
+    return 0 if diff.ok else 1

@@ -2,12 +2,13 @@
 
 Every multi-valued ECS field is a tuple of keyword strings (empty when absent, ``null`` or ``[]``): the
 rules' ``==``, ``in`` and ``:`` hold when any element does. Identities used as join keys are single
-values or ``None``. ``raw`` keeps the received bytes so alerts can quote them unchanged.
+values or ``None``. ``raw`` keeps the received bytes so alerts can quote them unchanged. ``replayed`` is
+set by the worker for records ``shellwatch replay`` produced, so the alerts they raise say so.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Literal
 
 __all__ = ["Event", "Kind", "NetworkEvent", "ProcessEvent"]
@@ -27,6 +28,8 @@ class _EcsEvent:
     os_types: tuple[str, ...]
     actions: tuple[str, ...]
     entity_id: str | None
+    _: KW_ONLY
+    replayed: bool = False  # the record came from ``shellwatch replay`` (its header), not from live telemetry
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ class HostSnapshot:
     pending: tuple[tuple[int, int, bytes], ...]  # (timestamp_ms, seq, raw connection)
     held: tuple[tuple[int, int, int, bytes], ...]  # (timestamp_ms, rank, seq, raw event)
     recent_execs: tuple[tuple[int, int, bytes, bool], ...]  # (timestamp_ms, seq, raw exec, paired)
+    replayed: frozenset[int] = frozenset()  # seqs of the events above that ``shellwatch replay`` produced
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(
@@ -46,6 +47,7 @@ class HostSnapshot:
                 "pending": [[ts, seq, _text(raw)] for ts, seq, raw in self.pending],
                 "held": [[ts, rank, seq, _text(raw)] for ts, rank, seq, raw in self.held],
                 "recent": [[ts, seq, _text(raw), paired] for ts, seq, raw, paired in self.recent_execs],
+                "replayed": sorted(self.replayed),
             }
         )
 
@@ -66,6 +68,7 @@ class HostSnapshot:
                 recent_execs=tuple(
                     (int(ts), int(seq), _bytes(raw), bool(paired)) for ts, seq, raw, paired in doc["recent"]
                 ),
+                replayed=frozenset(int(seq) for seq in doc.get("replayed", ())),  # absent in older snapshots
             )
         except SnapshotError:
             raise

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from shellwatch.codec import DecodeError
@@ -21,9 +21,10 @@ from shellwatch.events import Kind
 from shellwatch.pipeline import Pipeline
 from shellwatch.sequence_state import HostSnapshot, SnapshotError
 
-__all__ = ["KIND_HEADER", "PROGRESS_HEADER", "CorrelationRuntime", "RecordError", "StateStore"]
+__all__ = ["KIND_HEADER", "PROGRESS_HEADER", "REPLAY_HEADER", "CorrelationRuntime", "RecordError", "StateStore"]
 
 PROGRESS_HEADER = "shellwatch.progress"
+REPLAY_HEADER = "shellwatch-replay"  # set by ``shellwatch replay``; forwarded unchanged by the pre-filter stage
 KIND_HEADER = "shellwatch.kind"
 _KINDS: dict[bytes, Kind] = {b"network": "network", b"process": "process"}
 
@@ -122,7 +123,10 @@ class CorrelationRuntime:
         decoded = self.pipeline.decode(value)
         if isinstance(decoded, DecodeError):
             raise RecordError(decoded.reason, decoded.message)
-        for event in decoded.events:
+        events = decoded.events
+        if REPLAY_HEADER in headers:
+            events = tuple(replace(event, replayed=True) for event in events)
+        for event in events:
             host_id = event.host_id
             if host_id is None or host_id in self._partition_of:
                 continue
@@ -133,7 +137,7 @@ class CorrelationRuntime:
                     self._restore(host_id, _HostState.from_bytes(stored))
                 except SnapshotError:
                     self.bad_state_records += 1
-        return self.pipeline.observe(decoded.events, detected_ms)
+        return self.pipeline.observe(events, detected_ms)
 
     def persist(self) -> None:
         """Write every changed host's state to the store (or delete it once nothing is left)."""
