@@ -1,10 +1,11 @@
 """``shellwatch replay --expect``: wait for the worker to process a replay, then diff its alerts.
 
-The alerts topic is read from its end as it was before the replay started. The wait ends when every
-expected alert has arrived *and* the worker has caught up with the replay — its pre-filter group has
-committed past every input record (end offsets taken after the replay), and then its correlation group
-has committed past everything the pre-filter stage had forwarded by then — plus a settle period, so a
-scenario that expects no alert is checked for real; or when the timeout passes. Alerts count when one of
+The alerts topic is read from its end as it was before the replay started. The wait ends once the
+worker has caught up with the replay — its pre-filter group has committed past every input record (end
+offsets taken after the replay), and then its correlation group has committed past everything the
+pre-filter stage had forwarded by then; alerts are delivered before those commits — plus a settle period
+(so a scenario that expects no alert is checked for real, and held events released by progress markers
+arrive); or when the timeout passes. An expected alert still missing then is missing. Alerts count when one of
 their matched events was produced by this replay (by ``event.id``); others (live traffic, other replays)
 are ignored and counted.
 """
@@ -174,7 +175,6 @@ def await_expectations(
     observed: list[Observed] = []
     latency: dict[str, int | None] = {}
     ignored = 0
-    wanted = {e.key for e in expected}
     deadline = clock_s() + timeout_s
     settle_until: float | None = None
     while True:
@@ -194,7 +194,8 @@ def await_expectations(
         if now >= deadline:
             diff = compare(expected, observed, require_replayed=True)
             return WaitResult(diff, latency, ignored, timed_out=True, stage=catch_up.stage)
-        arrived = {o.expectation.key for o in observed}
-        if settle_until is None and wanted <= arrived and catch_up.caught_up():
+        if settle_until is None and catch_up.caught_up():
+            # every replayed record is processed: what is still missing will not come (held events are
+            # released by the pre-filter stage's progress markers well within the settle period)
             settle_until = min(deadline, now + settle_s)
     return WaitResult(compare(expected, observed, require_replayed=True), latency, ignored, stage=catch_up.stage)

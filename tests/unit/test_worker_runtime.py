@@ -8,7 +8,7 @@ import pytest
 from shellwatch.pipeline import Pipeline, PipelineConfig
 from shellwatch.rules.loader import load_reverse_shell_rule
 from shellwatch.sequence_state import HostSnapshot
-from shellwatch.worker_runtime import PROGRESS_HEADER, CorrelationRuntime, RecordError
+from shellwatch.worker_runtime import PROGRESS_HEADER, REPLAY_HEADER, CorrelationRuntime, RecordError
 from tests.shared import DictStore
 
 from .builders import T0, conn_doc, exec_doc
@@ -88,3 +88,25 @@ def test_undecodable_record_is_a_record_error() -> None:
     assert caught.value.reason == "invalid_json"
     with pytest.raises(RecordError):
         rt.handle(None, {}, 0, NOW)
+
+
+def test_replay_header_marks_alerts_replayed_even_across_a_restart() -> None:
+    store = DictStore()
+    first = runtime(store)
+    replayed = {REPLAY_HEADER: b"replay-1"}
+    assert first.handle(orjson.dumps(conn_doc(T0)), replayed, 0, NOW) == []
+    first.persist()
+    marker(first, b"process")  # the connection is pending, in the store, flagged replayed
+    second = runtime(store)
+    second.reload({0}, NOW)
+    assert second.handle(orjson.dumps(exec_doc(T0 + 1000)), {}, 0, NOW) == []  # a live exec
+    (alert,) = marker(second, b"network")
+    assert alert["detection"]["replayed"] is True  # type: ignore[index]
+
+
+def test_live_records_raise_alerts_not_marked_replayed() -> None:
+    rt = runtime(DictStore())
+    feed(rt, conn_doc(T0))
+    feed(rt, exec_doc(T0 + 1000))
+    (alert,) = marker(rt, b"network")
+    assert alert["detection"]["replayed"] is False  # type: ignore[index]
