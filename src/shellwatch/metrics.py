@@ -54,7 +54,8 @@ METRICS: Final[dict[str, str]] = {
     "shellwatch_state_held_events": "Events held until the host's other stream catches up.",
     "shellwatch_consumer_lag_records": "Highwater minus position per assigned partition, by consumer group "
     "(<app id>-prefilter: the input topics; <app id>: the relevant topic).",
-    "shellwatch_late_events_total": "Qualifying events later than the allowed lateness (applied at once, best effort).",
+    "shellwatch_late_events_total": "Qualifying events that arrived after their host had moved past their "
+    "timestamp (beyond the allowed lateness, or behind a progress marker); applied at once, best effort.",
     "shellwatch_far_future_events_total": "Events whose @timestamp is far ahead of their Kafka record timestamp.",
     "shellwatch_state_evictions_total": "State forced out by a cap, by kind: host (max hosts), connection "
     "(max pending per host), held (held events applied early: max held per host).",
