@@ -19,22 +19,26 @@ import asyncio
 import logging
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
 import faust
 
+from shellwatch.alert_latency import RecordTimes
 from shellwatch.alerts import AlertFormat, encode_alert
 from shellwatch.deadletter import dead_letter_headers
 from shellwatch.forwarder import ForwarderConfig, SourceKind, run_forwarder
+from shellwatch.forwarder_routing import BROKER_TS_HEADER
 from shellwatch.forwarder_stats import ForwarderStats
 from shellwatch.pipeline import Pipeline
 from shellwatch.rules.model import ReverseShellRule
 from shellwatch.rules.shell_rule import ShellRule
 from shellwatch.schema_registry import RegistryClient
 from shellwatch.settings import KafkaSettings, Settings
-from shellwatch.worker_runtime import CorrelationRuntime, RecordError
+from shellwatch.stage_stats import CorrelateStats
+from shellwatch.worker_runtime import PROGRESS_HEADER, CorrelationRuntime, RecordError
+from shellwatch.worker_web import install_monitoring
 
 __all__ = ["create_app"]
 
@@ -77,20 +81,30 @@ def _headers(raw: Iterable[tuple[str, bytes]] | dict[str, bytes] | None) -> list
 class _Outputs:
     """Alert delivery and dead letters, each awaited until the broker has the record."""
 
-    def __init__(self, alerts_topic: Any, dead_letter_topic: Any, alert_format: AlertFormat) -> None:
+    def __init__(
+        self,
+        alerts_topic: Any,
+        dead_letter_topic: Any,
+        alert_format: AlertFormat,
+        stats: CorrelateStats,
+        record_times: RecordTimes,
+    ) -> None:
         self.alerts_topic = alerts_topic
         self.alert_format = alert_format
         self.dead_letter_topic = dead_letter_topic
-        self.dead_letters_by_reason: dict[str, int] = {}
+        self.stats = stats
+        self.record_times = record_times
 
     async def deliver(self, alerts: list[dict[str, Any]]) -> None:
         for alert in alerts:
             key = str(alert["host"]["id"]).encode()
             pending = await self.alerts_topic.send(key=key, value=encode_alert(alert, self.alert_format), force=True)
             await pending  # delivered before the causing record is acknowledged
+            record_ms = self.record_times.pop(alert["event"]["id"])
+            self.stats.delivered(alert, None if record_ms is None else (_now_ms() - record_ms) / 1000)
 
     async def dead_letter(self, message: Any, reason: str, text: str) -> None:
-        self.dead_letters_by_reason[reason] = self.dead_letters_by_reason.get(reason, 0) + 1
+        self.stats.dead_letters[reason] += 1
         headers = dead_letter_headers(
             _headers(message.headers),
             topic=message.topic,
@@ -105,8 +119,53 @@ class _Outputs:
         await pending
 
 
+class _RecordHandler:
+    """The correlate agent's work on one record of the relevant topic; never raises for a bad record."""
+
+    def __init__(
+        self,
+        runtime: CorrelationRuntime,
+        outputs: _Outputs,
+        stage: CorrelateStats,
+        assigned_partitions: Callable[[], set[int]],
+    ) -> None:
+        self.runtime = runtime
+        self.outputs = outputs
+        self.stage = stage
+        self.assigned_partitions = assigned_partitions
+
+    async def __call__(self, message: Any) -> None:
+        runtime, outputs = self.runtime, self.outputs
+        self.stage.begin(time.monotonic())
+        marker = False
+        try:
+            if runtime.needs_reload:
+                await outputs.deliver(runtime.reload(self.assigned_partitions(), _now_ms()))
+            headers = dict(_headers(message.headers))
+            marker = PROGRESS_HEADER in headers
+            alerts = runtime.handle(message.value, headers, message.partition, _now_ms(), _record_ms(headers))
+            await outputs.deliver(alerts)
+            runtime.persist()
+        except RecordError as exc:
+            await outputs.dead_letter(message, exc.reason, exc.message)
+        except Exception as exc:  # one bad record must never stop or silently skip
+            log.exception("record %s[%d]@%d failed", message.topic, message.partition, message.offset)
+            await outputs.dead_letter(message, type(exc).__name__, str(exc))
+        finally:
+            self.stage.done(message.partition, message.offset, marker=marker, now_s=time.monotonic())
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _record_ms(headers: dict[str, bytes]) -> int | None:
+    """The input record's Kafka timestamp, as the pre-filter stage forwarded it."""
+    try:
+        value = int(headers.get(BROKER_TS_HEADER, b""))
+    except ValueError:
+        return None
+    return value if value >= 0 else None
 
 
 def _faust_app(kafka: KafkaSettings, bootstrap: str, partitions: int) -> faust.App:
@@ -132,6 +191,8 @@ def _faust_app(kafka: KafkaSettings, bootstrap: str, partitions: int) -> faust.A
         web_enabled=kafka.web_enabled,
         web_port=kafka.web_port,
         web_bind="0.0.0.0",
+        web_tables_enabled=False,  # would serve the sequence state (raw events) to anyone on the port
+        web_router_enabled=False,  # would list the other workers; we route nothing over HTTP
     )
 
 
@@ -162,9 +223,11 @@ def create_app(settings: Settings, rule: ReverseShellRule, shell_rule: ShellRule
     )
     resolver = RegistryClient(kafka.schema_registry_url) if kafka.schema_registry_url else None
     runtime = CorrelationRuntime(Pipeline(rule, settings.pipeline, shell_rule, resolver), _TableStore(table))
-    forwarder_stats = ForwarderStats()
-    outputs = _Outputs(alerts_topic, dead_letters, kafka.alert_format)
-    deliver, dead_letter = outputs.deliver, outputs.dead_letter
+    forwarder_stats, stage = ForwarderStats(), CorrelateStats()
+    outputs = _Outputs(alerts_topic, dead_letters, kafka.alert_format, stage, runtime.record_times)
+    monitor = install_monitoring(
+        app, kafka=kafka, health=settings.health, forwarder=forwarder_stats, correlate=stage, runtime=runtime
+    )
 
     def assigned_partitions() -> set[int]:
         return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == kafka.relevant_topic}
@@ -175,21 +238,12 @@ def create_app(settings: Settings, rule: ReverseShellRule, shell_rule: ShellRule
     app.on_partitions_assigned.connect(_rebalanced)
     app.on_partitions_revoked.connect(_rebalanced)
 
+    handle = _RecordHandler(runtime, outputs, stage, assigned_partitions)
+
     @app.agent(relevant, name="correlate")
     async def correlate(stream: Any) -> None:
         async for event in stream.events():
-            message = event.message
-            try:
-                if runtime.needs_reload:
-                    await deliver(runtime.reload(assigned_partitions(), _now_ms()))
-                headers = dict(_headers(message.headers))
-                await deliver(runtime.handle(message.value, headers, message.partition, _now_ms()))
-                runtime.persist()
-            except RecordError as exc:
-                await dead_letter(message, exc.reason, exc.message)
-            except Exception as exc:  # one bad record must never stop or silently skip
-                log.exception("record %s[%d]@%d failed", message.topic, message.partition, message.offset)
-                await dead_letter(message, type(exc).__name__, str(exc))
+            await handle(event.message)
 
     forwarder_config = _forwarder_config(kafka, kafka.bootstrap_servers)
 
@@ -202,7 +256,8 @@ def create_app(settings: Settings, rule: ReverseShellRule, shell_rule: ShellRule
         except asyncio.CancelledError:
             stop.set()
             raise
-        except Exception:
+        except Exception as exc:
+            monitor.prefilter_stopped = f"{type(exc).__name__}: {exc}"
             log.exception("pre-filter stage failed; stopping the worker")
             await app.crash(RuntimeError("pre-filter stage failed"))
             raise
@@ -211,13 +266,13 @@ def create_app(settings: Settings, rule: ReverseShellRule, shell_rule: ShellRule
     async def report_stats() -> None:
         correlator = runtime.pipeline.correlator
         log.info(
-            "stats forwarder=%s correlator=%s hosts=%d held=%d pending=%d agent_dead_letters=%s",
+            "stats forwarder=%s correlator=%s hosts=%d held=%d pending=%d correlate=%s",
             forwarder_stats,
             correlator.stats,
             correlator.host_count,
             correlator.held_count,
             correlator.pending_count,
-            outputs.dead_letters_by_reason,
+            stage,
         )
 
     return app

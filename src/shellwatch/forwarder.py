@@ -42,7 +42,7 @@ from shellwatch.forwarder_routing import (
     forward_target,
     marker_headers,
 )
-from shellwatch.forwarder_stats import ForwarderStats
+from shellwatch.forwarder_stats import AssignmentListener, ForwarderStats
 from shellwatch.forwarder_topics import PartitionMismatchError, check_partitions, require_copartitioned
 from shellwatch.prefilter import Prefilter
 
@@ -142,8 +142,10 @@ class _Forwarder:
         accepts = self._prefilter.accepts
         pending: list[asyncio.Future[Any]] = []
         records = dropped = 0
-        for tp_records in batch.values():
+        now_s = time.monotonic()
+        for tp, tp_records in batch.items():
             records += len(tp_records)
+            dropped_before = dropped
             for record in tp_records:
                 value = record.value
                 if not accepts(value if value is not None else b""):
@@ -152,6 +154,9 @@ class _Forwarder:
                 future = await self._route(record)
                 if future is not None:
                     pending.append(future)
+            self._stats.consumed[tp.topic] += len(tp_records)
+            self._stats.prefiltered_by_topic[tp.topic] += dropped - dropped_before
+            self._stats.last_record_s[(tp.topic, tp.partition)] = now_s
         self._stats.records += records
         self._stats.prefiltered += dropped
         return pending
@@ -210,6 +215,7 @@ class _Forwarder:
     async def _markers(self) -> list[asyncio.Future[Any]]:
         consumer = self._consumer
         now = time.monotonic()
+        self._stats.heartbeat_s = now
         interval_s = self._config.marker_interval_ms / 1000
         pending: list[asyncio.Future[Any]] = []
         for tp in consumer.assignment():
@@ -223,6 +229,7 @@ class _Forwarder:
                 position = await consumer.position(tp)
             except IllegalStateError:  # revoked meanwhile
                 continue
+            self._stats.lag[(tp.topic, tp.partition)] = highwater - position
             if position < highwater:
                 continue
             headers = marker_headers(self._kinds[tp.topic], tp.topic, tp.partition)
@@ -261,7 +268,6 @@ async def run_forwarder(
     )
     security = dict(config.security)
     consumer = AIOKafkaConsumer(
-        *sources,
         bootstrap_servers=config.bootstrap_servers,
         client_id="shellwatch-forwarder",
         group_id=config.group_id,
@@ -269,6 +275,7 @@ async def run_forwarder(
         auto_offset_reset="earliest",
         **security,
     )
+    consumer.subscribe(sources, listener=AssignmentListener(stats, time.monotonic))
     producer = AIOKafkaProducer(
         bootstrap_servers=config.bootstrap_servers,
         client_id="shellwatch-forwarder",

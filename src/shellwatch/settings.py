@@ -12,7 +12,7 @@ from pathlib import Path
 from shellwatch.alerts import AlertFormat
 from shellwatch.pipeline import PipelineConfig
 
-__all__ = ["ENV_PREFIX", "KafkaSettings", "Settings", "SettingsError"]
+__all__ = ["ENV_PREFIX", "HealthSettings", "KafkaSettings", "Settings", "SettingsError"]
 
 ENV_PREFIX = "SHELLWATCH_"
 
@@ -119,12 +119,29 @@ class KafkaSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class HealthSettings:
+    """Thresholds of the worker's ``/metrics``, ``/healthz`` and ``/readyz`` (see :mod:`shellwatch.health`)."""
+
+    silent_partition_s: int = 300  # an assigned input partition without a record this long counts as silent
+    stall_s: int = 60  # a started stage without progress this long (while it has work) is not live
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> HealthSettings:
+        defaults = cls()
+        return cls(
+            silent_partition_s=_int(env, "SILENT_PARTITION_S", defaults.silent_partition_s, 1),
+            stall_s=_int(env, "STALL_S", defaults.stall_s, 1),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     rule_file: Path | None = None
     shell_rule_file: Path | None = None
     allowlist_file: Path | None = None
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -146,4 +163,5 @@ class Settings:
             shell_rule_file=_path(env, "SHELL_RULE_FILE"),
             allowlist_file=_path(env, "ALLOWLIST_FILE"),
             kafka=KafkaSettings.from_env(env),
+            health=HealthSettings.from_env(env),
         )

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from shellwatch.alert_latency import RecordTimes
 from shellwatch.codec import DecodeError
 from shellwatch.correlate import Match
 from shellwatch.events import Kind
@@ -73,6 +74,8 @@ class CorrelationRuntime:
         self.store = store
         self.needs_reload = True
         self.bad_state_records = 0
+        rule_ids = [pipeline.rule.meta.id] + ([pipeline.shell_rule.meta.id] if pipeline.shell_rule else [])
+        self.record_times = RecordTimes(rule_ids)  # alert id -> Kafka timestamp of its exec's record
         self._partition_of: dict[str, int] = {}
         self._hosts_in: defaultdict[int, set[str]] = defaultdict(set)
 
@@ -112,9 +115,17 @@ class CorrelationRuntime:
         return matches
 
     def handle(
-        self, value: bytes | None, headers: Mapping[str, bytes], partition: int, detected_ms: int
+        self,
+        value: bytes | None,
+        headers: Mapping[str, bytes],
+        partition: int,
+        detected_ms: int,
+        record_ms: int | None = None,
     ) -> list[dict[str, Any]]:
-        """The alerts one record completes. Raises :class:`RecordError` for an unusable record."""
+        """The alerts one record completes. Raises :class:`RecordError` for an unusable record.
+
+        ``record_ms``: the Kafka timestamp of the input record (for the detection-latency metric).
+        """
         progress = headers.get(PROGRESS_HEADER)
         if progress is not None:
             return self._progress(progress, partition, detected_ms)
@@ -126,6 +137,8 @@ class CorrelationRuntime:
         events = decoded.events
         if REPLAY_HEADER in headers:
             events = tuple(replace(event, replayed=True) for event in events)
+        if record_ms is not None:
+            self.record_times.note(events, record_ms)
         for event in events:
             host_id = event.host_id
             if host_id is None or host_id in self._partition_of:

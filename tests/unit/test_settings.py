@@ -53,3 +53,13 @@ def test_prefixed_variables() -> None:
 def test_invalid_values_name_the_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError, match=named):
         Settings.from_env(env)
+
+
+def test_health_thresholds() -> None:
+    assert Settings().health.silent_partition_s == 300 and Settings().health.stall_s == 60
+    health = Settings.from_env({"SHELLWATCH_SILENT_PARTITION_S": "30", "SHELLWATCH_STALL_S": "5"}).health
+    assert (health.silent_partition_s, health.stall_s) == (30, 5)
+    with pytest.raises(SettingsError, match="SHELLWATCH_STALL_S"):
+        Settings.from_env({"SHELLWATCH_STALL_S": "0"})
+    with pytest.raises(SettingsError, match="SHELLWATCH_SILENT_PARTITION_S"):
+        Settings.from_env({"SHELLWATCH_SILENT_PARTITION_S": "soon"})
