@@ -29,6 +29,7 @@ from shellwatch.alerts import AlertFormat, encode_alert
 from shellwatch.deadletter import dead_letter_headers
 from shellwatch.forwarder import ForwarderConfig, SourceKind, run_forwarder
 from shellwatch.forwarder_stats import ForwarderStats
+from shellwatch.kafka_security import faust_kwargs
 from shellwatch.pipeline import Pipeline
 from shellwatch.rules.model import ReverseShellRule
 from shellwatch.rules.shell_rule import ShellRule
@@ -132,6 +133,7 @@ def _faust_app(kafka: KafkaSettings, bootstrap: str, partitions: int) -> faust.A
         web_enabled=kafka.web_enabled,
         web_port=kafka.web_port,
         web_bind="0.0.0.0",
+        **faust_kwargs(kafka.security),  # broker_credentials: the same SASL/TLS as every other client
     )
 
 
@@ -142,6 +144,7 @@ def _forwarder_config(kafka: KafkaSettings, bootstrap: str) -> ForwarderConfig:
         relevant_topic=kafka.relevant_topic,
         dead_letter_topic=kafka.dead_letter_topic,
         group_id=f"{kafka.app_id}-prefilter",
+        security=kafka.security,
     )
 
 
@@ -158,7 +161,7 @@ def create_app(settings: Settings, rule: ReverseShellRule, shell_rule: ShellRule
         key_type=bytes,  # bytes keys and values: Faust's "raw" codec, in writes and in changelog recovery
         value_type=bytes,
         partitions=partitions,
-        extra_topic_configs={"max.message.bytes": str(MAX_RECORD_BYTES)},
+        extra_topic_configs={"max.message.bytes": str(MAX_RECORD_BYTES), **kafka.created_topic_configs},
     )
     resolver = RegistryClient(kafka.schema_registry_url) if kafka.schema_registry_url else None
     runtime = CorrelationRuntime(Pipeline(rule, settings.pipeline, shell_rule, resolver), _TableStore(table))
