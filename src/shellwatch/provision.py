@@ -31,25 +31,30 @@ class KafkaAccessError(RuntimeError):
 
 def _partition_counts(bootstrap: str, security: KafkaSecurity, timeout_s: float) -> dict[str, int]:
     errors: list[KafkaError] = []
-    admin = AdminClient({**admin_conf(bootstrap, security), "error_cb": errors.append})
+    # Errors reach error_cb and the one-line reason; librdkafka's own log would repeat them at every retry.
+    admin = AdminClient({**admin_conf(bootstrap, security), "error_cb": errors.append, "log_level": 2})
     deadline = time.monotonic() + timeout_s
-    while True:  # short attempts: an authentication failure ends the wait at once (librdkafka would retry)
+    while True:  # short attempts: an authentication or TLS failure ends the wait at once (librdkafka retries)
         try:
             metadata = admin.list_topics(timeout=min(_ATTEMPT_S, max(deadline - time.monotonic(), 0.1)))
             break
         except KafkaException as exc:
             admin.poll(0)  # serves error_cb
-            if time.monotonic() >= deadline or any(e.code() == KafkaError._AUTHENTICATION for e in errors):
+            if time.monotonic() >= deadline or any(e.code() in _REFUSALS for e in errors):
                 raise KafkaAccessError(_access_failure(bootstrap, security, exc, errors)) from None
     return {name: len(t.partitions) for name, t in metadata.topics.items() if t.error is None}
 
 
+_REFUSALS = {KafkaError._AUTHENTICATION: "authentication failed", KafkaError._SSL: "TLS handshake failed"}
+
+
 def _access_failure(bootstrap: str, security: KafkaSecurity, exc: KafkaException, errors: list[KafkaError]) -> str:
-    """A one-line reason, authentication failures first (librdkafka reports them to ``error_cb``)."""
-    reasons = [e for e in errors if e.code() == KafkaError._AUTHENTICATION] or errors
-    error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-    detail = reasons[0].str() if reasons else (error.str() if error is not None else str(exc))
-    what = "authentication failed" if any(e.code() == KafkaError._AUTHENTICATION for e in errors) else "unreachable"
+    """A one-line reason, refusals first (librdkafka reports them to ``error_cb``); never a credential."""
+    raised = [exc.args[0]] if exc.args and isinstance(exc.args[0], KafkaError) else []
+    candidates: list[KafkaError] = [e for e in errors if e.code() in _REFUSALS] or errors or raised
+    first = candidates[0] if candidates else None
+    what = _REFUSALS.get(first.code(), "unreachable") if first is not None else "unreachable"
+    detail = first.str() if first is not None else str(exc)
     return f"Kafka {what} at {bootstrap} (security protocol {security.protocol}): {detail}"
 
 
