@@ -21,7 +21,7 @@ from shellwatch.kafka_security import (
 )
 from shellwatch.pipeline import PipelineConfig
 
-__all__ = ["ENV_PREFIX", "KafkaSettings", "Settings", "SettingsError"]
+__all__ = ["ENV_PREFIX", "SECURITY_VARIABLES", "KafkaSettings", "Settings", "SettingsError"]
 
 ENV_PREFIX = "SHELLWATCH_"
 
@@ -125,6 +125,9 @@ def _kafka_security(env: Mapping[str, str]) -> KafkaSecurity:
     except SecurityConfigError as exc:
         raise SettingsError(f"{ENV_PREFIX}{_SECURITY_VARIABLES[exc.field]}: {exc.message}") from None
     return security
+
+
+SECURITY_VARIABLES = frozenset(ENV_PREFIX + name for name in _SECURITY_VARIABLES.values())
 
 
 @dataclass(frozen=True, slots=True)
