@@ -111,6 +111,9 @@ def test_worker_over_scram_detects_and_creates_its_topics_with_min_insync_replic
     app_id = deployment.app_id
     created = [f"{app_id}-relevant", deployment.alerts, f"{app_id}-dead-letters", f"{app_id}-sequence-state-changelog"]
     assert {t: explicit_min_insync(deployment.bootstrap, t) for t in created} == dict.fromkeys(created, "1")
+    # exactly these topics exist for the deployment: the README's ACL list names them all
+    mine = {t for t in topic_names(deployment.bootstrap) if t.startswith(app_id)}
+    assert mine == {deployment.network, deployment.process, *created}
     assert worker.stop() == 0
     assert secure_kafka.users["alice"] not in worker.log_path.read_text(errors="replace")
 
