@@ -31,6 +31,7 @@ from shellwatch.deadletter import dead_letter_headers
 from shellwatch.forwarder import ForwarderConfig, SourceKind, run_forwarder
 from shellwatch.forwarder_routing import BROKER_TS_HEADER
 from shellwatch.forwarder_stats import ForwarderStats
+from shellwatch.kafka_security import faust_kwargs
 from shellwatch.pipeline import Pipeline
 from shellwatch.rules.model import ReverseShellRule
 from shellwatch.rules.shell_rule import ShellRule
@@ -193,6 +194,7 @@ def _faust_app(kafka: KafkaSettings, bootstrap: str, partitions: int) -> faust.A
         web_bind="0.0.0.0",
         web_tables_enabled=False,  # would serve the sequence state (raw events) to anyone on the port
         web_router_enabled=False,  # would list the other workers; we route nothing over HTTP
+        **faust_kwargs(kafka.security),  # broker_credentials: the same SASL/TLS as every other client
     )
 
 
@@ -203,6 +205,7 @@ def _forwarder_config(kafka: KafkaSettings, bootstrap: str) -> ForwarderConfig:
         relevant_topic=kafka.relevant_topic,
         dead_letter_topic=kafka.dead_letter_topic,
         group_id=f"{kafka.app_id}-prefilter",
+        security=kafka.security,
     )
 
 
@@ -219,7 +222,7 @@ def create_app(settings: Settings, rule: ReverseShellRule, shell_rule: ShellRule
         key_type=bytes,  # bytes keys and values: Faust's "raw" codec, in writes and in changelog recovery
         value_type=bytes,
         partitions=partitions,
-        extra_topic_configs={"max.message.bytes": str(MAX_RECORD_BYTES)},
+        extra_topic_configs={"max.message.bytes": str(MAX_RECORD_BYTES), **kafka.created_topic_configs},
     )
     resolver = RegistryClient(kafka.schema_registry_url) if kafka.schema_registry_url else None
     runtime = CorrelationRuntime(Pipeline(rule, settings.pipeline, shell_rule, resolver), _TableStore(table))

@@ -18,12 +18,13 @@ import orjson
 
 from shellwatch.alerts import encode_alert
 from shellwatch.kafka_io import AlertReader, produce_documents
+from shellwatch.kafka_security import KafkaSecurity
 from shellwatch.localkafka import LocalKafka, create_topic, fetch_jars, jars_dir
 from shellwatch.pipeline import Pipeline
 from shellwatch.rules.model import ReverseShellRule
 from shellwatch.rules.shell_rule import ShellRule
 from shellwatch.samples.build import sample_documents
-from shellwatch.settings import Settings
+from shellwatch.settings import SECURITY_VARIABLES, Settings
 from shellwatch.terminal import printable
 from shellwatch.worker_process import WorkerProcess
 
@@ -60,6 +61,7 @@ def run_demo(
     expected = _expected_alerts(rule, shell_rule, settings, docs)
     broker: LocalKafka | None = None
     bootstrap = settings.kafka.bootstrap_servers
+    security = settings.kafka.security  # the named cluster's; a local broker is plain
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="shellwatch-demo-"))
     try:
@@ -68,10 +70,12 @@ def run_demo(
             out.flush()
             broker = LocalKafka(fetch_jars(jars_dir()))
             bootstrap = broker.start()
+            security = KafkaSecurity()
+            environ = {k: v for k, v in environ.items() if k not in SECURITY_VARIABLES}
         app_id = f"shellwatch-demo-{uuid.uuid4().hex[:8]}"
         topics = {"network": f"{app_id}-network", "process": f"{app_id}-process"}
         for name in topics.values():
-            create_topic(bootstrap, name, PARTITIONS)
+            create_topic(bootstrap, name, PARTITIONS, security=security)
         env = {
             **environ,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -84,10 +88,14 @@ def run_demo(
             "SHELLWATCH_DATA_DIR": str(workdir / "data"),
         }
         with WorkerProcess(env, workdir / "worker.log", loglevel="WARNING") as worker:
-            reader = AlertReader(bootstrap, f"{app_id}-alerts")
+            reader = AlertReader(bootstrap, f"{app_id}-alerts", security=security)
             try:
                 sent = produce_documents(
-                    bootstrap, docs, network_topic=topics["network"], process_topic=topics["process"]
+                    bootstrap,
+                    docs,
+                    network_topic=topics["network"],
+                    process_topic=topics["process"],
+                    security=security,
                 )
                 out.write(
                     f"broker {bootstrap}: produced {sent} sample events from {len(docs)} documents, "

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -44,6 +43,7 @@ from shellwatch.forwarder_routing import (
 )
 from shellwatch.forwarder_stats import AssignmentListener, ForwarderStats
 from shellwatch.forwarder_topics import PartitionMismatchError, check_partitions, require_copartitioned
+from shellwatch.kafka_security import KafkaSecurity, aiokafka_kwargs
 from shellwatch.prefilter import Prefilter
 
 __all__ = [
@@ -57,9 +57,6 @@ __all__ = [
 
 log = logging.getLogger("shellwatch.forwarder")
 
-SECURITY_SETTINGS: Final = frozenset(
-    {"security_protocol", "sasl_mechanism", "sasl_plain_username", "sasl_plain_password"}
-)
 MAX_REQUEST_BYTES: Final = 8 * 1024 * 1024
 
 
@@ -74,7 +71,7 @@ class ForwarderConfig:
     max_batch: int = 10_000
     poll_timeout_ms: int = 100
     far_future_ms: int = 300_000  # @timestamp this far past the broker timestamp counts as far_future
-    security: Mapping[str, str] = field(default_factory=dict, repr=False)  # passed to every aiokafka client
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)  # for every aiokafka client (repr masked)
 
     def __post_init__(self) -> None:
         names = [name for name, _ in self.source_topics]
@@ -92,9 +89,6 @@ class ForwarderConfig:
             raise ValueError("marker_interval_ms, poll_timeout_ms and far_future_ms must not be negative")
         if self.max_batch < 1:
             raise ValueError(f"max_batch must be positive, got {self.max_batch}")
-        unknown = set(self.security) - SECURITY_SETTINGS
-        if unknown:
-            raise ValueError(f"security: unknown settings {sorted(unknown)}; allowed: {sorted(SECURITY_SETTINGS)}")
 
 
 class _Forwarder:
@@ -266,7 +260,7 @@ async def run_forwarder(
     partitions = require_copartitioned(
         counts, source_topics=sources, relevant_topic=config.relevant_topic, dead_letter_topic=config.dead_letter_topic
     )
-    security = dict(config.security)
+    security = aiokafka_kwargs(config.security)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=config.bootstrap_servers,
         client_id="shellwatch-forwarder",

@@ -15,6 +15,8 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 
+from shellwatch.kafka_security import KafkaSecurity, aiokafka_kwargs
+
 __all__ = ["PartitionMismatchError", "check_partitions", "require_copartitioned"]
 
 
@@ -23,11 +25,15 @@ class PartitionMismatchError(RuntimeError):
 
 
 async def check_partitions(
-    bootstrap: str, topics: Iterable[str], *, security: Mapping[str, str] | None = None
+    bootstrap: str, topics: Iterable[str], *, security: KafkaSecurity | None = None
 ) -> dict[str, int]:
     """Partition count of each of *topics* that exists; missing topics are absent from the result."""
     wanted = list(dict.fromkeys(topics))
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="shellwatch-forwarder-admin", **(security or {}))
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        client_id="shellwatch-forwarder-admin",
+        **aiokafka_kwargs(security or KafkaSecurity()),
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())

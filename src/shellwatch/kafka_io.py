@@ -16,15 +16,28 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, Producer
 
 from shellwatch.ecs import keyword_values, single_keyword
+from shellwatch.kafka_security import KafkaSecurity, librdkafka_conf
 
 __all__ = ["AlertReader", "produce_documents"]
 
 
 def produce_documents(
-    bootstrap: str, documents: Iterable[Mapping[str, Any] | bytes], *, network_topic: str, process_topic: str
+    bootstrap: str,
+    documents: Iterable[Mapping[str, Any] | bytes],
+    *,
+    network_topic: str,
+    process_topic: str,
+    security: KafkaSecurity | None = None,
 ) -> int:
     """Produce each document to its kind's topic; returns how many were sent (all acknowledged)."""
-    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5})
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "partitioner": "murmur2_random",
+            "linger.ms": 5,
+            **librdkafka_conf(security or KafkaSecurity()),
+        }
+    )
     failures: list[str] = []
 
     def on_delivery(error: KafkaError | None, _message: Any) -> None:
@@ -50,13 +63,14 @@ def produce_documents(
 class AlertReader:
     """Reads alert documents from the alerts topic (from the beginning, its own consumer group)."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, *, security: KafkaSecurity | None = None) -> None:
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
                 "group.id": f"shellwatch-reader-{uuid.uuid4().hex}",
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
+                **librdkafka_conf(security or KafkaSecurity()),
             }
         )
         self._consumer.subscribe([topic])

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from shellwatch.expectations import ExpectationError, format_diff, load_expectations
+from shellwatch.kafka_security import librdkafka_conf
 from shellwatch.pipeline import Pipeline
 from shellwatch.settings import KafkaSettings
 
@@ -41,8 +42,9 @@ def add_replay_parser(commands: Any) -> None:
 
 
 def client_conf(kafka: KafkaSettings, bootstrap: str | None) -> dict[str, Any] | None:
+    """The clients' configuration: the broker, and the worker's own SASL/TLS settings."""
     servers = bootstrap or kafka.bootstrap_servers
-    return {"bootstrap.servers": servers} if servers else None
+    return {"bootstrap.servers": servers, **librdkafka_conf(kafka.security)} if servers else None
 
 
 def run_record(args: argparse.Namespace, kafka: KafkaSettings, err: IO[str]) -> int:

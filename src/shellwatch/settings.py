@@ -8,11 +8,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from shellwatch.alerts import AlertFormat
+from shellwatch.kafka_security import (
+    SASL_MECHANISMS,
+    SECURITY_PROTOCOLS,
+    KafkaSecurity,
+    Secret,
+    SecurityConfigError,
+    validate,
+)
 from shellwatch.pipeline import PipelineConfig
 
-__all__ = ["ENV_PREFIX", "HealthSettings", "KafkaSettings", "Settings", "SettingsError"]
+__all__ = ["ENV_PREFIX", "SECURITY_VARIABLES", "HealthSettings", "KafkaSettings", "Settings", "SettingsError"]
 
 ENV_PREFIX = "SHELLWATCH_"
 
@@ -67,6 +76,60 @@ def _text(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+_SECURITY_VARIABLES = {  # KafkaSecurity field -> variable (without the prefix)
+    "protocol": "KAFKA_SECURITY_PROTOCOL",
+    "sasl_mechanism": "KAFKA_SASL_MECHANISM",
+    "sasl_username": "KAFKA_SASL_USERNAME",
+    "sasl_password": "KAFKA_SASL_PASSWORD",
+    "ssl_cafile": "KAFKA_SSL_CAFILE",
+    "ssl_certfile": "KAFKA_SSL_CERTFILE",
+    "ssl_keyfile": "KAFKA_SSL_KEYFILE",
+    "ssl_key_password": "KAFKA_SSL_KEY_PASSWORD",
+}
+
+
+_Option = TypeVar("_Option", bound=str)
+
+
+def _choice(name: str, raw: str, options: tuple[_Option, ...]) -> _Option:
+    value = raw.strip().upper()
+    for option in options:
+        if option == value:
+            return option
+    raise SettingsError(f"{ENV_PREFIX}{name}: expected one of {', '.join(options)}, got {raw.strip()!r}")
+
+
+def _kafka_security(env: Mapping[str, str]) -> KafkaSecurity:
+    """The security settings, validated (required companions present, TLS files load); never echoes secrets."""
+
+    def raw(name: str) -> str | None:
+        value = env.get(ENV_PREFIX + _SECURITY_VARIABLES[name], "")
+        return value if value.strip() else None
+
+    protocol = _choice("KAFKA_SECURITY_PROTOCOL", raw("protocol") or "PLAINTEXT", SECURITY_PROTOCOLS)
+    mechanism_raw = raw("sasl_mechanism")
+    mechanism = _choice("KAFKA_SASL_MECHANISM", mechanism_raw, SASL_MECHANISMS) if mechanism_raw else None
+    password, key_password = raw("sasl_password"), raw("ssl_key_password")  # kept verbatim: spaces may matter
+    security = KafkaSecurity(
+        protocol=protocol,
+        sasl_mechanism=mechanism,
+        sasl_username=(raw("sasl_username") or "").strip() or None,
+        sasl_password=Secret(password) if password is not None else None,
+        ssl_cafile=_path(env, _SECURITY_VARIABLES["ssl_cafile"]),
+        ssl_certfile=_path(env, _SECURITY_VARIABLES["ssl_certfile"]),
+        ssl_keyfile=_path(env, _SECURITY_VARIABLES["ssl_keyfile"]),
+        ssl_key_password=Secret(key_password) if key_password is not None else None,
+    )
+    try:
+        validate(security)
+    except SecurityConfigError as exc:
+        raise SettingsError(f"{ENV_PREFIX}{_SECURITY_VARIABLES[exc.field]}: {exc.message}") from None
+    return security
+
+
+SECURITY_VARIABLES = frozenset(ENV_PREFIX + name for name in _SECURITY_VARIABLES.values())
+
+
 @dataclass(frozen=True, slots=True)
 class KafkaSettings:
     """Where the worker reads and writes. Input topics are keyed by ``host.id`` and co-partitioned."""
@@ -79,11 +142,20 @@ class KafkaSettings:
     alerts_topic: str = "shellwatch-alerts"
     dead_letter_topic: str = "shellwatch-dead-letters"
     replication_factor: int = 1
+    min_insync_replicas: int | None = None  # min.insync.replicas of the topics the worker creates; None: broker's
     web_enabled: bool = True
     web_port: int = 6066
     data_dir: Path | None = None
     alert_format: AlertFormat = "json"
     schema_registry_url: str | None = None  # Confluent-compatible API, for registry-framed Avro input
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)  # repr masks the secrets
+
+    @property
+    def created_topic_configs(self) -> dict[str, str]:
+        """Configs every topic the worker creates gets (besides its replication factor)."""
+        if self.min_insync_replicas is None:
+            return {}
+        return {"min.insync.replicas": str(self.min_insync_replicas)}
 
     @property
     def relevant_topic(self) -> str:
@@ -101,6 +173,13 @@ class KafkaSettings:
         defaults = cls()
         mixed = env.get(ENV_PREFIX + "MIXED_TOPIC", "").strip() or None
         data_dir = env.get(ENV_PREFIX + "DATA_DIR", "").strip()
+        replication_factor = _int(env, "REPLICATION_FACTOR", defaults.replication_factor, 1)
+        min_insync = _int(env, "MIN_INSYNC_REPLICAS", 0, 1) if env.get(ENV_PREFIX + "MIN_INSYNC_REPLICAS") else None
+        if min_insync is not None and min_insync > replication_factor:
+            raise SettingsError(
+                f"{ENV_PREFIX}MIN_INSYNC_REPLICAS: {min_insync} exceeds {ENV_PREFIX}REPLICATION_FACTOR "
+                f"{replication_factor}: no write could ever be acknowledged"
+            )
         return cls(
             bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or None,
             app_id=_text(env, "APP_ID", defaults.app_id),
@@ -109,12 +188,14 @@ class KafkaSettings:
             mixed_topic=mixed,
             alerts_topic=_text(env, "ALERTS_TOPIC", defaults.alerts_topic),
             dead_letter_topic=_text(env, "DEAD_LETTER_TOPIC", defaults.dead_letter_topic),
-            replication_factor=_int(env, "REPLICATION_FACTOR", defaults.replication_factor, 1),
+            replication_factor=replication_factor,
+            min_insync_replicas=min_insync,
             web_enabled=_flag(env, "WEB_ENABLED", defaults.web_enabled),
             web_port=_int(env, "WEB_PORT", defaults.web_port, 1),
             data_dir=Path(data_dir) if data_dir else None,
             alert_format=_alert_format(env),
             schema_registry_url=env.get(ENV_PREFIX + "SCHEMA_REGISTRY_URL", "").strip() or None,
+            security=_kafka_security(env),
         )
 
 

@@ -7,7 +7,7 @@ import sys
 import faust
 
 from shellwatch.app import create_app
-from shellwatch.provision import PartitionMismatchError, ensure_worker_topics
+from shellwatch.provision import KafkaAccessError, PartitionMismatchError, ensure_worker_topics
 from shellwatch.rules.model import ReverseShellRule
 from shellwatch.rules.shell_rule import ShellRule
 from shellwatch.settings import Settings
@@ -21,7 +21,7 @@ def run_worker(settings: Settings, rule: ReverseShellRule, shell_rule: ShellRule
         return 2
     try:
         partitions = ensure_worker_topics(settings.kafka)
-    except PartitionMismatchError as exc:
+    except (PartitionMismatchError, KafkaAccessError) as exc:
         print(f"shellwatch: refusing to start: {exc}", file=sys.stderr)
         return 2
     app = create_app(settings, rule, shell_rule, partitions=partitions)

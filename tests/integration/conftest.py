@@ -11,11 +11,14 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from shellwatch.localkafka import LocalKafka, fetch_jars, jars_dir
+from shellwatch.localkafka.listeners import SecureListeners
+from tests.pki import Pki, make_pki
 
 _HERE = Path(__file__).parent
 
@@ -76,3 +79,41 @@ def schema_registry_url(request: pytest.FixtureRequest) -> Iterator[str]:
     url = registry.start()
     print(f"\n[localregistry] registry {url} ready in {time.monotonic() - t0:.1f}s (pid {registry.pid})")
     yield url
+
+
+SASL_USERS = {"alice": "alice-Pw-7f3c91"}  # a distinctive password: tests assert it never shows in any output
+
+
+@dataclass(frozen=True)
+class SecureKafka:
+    """A second local broker with SASL_PLAINTEXT, SSL (mutual) and SASL_SSL listeners for the security tests.
+
+    It creates topics automatically on first mention (``auto.create.topics.enable=true``, Kafka's own
+    default), so a test can tell whether a client ever named a topic it should not create.
+    """
+
+    broker: LocalKafka
+    pki: Pki
+    users: dict[str, str]
+
+    @property
+    def plaintext(self) -> str:
+        return self.broker.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> SecureKafka:
+    """Started on first use (only the security tests pay for it); raises, never skips, when it cannot start."""
+    pki = make_pki(tmp_path_factory.mktemp("kafka-pki"))
+    libs = Path(request.getfixturevalue("kafka_libs"))
+    broker = LocalKafka(
+        libs,
+        heap_opts=("-Xms128m", "-Xmx384m"),
+        extra_properties={"auto.create.topics.enable": "true"},
+        secure_listeners=SecureListeners(SASL_USERS, pki.broker),
+    )
+    request.addfinalizer(broker.stop)  # registered before start(): runs even if start() is interrupted
+    t0 = time.monotonic()
+    broker.start()
+    print(f"\n[localkafka] secure broker {broker.secure_ports} ready in {time.monotonic() - t0:.1f}s")
+    return SecureKafka(broker, pki, dict(SASL_USERS))

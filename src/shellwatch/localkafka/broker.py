@@ -32,6 +32,7 @@ from confluent_kafka.admin import AdminClient
 
 from shellwatch.localkafka.jars import KAFKA_VERSION, java_executable, log_tail
 from shellwatch.localkafka.jvm import JvmService, spawn_bound_to_parent
+from shellwatch.localkafka.listeners import SecureListener, SecureListeners, scram_format_args, secure_properties
 from shellwatch.localkafka.topics import admin_conf
 
 __all__ = ["BrokerStartError", "LocalKafka"]
@@ -86,7 +87,14 @@ def _sweep_stale_data_dirs() -> None:
             continue  # no/odd owner file (kept dir, or being created), or not ours: leave it
 
 
-def _server_properties(*, port: int, controller_port: int, log_dirs: Path, extra: Mapping[str, str]) -> dict[str, str]:
+def _server_properties(
+    *,
+    port: int,
+    controller_port: int,
+    log_dirs: Path,
+    extra: Mapping[str, str],
+    secure: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -116,6 +124,9 @@ def _server_properties(*, port: int, controller_port: int, log_dirs: Path, extra
         "num.recovery.threads.per.data.dir": "1",
         "background.threads": "2",
     }
+    for key, value in (secure or {}).items():
+        joined = key in ("listeners", "advertised.listeners", "listener.security.protocol.map")
+        props[key] = f"{props[key]},{value}" if joined else value
     props.update(extra)
     return props
 
@@ -143,6 +154,7 @@ class LocalKafka(JvmService):
         keep_data: bool = False,
         heap_opts: tuple[str, ...] = ("-Xms256m", "-Xmx512m"),
         extra_properties: Mapping[str, str] | None = None,
+        secure_listeners: SecureListeners | None = None,
     ) -> None:
         super().__init__(stop_timeout=stop_timeout)
         self.libs_dir = Path(libs_dir)
@@ -150,6 +162,8 @@ class LocalKafka(JvmService):
         self.keep_data = keep_data
         self.heap_opts = heap_opts
         self.extra_properties = dict(extra_properties or {})
+        self.secure_listeners = secure_listeners
+        self.secure_ports: dict[SecureListener, int] = {}
         self.data_dir: Path | None = None
         self.port: int | None = None
         self.controller_port: int | None = None
@@ -169,6 +183,12 @@ class LocalKafka(JvmService):
 
     def address(self) -> str:
         return self.bootstrap_servers
+
+    def secure_bootstrap(self, listener: SecureListener) -> str:
+        """``HOST:PORT`` of a secure listener (``SASL_PLAINTEXT``, ``SSL``, ``SASL_SSL``) of the running broker."""
+        if self.process is None or listener not in self.secure_ports:
+            raise RuntimeError(f"LocalKafka has no running {listener} listener")
+        return f"127.0.0.1:{self.secure_ports[listener]}"
 
     def _prepare(self) -> None:
         if not (self.libs_dir / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file() and not any(
@@ -203,12 +223,15 @@ class LocalKafka(JvmService):
         data = self.data_dir
         (data / "logs").mkdir()
         (data / "log4j2.xml").write_bytes(importlib.resources.files(_PACKAGE).joinpath("log4j2.xml").read_bytes())
-        self.port, self.controller_port = _free_ports(2)
+        secure = self.secure_listeners
+        self.port, self.controller_port, *others = _free_ports(2 + (len(secure.names) if secure else 0))
+        self.secure_ports = dict(zip(secure.names, others, strict=True)) if secure else {}
         props = _server_properties(
             port=self.port,
             controller_port=self.controller_port,
             log_dirs=data / "kraft-logs",
             extra=self.extra_properties,
+            secure=secure_properties(secure, self.secure_ports) if secure else None,
         )
         config = data / "server.properties"
         config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
@@ -216,6 +239,7 @@ class LocalKafka(JvmService):
         # 1. format storage (one short-lived JVM, also tied to our lifetime)
         fmt = [java, *self._java_opts(), "kafka.tools.StorageTool", "format"]
         fmt += ["-t", _random_cluster_id(), "-c", str(config)]
+        fmt += scram_format_args(secure) if secure else []
         with (data / "logs" / "format.log").open("wb") as out:
             formatter = spawn_bound_to_parent(fmt, out, cwd=data)
         try:

@@ -7,14 +7,17 @@ from collections.abc import Mapping
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from shellwatch.kafka_security import KafkaSecurity, librdkafka_conf
+
 __all__ = ["admin_conf", "create_topic"]
 
 
-def admin_conf(bootstrap: str) -> dict[str, str | int]:
+def admin_conf(bootstrap: str, security: KafkaSecurity | None = None) -> dict[str, str | int]:
     return {
         "bootstrap.servers": bootstrap,
         "socket.connection.setup.timeout.ms": 5000,
         "log_level": 3,  # errors only: the readiness loop expects transient failures
+        **librdkafka_conf(security or KafkaSecurity()),
     }
 
 
@@ -26,9 +29,10 @@ def create_topic(
     *,
     replication_factor: int = 1,
     timeout: float = 30.0,
+    security: KafkaSecurity | None = None,
 ) -> None:
     """Create topic *name* and wait until every partition has a leader in the metadata."""
-    admin = AdminClient(admin_conf(bootstrap))
+    admin = AdminClient(admin_conf(bootstrap, security))
     topic = NewTopic(
         name,
         num_partitions=partitions,
