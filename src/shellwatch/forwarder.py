@@ -71,6 +71,9 @@ class ForwarderConfig:
     max_batch: int = 10_000
     poll_timeout_ms: int = 100
     far_future_ms: int = 300_000  # @timestamp this far past the broker timestamp counts as far_future
+    # a partition's progress marker needs a fetch answered this long after the newest forwarded record was
+    # written: records written just before it (to any input partition) are then in that fetch's highwater
+    marker_fetch_margin_ms: int = 200
     security: KafkaSecurity = field(default_factory=KafkaSecurity)  # for every aiokafka client (repr masked)
 
     def __post_init__(self) -> None:
@@ -85,8 +88,10 @@ class ForwarderConfig:
         outputs = {self.relevant_topic, self.dead_letter_topic}
         if len(outputs) != 2 or outputs & set(names):
             raise ValueError("relevant_topic, dead_letter_topic and the source topics must all differ")
-        if self.marker_interval_ms < 0 or self.poll_timeout_ms < 0 or self.far_future_ms < 0:
-            raise ValueError("marker_interval_ms, poll_timeout_ms and far_future_ms must not be negative")
+        if min(self.marker_interval_ms, self.poll_timeout_ms, self.far_future_ms, self.marker_fetch_margin_ms) < 0:
+            raise ValueError(
+                "marker_interval_ms, poll_timeout_ms, far_future_ms and marker_fetch_margin_ms must not be negative"
+            )
         if self.max_batch < 1:
             raise ValueError(f"max_batch must be positive, got {self.max_batch}")
 
@@ -112,6 +117,7 @@ class _Forwarder:
         self._partitions = partitions
         self._kinds = dict(config.source_topics)
         self._last_marker: dict[Any, float] = {}
+        self._newest_forwarded_ms = 0  # record timestamp of the newest forwarded record (capped at now)
 
     async def run(self, stop: asyncio.Event) -> None:
         config, consumer, stats = self._config, self._consumer, self._stats
@@ -201,6 +207,8 @@ class _Forwarder:
             broker_ts=record.timestamp,
         )
         stats.forwarded += 1
+        if record.timestamp > self._newest_forwarded_ms:  # a clock ahead of ours cannot hold markers back
+            self._newest_forwarded_ms = min(record.timestamp, int(1000 * time.time()))
         future = await self._producer.send(
             config.relevant_topic, value=record.value, key=key, partition=partition, headers=headers
         )
@@ -224,7 +232,7 @@ class _Forwarder:
             except IllegalStateError:  # revoked meanwhile
                 continue
             self._stats.lag[(tp.topic, tp.partition)] = highwater - position
-            if position < highwater:
+            if position < highwater or not self._fetched_after_newest(tp):
                 continue
             headers = marker_headers(self._kinds[tp.topic], tp.topic, tp.partition)
             pending.append(
@@ -239,6 +247,19 @@ class _Forwarder:
             self._last_marker[tp] = now
             self._stats.markers += 1
         return pending
+
+    def _fetched_after_newest(self, tp: Any) -> bool:
+        """Whether ``tp``'s last fetch was answered after the newest forwarded record was written (+ margin).
+
+        Without this a marker could say "caught up" on a partition whose last fetch predates a record that
+        was written just before one forwarded from another partition (a connection produced before its
+        exec, appended a moment later): the agent would release the exec before seeing the connection.
+        """
+        try:
+            polled_ms = self._consumer.last_poll_timestamp(tp)
+        except AssertionError:  # revoked meanwhile
+            return False
+        return polled_ms is not None and polled_ms >= self._newest_forwarded_ms + self._config.marker_fetch_margin_ms
 
 
 async def run_forwarder(
