@@ -18,6 +18,7 @@ from shellwatch.rules.shell_rule import load_shell_rule
 from shellwatch.settings import Settings, SettingsError
 
 SAMPLE = "sample-attack.ndjson"
+FILE_BATCH_LINES = 4096  # a file's lines are pre-filtered in batches; stdin line by line
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -85,7 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = Path(args.input)
     try:
         with path.open("rb") as handle:
-            return run_detect(handle, pipeline, sys.stdout.buffer, sys.stderr, _wall_clock_ms)
+            return run_detect(
+                handle, pipeline, sys.stdout.buffer, sys.stderr, _wall_clock_ms, batch_lines=FILE_BATCH_LINES
+            )
     except OSError as exc:
         print(f"shellwatch: cannot read {args.input}: {exc.strerror or exc}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ to the allowed lateness, exactly as on the worker's two topics. End of input flu
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from itertools import islice
 from typing import IO, Any
 
 from shellwatch.alerts import encode_alert
@@ -31,15 +32,24 @@ def run_detect(
     out: IO[bytes],
     err: IO[str],
     clock_ms: Callable[[], int],
+    *,
+    batch_lines: int = 1,
 ) -> int:
-    """Process ``lines``; returns the process exit status (0: the input was read to its end)."""
+    """Process ``lines``; returns the process exit status (0: the input was read to its end).
+
+    ``batch_lines`` lines are pre-filtered together (a file: thousands; a live stream such as stdin: 1, so
+    no line waits for later ones)."""
     number = 0
-    for number, line in enumerate(lines, start=1):
-        raw = line.rstrip(b"\r\n")
-        outcome = pipeline.process(raw, clock_ms())
-        if outcome.error is not None:
-            err.write(f"line {number}: {outcome.error.reason}: {printable(outcome.error.message)}\n")
-        _write_alerts(out, outcome.alerts)
+    source = iter(lines)
+    while chunk := list(islice(source, batch_lines)):
+        raws = [line.rstrip(b"\r\n") for line in chunk]
+        for index in pipeline.prefilter_batch(raws):
+            outcome = pipeline.process(raws[index], clock_ms())
+            if outcome.error is not None:
+                line_number = number + index + 1
+                err.write(f"line {line_number}: {outcome.error.reason}: {printable(outcome.error.message)}\n")
+            _write_alerts(out, outcome.alerts)
+        number += len(raws)
     _write_alerts(out, pipeline.flush(clock_ms()))
     stats = pipeline.stats
     undecodable = sum(stats.undecodable.values())
