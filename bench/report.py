@@ -63,6 +63,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"({c['alerts']['expected_by_rule']}), {c['alerts']['unexpected']} unexpected, "
         f"{c['alerts']['duplicates']} duplicates.",
         "",
+        f"Worker's last periodic stats line: `{results['worker'].get('last_stats_log')}`",
+        "",
     ]
     if paced is not None:
         latency = paced["sequence_alert_latency_ms"]

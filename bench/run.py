@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--paced-seconds", type=float, default=60.0, help="0 skips the paced phase")
     parser.add_argument("--paced-attacks", type=int, default=600)
     parser.add_argument("--skip", action="append", default=[], choices=["bare", "faust", "eql"])
+    parser.add_argument("--allowed-lateness-ms", type=int, help="the worker's SHELLWATCH_ALLOWED_LATENESS_MS")
     parser.add_argument("--stem", default="latest", help="results file name stem (default: latest)")
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip())
     return parser
@@ -110,7 +111,10 @@ def run(bootstrap: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
         )
         paced = Generator(paced_workload, event_prefix="p")
     _step("(c) shellwatch worker: throughput, then paced latency")
-    worker = WorkerBench(bootstrap, topics, args.partitions, workdir).run(bulk, paced, args.rate)
+    worker_bench = WorkerBench(bootstrap, topics, args.partitions, workdir)
+    if args.allowed_lateness_ms is not None:
+        worker_bench.env["SHELLWATCH_ALLOWED_LATENESS_MS"] = str(args.allowed_lateness_ms)
+    worker = worker_bench.run(bulk, paced, args.rate)
     _step(f"(c) {worker['throughput']}; paced: {worker.get('paced')}")
     if "eql" in args.skip:
         raise SystemExit("--skip eql: nothing to report for detect vs eql")

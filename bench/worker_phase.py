@@ -23,6 +23,7 @@ from shellwatch.localkafka import create_topic
 from shellwatch.worker_process import WorkerProcess
 
 POLL_S = 0.25
+SETTLE_S = 60.0
 
 
 def percentile(values: list[int], q: float) -> int:
@@ -74,7 +75,7 @@ class WorkerBench:
             self.bootstrap, f"{self.app_id}-prefilter", list(self.topics.values()), self.partitions
         )
         started = time.time()
-        worker = WorkerProcess(self.env, self.log, loglevel="WARNING").start()
+        worker = WorkerProcess(self.env, self.log, loglevel="INFO").start()
         assert worker.process is not None
         sampler = RssSampler(worker.process.pid)
         sampler.start()
@@ -93,6 +94,7 @@ class WorkerBench:
             collector.stop()
             offsets.close()
         result["exit_status"] = status
+        result["last_stats_log"] = _last_stats(self.log)
         result["rss"] = _rss_report(sampler.samples)
         return result
 
@@ -126,10 +128,14 @@ class WorkerBench:
             arrived = [a for a in alerts if a.alert_id in expected]
             if consumed_at is not None and {a.alert_id for a in arrived} >= expected:
                 break
+            if consumed_at is not None and now - consumed_at > SETTLE_S:  # every event read: no more alerts coming
+                break
             time.sleep(POLL_S)
         assert first is not None
         last_alert = max((a.arrival_s for a in arrived), default=consumed_at)
         finished = max(consumed_at, last_alert)
+        if not {a.alert_id for a in arrived} >= expected:  # the rate is then to the last alert that came
+            print(f"WARNING: {len(expected - {a.alert_id for a in arrived})} expected alerts missing", flush=True)
         return {
             "events": events,
             "wall_s": round(finished - started, 2),
@@ -165,6 +171,12 @@ class WorkerBench:
                 "max": max(latencies_ms) if latencies_ms else None,
             },
         }
+
+
+def _last_stats(log: Path) -> str | None:
+    """The worker's last periodic stats line (counts per outcome, late events...)."""
+    lines = [line for line in log.read_text(errors="replace").splitlines() if "stats forwarder=" in line]
+    return lines[-1] if lines else None
 
 
 def _rss_report(samples: list[tuple[float, int, str]]) -> dict[str, Any]:
