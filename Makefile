@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration kafka-jars deploy-tools clean
+.PHONY: demo test lint unit integration kafka-jars deploy-tools bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -32,6 +32,11 @@ unit: $(STAMP)
 
 integration: kafka-jars
 	$(BIN)/python -m pytest tests/integration
+
+## bench: the benchmark (bench/run.py) on a throw-away local broker or $KAFKA_BOOTSTRAP_SERVERS; results in
+## bench/results/. Quick run: make bench BENCH_ARGS="--events 200000 --paced-seconds 15"
+bench: kafka-jars
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 ## kafka-jars: fetch Apache Kafka from Maven Central into ~/.cache/shellwatch (once)
 kafka-jars: $(STAMP)

@@ -21,6 +21,7 @@ from shellwatch.rules.shell_rule import load_shell_rule
 from shellwatch.settings import Settings, SettingsError
 
 SAMPLE = "sample-attack.ndjson"
+FILE_BATCH_LINES = 4096  # a file's lines are pre-filtered in batches; stdin line by line
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -97,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             path = Path(str(resources.files("shellwatch.samples").joinpath(SAMPLE)))
             with (path if args.input == "sample" else Path(args.input)).open("rb") as handle:
-                status = run_detect(handle, pipeline, sink, sys.stderr, _wall_clock_ms)
+                status = run_detect(handle, pipeline, sink, sys.stderr, _wall_clock_ms, batch_lines=FILE_BATCH_LINES)
     except OSError as exc:
         print(f"shellwatch: cannot read {exc.filename or args.input}: {exc.strerror or exc}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ to the allowed lateness, exactly as on the worker's two topics. End of input flu
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,30 +40,42 @@ def _write_alerts(out: IO[bytes], alerts: list[dict[str, Any]]) -> None:
         out.flush()
 
 
+def _record_value(raw: bytes, number: int, err: IO[str]) -> bytes:
+    """The record a line holds: the line itself, or a capture line's value (b"" if it has none or is broken)."""
+    try:
+        captured = parse_capture_line(raw)
+    except CaptureError as exc:
+        err.write(f"line {number}: bad capture record: {printable(str(exc))}\n")
+        return b""
+    if captured is None:
+        return raw
+    return captured.value or b""
+
+
 def run_detect(
     lines: Iterable[bytes],
     pipeline: Pipeline,
     out: IO[bytes],
     err: IO[str],
     clock_ms: Callable[[], int],
+    *,
+    batch_lines: int = 1,
 ) -> int:
-    """Process ``lines``; returns the process exit status (0: the input was read to its end)."""
+    """Process ``lines``; returns the process exit status (0: the input was read to its end).
+
+    ``batch_lines`` lines are pre-filtered together (a file: thousands; a live stream such as stdin: 1, so
+    no line waits for later ones)."""
     number = 0
-    for number, line in enumerate(lines, start=1):
-        raw = line.rstrip(b"\r\n")
-        try:
-            captured = parse_capture_line(raw)
-        except CaptureError as exc:
-            err.write(f"line {number}: bad capture record: {printable(str(exc))}\n")
-            continue
-        if captured is not None:
-            if captured.value is None:
-                continue
-            raw = captured.value
-        outcome = pipeline.process(raw, clock_ms())
-        if outcome.error is not None:
-            err.write(f"line {number}: {outcome.error.reason}: {printable(outcome.error.message)}\n")
-        _write_alerts(out, outcome.alerts)
+    source = iter(lines)
+    while chunk := list(islice(source, batch_lines)):
+        raws = [_record_value(line.rstrip(b"\r\n"), number + offset + 1, err) for offset, line in enumerate(chunk)]
+        for index in pipeline.prefilter_batch(raws):
+            outcome = pipeline.process(raws[index], clock_ms())
+            if outcome.error is not None:
+                line_number = number + index + 1
+                err.write(f"line {line_number}: {outcome.error.reason}: {printable(outcome.error.message)}\n")
+            _write_alerts(out, outcome.alerts)
+        number += len(raws)
     _write_alerts(out, pipeline.flush(clock_ms()))
     stats = pipeline.stats
     undecodable = sum(stats.undecodable.values())

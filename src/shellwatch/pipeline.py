@@ -7,7 +7,7 @@ Outcomes are data: every record is counted as pre-filtered, undecodable (with it
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,6 +103,15 @@ class Pipeline:
             return RecordOutcome([], error=decoded)
         self.stats.decoded += 1
         return RecordOutcome(self.observe(decoded.events, detected_ms))
+
+    def prefilter_batch(self, raws: Sequence[bytes]) -> list[int]:
+        """Indices of the records of *raws* that pass the pre-filter, for :meth:`process`; the others are
+        counted as :meth:`process` counts them. One batched check instead of a call per record."""
+        kept = self.prefilter.accepted(raws)
+        rejected = len(raws) - len(kept)
+        self.stats.records += rejected
+        self.stats.prefiltered += rejected
+        return kept
 
     def decode(self, raw: bytes) -> Decoded | DecodeError:
         """One record to events (JSON, Avro single-object, or registry-framed Avro when a registry is set)."""

@@ -11,7 +11,8 @@ come from whatever rules and lists are loaded, so operator extensions widen the 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -62,6 +63,47 @@ class Prefilter:
         if (b"\\u" in raw or b"\\/" in raw) and _HIDING_ESCAPE.search(raw):
             return self._accepts_unescaped(raw, needles)
         return False
+
+    def accepted(self, raws: Sequence[bytes]) -> list[int]:
+        """Indices (ascending) of the records of *raws* that :meth:`accepts` lets through, in a few C passes.
+
+        Equivalent to ``[i for i, raw in enumerate(raws) if self.accepts(raw)]`` without a Python call per
+        record: the records are joined, lower-cased and searched once per needle; a hit counts only when it
+        lies inside one record. Records holding an escape introducer that no needle hit get the full check.
+        """
+        needles = self.needles
+        if needles is None:
+            return list(range(len(raws)))
+        joined = b"".join(raws)
+        starts: list[int] = []
+        offset = 0
+        for raw in raws:
+            starts.append(offset)
+            offset += len(raw)
+        ends = [*starts[1:], offset]
+        hits: set[int] = set()
+        lowered = joined.lower()
+        for needle in needles:
+            self._scan(lowered, needle, starts, ends, hits)
+        if b"\\" in joined:  # one memchr pass; searching two-byte introducers is far slower
+            escaped: set[int] = set()
+            for introducer in (b"\\u", b"\\/"):
+                self._scan(joined, introducer, starts, ends, escaped)
+            hits.update(i for i in escaped - hits if self.accepts(raws[i]))
+        return sorted(hits)
+
+    @staticmethod
+    def _scan(haystack: bytes, needle: bytes, starts: list[int], ends: list[int], found: set[int]) -> None:
+        """Add to *found* the index of every record that holds *needle* entirely within itself."""
+        size = len(needle)
+        position = haystack.find(needle)
+        while position != -1:
+            index = bisect_right(starts, position) - 1  # the last record starting at or before it (never empty)
+            if position + size <= ends[index]:
+                found.add(index)
+                position = haystack.find(needle, ends[index])  # next record
+            else:  # straddles a boundary: look again one byte further
+                position = haystack.find(needle, position + 1)
 
     @staticmethod
     def _accepts_unescaped(raw: bytes, needles: tuple[bytes, ...]) -> bool:

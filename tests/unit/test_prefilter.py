@@ -87,3 +87,34 @@ def test_needles_follow_the_loaded_patterns() -> None:
     )
     assert Prefilter.from_patterns(["*"]).needles is None
     assert Prefilter.from_patterns(["/usr/bin/java"], enabled=False).accepts(b"anything")
+
+
+FRAGMENTS = st.sampled_from(
+    [
+        b"",
+        b"ja",
+        b"va",
+        b"JAVA",
+        b"/usr/lib/",
+        b"jvm/",
+        b"jSpawnHelper",
+        b"\\u006a",
+        b"ava",
+        b"\\/",
+        b"\\\\u",
+        b"x",
+        b'"',
+    ]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.lists(FRAGMENTS, max_size=6).map(b"".join), max_size=12))
+def test_batch_check_agrees_with_the_record_check(raws: list[bytes]) -> None:
+    # Fragments that join into a needle across two records must not count for either of them.
+    assert PREFILTER.accepted(raws) == [i for i, raw in enumerate(raws) if PREFILTER.accepts(raw)]
+
+
+def test_batch_check_finds_a_needle_only_inside_one_record() -> None:
+    assert PREFILTER.accepted([b"xx ja", b"va yy", b"", b"/usr/BIN/JAVA", b"\\u006aava"]) == [3, 4]
+    assert Prefilter.from_patterns(["*"]).accepted([b"a", b""]) == [0, 1]

@@ -1,0 +1,106 @@
+"""Putting the workload on the input topics: all at once (with an NDJSON copy), or paced at a live rate."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaError, Producer
+
+from bench.workload import Generator
+
+PRODUCER_CONFIG = {
+    "partitioner": "murmur2_random",  # the Java client's partitioner: co-partitioned by host.id
+    "linger.ms": 20,
+    "compression.type": "none",
+    "queue.buffering.max.messages": 500_000,
+    "queue.buffering.max.kbytes": 512 * 1024,
+}
+
+
+class _Producer:
+    def __init__(self, bootstrap: str) -> None:
+        self.producer = Producer({"bootstrap.servers": bootstrap, **PRODUCER_CONFIG})
+        self.failures: list[str] = []
+
+    def on_delivery(self, error: KafkaError | None, _message: Any) -> None:
+        if error is not None:
+            self.failures.append(str(error))
+
+    def send(self, topic: str, key: bytes, value: bytes, callback: Callable[[Any, Any], None] | None = None) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value, key=key, on_delivery=callback or self.on_delivery)
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    def finish(self) -> None:
+        if self.producer.flush(300) != 0 or self.failures:
+            raise RuntimeError(f"records undelivered: {self.failures[:3]}")
+
+
+def produce_bulk(bootstrap: str, topics: dict[str, str], generator: Generator, ndjson: Path) -> dict[str, Any]:
+    """Every record of the workload to its kind's topic (keyed by host.id), and to *ndjson* in the same order."""
+    producer = _Producer(bootstrap)
+    started = time.perf_counter()
+    count = size = 0
+    with ndjson.open("wb") as out:
+        for record in generator.records():
+            producer.send(topics[record.kind], record.key, record.value)
+            out.write(record.value + b"\n")
+            count += 1
+            size += len(record.value)
+            if count % 1000 == 0:
+                producer.producer.poll(0)
+        producer.finish()
+    seconds = time.perf_counter() - started
+    return {"events": count, "avg_bytes": round(size / count), "seconds": round(seconds, 2)}
+
+
+def produce_paced(
+    bootstrap: str, topics: dict[str, str], generator: Generator, rate_per_s: int
+) -> tuple[dict[int, int], dict[str, Any]]:
+    """The workload at *rate_per_s*, each ``@timestamp`` the wall clock when produced.
+
+    Returns the broker (create) timestamp of each attack's exec, by attack index, and the achieved rate.
+    """
+    producer = _Producer(bootstrap)
+    exec_ms: dict[int, int] = {}
+
+    def exec_delivered(attack: int) -> Callable[[Any, Any], None]:
+        def done(error: KafkaError | None, message: Any) -> None:
+            if error is not None:
+                producer.failures.append(str(error))
+            else:
+                exec_ms[attack] = message.timestamp()[1]
+
+        return done
+
+    total = generator.workload.events
+    started = time.monotonic()
+    sent = 0
+    behind_max = 0
+    while sent < total:
+        due = min(total, int((time.monotonic() - started) * rate_per_s) + 1)
+        behind_max = max(behind_max, due - sent)
+        if sent >= due:
+            time.sleep(0.002)
+            continue
+        now_ms = time.time_ns() // 1_000_000
+        while sent < due:
+            record = generator.record(sent, ts_ms=now_ms)
+            callback = exec_delivered(record.attack) if record.attack is not None else None
+            producer.send(topics[record.kind], record.key, record.value, callback)
+            sent += 1
+        producer.producer.poll(0)
+    seconds = time.monotonic() - started
+    producer.finish()
+    return exec_ms, {
+        "events": sent,
+        "seconds": round(seconds, 2),
+        "achieved_rate_per_s": round(sent / seconds),
+        "max_backlog_events": behind_max,
+    }

@@ -1,0 +1,124 @@
+"""Targets, and the results as JSON plus a Markdown table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    worker = results["worker"]
+    paced = worker.get("paced", {})
+    latency = paced.get("sequence_alert_latency_ms", {})
+    engines = results["detect_vs_eql"]
+    rss_growth = worker["rss"].get("paced_growth_pct")
+    return {
+        "c/a >= 0.5": {"value": results["ratios"]["c/a"], "met": results["ratios"]["c/a"] >= 0.5},
+        "worker alerts == expected": {
+            "value": worker["throughput"]["alerts"]["ok"],
+            "met": worker["throughput"]["alerts"]["ok"],
+        },
+        "detect >= 10x eql (CPU time), same alerts": {
+            "value": f"{engines['speedup']}x, same={engines['same_alerts']}",
+            "met": engines["speedup"] >= 10 and engines["same_alerts"],
+        },
+        "p99 latency <= 1 s at the paced rate": {
+            "value": latency.get("p99"),
+            "met": latency.get("p99") is not None and latency["p99"] <= 1000 and paced["alerts"]["ok"],
+        },
+        "RSS flat (paced phase within 10%)": {
+            "value": rss_growth,
+            "met": rss_growth is not None and rss_growth <= 10,
+        },
+    }
+
+
+def markdown(results: dict[str, Any]) -> str:
+    a, b, c = results["bare"], results["faust"], results["worker"]["throughput"]
+    paced = results["worker"].get("paced")
+    rss = results["worker"]["rss"]
+    engines = results["detect_vs_eql"]
+    ratios = results["ratios"]
+    lines = [
+        f"Run {results['started']} at commit {results['commit']}, `{results['command']}`",
+        "",
+        f"Workload: {results['workload']['events']:,} events, {results['produce']['avg_bytes']} B average, "
+        f"{results['workload']['hosts']:,} hosts, {results['workload']['attacks']:,} attack sequences, "
+        f"{results['workload']['java_connections']:,} benign Java connections, "
+        f"{results['workload']['java_share']:.0%} of events involve Java; "
+        f"{results['partitions']} partitions per topic.",
+        "",
+        "| measure | events/s (from first batch) | events/s (incl. start-up) | wall s |",
+        "|---|---:|---:|---:|",
+        f"| (a) bare aiokafka getmany + orjson | {a['steady_events_per_s']:,} | {a['events_per_s']:,} "
+        f"| {a['wall_s']} |",
+        f"| (b) Faust agent, iterate only | {b['steady_events_per_s']:,} | {b['events_per_s']:,} | {b['wall_s']} |",
+        f"| (c) shellwatch worker, to the last alert | {c['steady_events_per_s']:,} | {c['events_per_s']:,} "
+        f"| {c['wall_s']} |",
+        "",
+        f"Ratios (first-batch rates): **c/a = {ratios['c/a']}**, c/b = {ratios['c/b']} "
+        f"(incl. start-up: c/a = {ratios['c/a incl. start-up']}, c/b = {ratios['c/b incl. start-up']}). "
+        f"Worker alerts: {c['alerts']['received_distinct']}/{c['alerts']['expected']} expected "
+        f"({c['alerts']['expected_by_rule']}), {c['alerts']['unexpected']} unexpected, "
+        f"{c['alerts']['duplicates']} duplicates.",
+        "",
+        f"Worker's last periodic stats line: `{results['worker'].get('last_stats_log')}`",
+        "",
+    ]
+    if paced is not None:
+        latency = paced["sequence_alert_latency_ms"]
+        load = paced["load"]
+        lines += [
+            f"Paced: {load['events']:,} events at {load['achieved_rate_per_s']:,}/s for {load['seconds']} s; "
+            f"alerts {paced['alerts']['received_distinct']}/{paced['alerts']['expected']}.",
+            "",
+            "| sequence-alert latency (exec produced -> alert record) | ms |",
+            "|---|---:|",
+            f"| p50 | {latency['p50']} |",
+            f"| p99 | {latency['p99']} |",
+            f"| max | {latency['max']} |",
+            "",
+        ]
+    lines += [
+        "| worker RSS | MiB |",
+        "|---|---:|",
+        f"| start (first commit) | {rss['start_mib']} |",
+        f"| mid | {rss['mid_mib']} |",
+        f"| end | {rss['end_mib']} |",
+        f"| max | {rss['max_mib']} |",
+    ]
+    if "paced_growth_pct" in rss:
+        lines.append(
+            f"| paced phase: first / max / last (growth) | {rss['paced_first_mib']} / {rss['paced_max_mib']} / "
+            f"{rss['paced_last_mib']} ({rss['paced_growth_pct']}%) |"
+        )
+    lines += [
+        "",
+        "| same NDJSON file | events/CPU-s | CPU s | events/s (wall) | wall s |",
+        "|---|---:|---:|---:|---:|",
+        f"| `shellwatch detect` (the command, start-up included) | {engines['detect_events_per_cpu_s']:,} "
+        f"| {engines['detect_cpu_s']} | {engines['detect_events_per_s']:,} | {engines['detect_s']} |",
+        f"| Elastic `eql` 1.0.1 PythonEngine (orjson-decoded lines) | {engines['eql_events_per_cpu_s']:,} "
+        f"| {engines['eql_cpu_s']} | {engines['eql_events_per_s']:,} | {engines['eql_s']} |",
+        "",
+        f"detect / eql = **{engines['speedup']}x** by CPU time ({engines['speedup_wall']}x by wall time); "
+        f"sequence alerts detect {engines['sequence_alerts']['detect']}, "
+        f"eql {engines['sequence_alerts']['eql']}, expected {engines['sequence_alerts']['expected']}: "
+        f"same = {engines['same_alerts']}.",
+        "",
+        "| target | value | met |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {t['value']} | {'yes' if t['met'] else '**no**'} |" for name, t in results["targets"].items()
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write(results: dict[str, Any], directory: Path, stem: str) -> tuple[Path, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = directory / f"{stem}.json", directory / f"{stem}.md"
+    json_path.write_text(json.dumps(results, indent=1) + "\n")
+    md_path.write_text(markdown(results))
+    return json_path, md_path

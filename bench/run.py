@@ -1,0 +1,167 @@
+"""The shellwatch benchmark: one command, one broker, all figures from the same run (run on demand, not a test).
+
+    .venv/bin/python -m bench.run                      # 2,000,000 events, paced 20k/s for 60 s
+    .venv/bin/python -m bench.run --events 200000 --paced-seconds 15   # a quick run
+
+Starts a throw-away local broker (or uses KAFKA_BOOTSTRAP_SERVERS), produces the workload
+(bench/workload.py) keyed by host.id with the Java partitioner, then on the same topics measures
+(a) a bare aiokafka getmany + orjson loop, (b) a Faust agent that only iterates, (c) the shellwatch worker
+to its last alert (alerts checked against the attacks), then the same worker's alert latency at a paced
+live rate and its RSS throughout, and finally ``shellwatch detect`` against Elastic's eql engine on the
+workload's NDJSON file. Results: bench/results/<stem>.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench import baselines, engines, report
+from bench.load import produce_bulk
+from bench.worker_phase import WorkerBench
+from bench.workload import SEQUENCE_RULE, Generator, Workload
+from shellwatch.localkafka import LocalKafka, create_topic, fetch_jars, jars_dir
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=2_000_000, help="events in the workload (default 2,000,000)")
+    parser.add_argument("--hosts", type=int, default=10_000)
+    parser.add_argument("--attacks", type=int, default=1_000, help="reverse-shell sequences (each: 2 alerts)")
+    parser.add_argument("--java-connections", type=int, default=4_000, help="benign Java connections")
+    parser.add_argument("--java-share", type=float, default=0.02, help="share of events involving Java")
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--rate", type=int, default=20_000, help="paced events/s for the latency phase")
+    parser.add_argument("--paced-seconds", type=float, default=60.0, help="0 skips the paced phase")
+    parser.add_argument("--paced-attacks", type=int, default=600)
+    parser.add_argument("--skip", action="append", default=[], choices=["bare", "faust", "eql"])
+    parser.add_argument("--allowed-lateness-ms", type=int, help="the worker's SHELLWATCH_ALLOWED_LATENESS_MS")
+    parser.add_argument("--stem", default="latest", help="results file name stem (default: latest)")
+    parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip())
+    return parser
+
+
+def _commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    return done.stdout.strip() or "unknown"
+
+
+def _step(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _ratio(x: Any, y: Any) -> float | None:
+    return round(x / y, 3) if x and y else None
+
+
+def run(bootstrap: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    workload = Workload(
+        events=args.events,
+        hosts=args.hosts,
+        attacks=args.attacks,
+        java_connections=args.java_connections,
+        java_share=args.java_share,
+        rate_per_s=args.rate,
+    )
+    base = f"bench-{uuid.uuid4().hex[:8]}"
+    topics = {"network": f"{base}-network", "process": f"{base}-process"}
+    for name in topics.values():
+        create_topic(bootstrap, name, args.partitions)
+    bulk = Generator(workload)
+    ndjson = workdir / "events.ndjson"
+    _step(f"producing {workload.events:,} events to {', '.join(topics.values())}")
+    produced = produce_bulk(bootstrap, topics, bulk, ndjson)
+    _step(f"produced: {produced}")
+    sources = list(topics.values())
+    skipped = {"events": workload.events, "wall_s": None, "events_per_s": None, "steady_events_per_s": None}
+    if "bare" in args.skip:
+        bare = skipped
+    else:
+        _step("(a) bare getmany + orjson loop")
+        bare = baselines.bare_loop(bootstrap, sources, workload.events)
+        _step(f"(a) {bare}")
+    if "faust" in args.skip:
+        faust = skipped
+    else:
+        _step("(b) Faust pass-through agent")
+        faust = baselines.faust_passthrough(bootstrap, sources, workload.events, workdir / "faust.log")
+        _step(f"(b) {faust}")
+    paced = None
+    if args.paced_seconds > 0:
+        paced_workload = Workload(
+            events=int(args.rate * args.paced_seconds),
+            hosts=args.hosts,
+            attacks=args.paced_attacks,
+            java_connections=min(args.java_connections, int(args.rate * args.paced_seconds) // 100),
+            java_share=args.java_share,
+            rate_per_s=args.rate,
+            seed=11,
+        )
+        paced = Generator(paced_workload, event_prefix="p")
+    _step("(c) shellwatch worker: throughput, then paced latency")
+    worker_bench = WorkerBench(bootstrap, topics, args.partitions, workdir)
+    if args.allowed_lateness_ms is not None:
+        worker_bench.env["SHELLWATCH_ALLOWED_LATENESS_MS"] = str(args.allowed_lateness_ms)
+    worker = worker_bench.run(bulk, paced, args.rate)
+    _step(f"(c) {worker['throughput']}; paced: {worker.get('paced')}")
+    if "eql" in args.skip:
+        raise SystemExit("--skip eql: nothing to report for detect vs eql")
+    _step("shellwatch detect vs eql on the NDJSON file")
+    expected_sequence = {i for i, (rule, _) in bulk.expected.items() if rule == SEQUENCE_RULE}
+    compared = engines.compare(ndjson, workload.events, expected_sequence)
+    _step(f"detect vs eql: {compared}")
+    c = worker["throughput"]
+    results: dict[str, Any] = {
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "commit": _commit(),
+        "command": " ".join(["python -m bench.run", *sys.argv[1:]]),
+        "machine": {"cpus": os.cpu_count(), "load_avg_at_end": os.getloadavg()},
+        "partitions": args.partitions,
+        "workload": {k: getattr(workload, k) for k in ("events", "hosts", "attacks", "java_connections", "java_share")},
+        "produce": produced,
+        "bare": bare,
+        "faust": faust,
+        "worker": worker,
+        "ratios": {
+            "c/a": _ratio(c["steady_events_per_s"], bare["steady_events_per_s"]),
+            "c/b": _ratio(c["steady_events_per_s"], faust["steady_events_per_s"]),
+            "c/a incl. start-up": _ratio(c["events_per_s"], bare["events_per_s"]),
+            "c/b incl. start-up": _ratio(c["events_per_s"], faust["events_per_s"]),
+        },
+        "detect_vs_eql": compared,
+    }
+    results["targets"] = report.targets(results)
+    return results
+
+
+def main() -> None:
+    args = _parser().parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # first-join coordinator chatter on a fresh broker
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="shellwatch-bench-")))
+        bootstrap = args.bootstrap
+        if not bootstrap:
+            broker = stack.enter_context(LocalKafka(fetch_jars(jars_dir())))
+            bootstrap = broker.bootstrap_servers
+            _step(f"local broker at {bootstrap}")
+        results = run(bootstrap, args, workdir)
+        json_path, md_path = report.write(results, RESULTS, args.stem)
+    print(md_path.read_text())
+    _step(f"results: {json_path}, {md_path}")
+
+
+if __name__ == "__main__":
+    main()
