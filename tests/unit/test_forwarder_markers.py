@@ -1,0 +1,126 @@
+"""When the pre-filter stage may say a partition is caught up (a progress marker), with a scripted consumer.
+
+A marker releases held execs in the agent, so it must not be sent on the strength of a fetch that could
+predate a connection written just before the exec that was forwarded: the partition's last fetch must be
+answered after the newest forwarded record's timestamp plus the margin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiokafka import TopicPartition
+
+from shellwatch.forwarder import ForwarderConfig, _Forwarder
+from shellwatch.forwarder_stats import ForwarderStats
+from shellwatch.prefilter import Prefilter
+
+from .builders import T0, exec_doc
+
+NETWORK = TopicPartition("net", 0)
+PROCESS = TopicPartition("proc", 0)
+
+
+@dataclass
+class ScriptedConsumer:
+    polled_ms: dict[TopicPartition, int | None] = field(default_factory=dict)
+
+    def assignment(self) -> set[TopicPartition]:
+        return {NETWORK, PROCESS}
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return 5
+
+    async def position(self, tp: TopicPartition) -> int:
+        return 5  # caught up with what the last fetch said
+
+    def last_poll_timestamp(self, tp: TopicPartition) -> int | None:
+        return self.polled_ms.get(tp)
+
+
+@dataclass
+class RecordingProducer:
+    sent: list[tuple[str, int, dict[str, bytes]]] = field(default_factory=list)
+
+    async def send(self, topic: str, *, value: bytes, key: Any, partition: int, headers: Any) -> asyncio.Future[Any]:
+        self.sent.append((topic, partition, dict(headers)))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    value: bytes
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def forwarder(consumer: ScriptedConsumer, producer: RecordingProducer) -> _Forwarder:
+    config = ForwarderConfig(
+        bootstrap_servers="unused:9092",
+        source_topics=(("net", "network"), ("proc", "process")),
+        relevant_topic="relevant",
+        dead_letter_topic="dead",
+        group_id="g",
+        marker_interval_ms=0,
+    )
+    prefilter = Prefilter.from_patterns(["/usr/lib/jvm/*"], enabled=True)
+    return _Forwarder(
+        config, prefilter=prefilter, stats=ForwarderStats(), consumer=consumer, producer=producer, partitions=1
+    )
+
+
+def markers(producer: RecordingProducer) -> set[bytes]:
+    return {headers["shellwatch.source"] for topic, _, headers in producer.sent if "shellwatch.progress" in headers}
+
+
+def test_no_marker_from_a_fetch_older_than_the_newest_forwarded_record() -> None:
+    async def scenario() -> None:
+        now_ms = int(time.time() * 1000)
+        exec_written_ms = now_ms - 1_000
+        consumer = ScriptedConsumer({NETWORK: exec_written_ms + 150, PROCESS: exec_written_ms + 400})
+        producer = RecordingProducer()
+        stage = forwarder(consumer, producer)
+        record = Record("proc", 0, 4, exec_written_ms, orjson.dumps(exec_doc(T0)))
+        await stage._route_batch({PROCESS: [record]})
+        await stage._markers()
+        assert markers(producer) == {b"proc/0"}  # the network fetch may predate a connection: no marker yet
+        consumer.polled_ms[NETWORK] = exec_written_ms + 200  # a fetch answered after the margin
+        producer.sent.clear()
+        await stage._markers()
+        assert markers(producer) == {b"net/0", b"proc/0"}
+
+    asyncio.run(scenario())
+
+
+def test_a_record_timestamp_in_the_future_cannot_hold_markers_back() -> None:
+    async def scenario() -> None:
+        now_ms = int(time.time() * 1000)
+        consumer = ScriptedConsumer({NETWORK: now_ms + 300, PROCESS: now_ms + 300})
+        producer = RecordingProducer()
+        stage = forwarder(consumer, producer)
+        far_future = Record("proc", 0, 4, now_ms + 3_600_000, orjson.dumps(exec_doc(T0)))  # a producer clock 1 h ahead
+        await stage._route_batch({PROCESS: [far_future]})
+        await stage._markers()
+        assert markers(producer) == {b"net/0", b"proc/0"}
+
+    asyncio.run(scenario())
+
+
+def test_a_partition_never_fetched_gets_no_marker() -> None:
+    async def scenario() -> None:
+        producer = RecordingProducer()
+        stage = forwarder(ScriptedConsumer({PROCESS: int(time.time() * 1000)}), producer)
+        await stage._markers()
+        assert markers(producer) == {b"proc/0"}
+
+    asyncio.run(scenario())
