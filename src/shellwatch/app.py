@@ -198,7 +198,7 @@ def _faust_app(kafka: KafkaSettings, bootstrap: str, partitions: int) -> faust.A
     )
 
 
-def _forwarder_config(kafka: KafkaSettings, bootstrap: str) -> ForwarderConfig:
+def _forwarder_config(kafka: KafkaSettings, bootstrap: str, allowed_lateness_ms: int) -> ForwarderConfig:
     return ForwarderConfig(
         bootstrap_servers=bootstrap,
         source_topics=tuple((name, cast(SourceKind, kind)) for name, kind in kafka.source_topics),
@@ -206,6 +206,7 @@ def _forwarder_config(kafka: KafkaSettings, bootstrap: str) -> ForwarderConfig:
         dead_letter_topic=kafka.dead_letter_topic,
         group_id=f"{kafka.app_id}-prefilter",
         security=kafka.security,
+        max_lead_ms=max(500, allowed_lateness_ms // 2),  # keep the topics well within the core's lateness
     )
 
 
@@ -248,7 +249,7 @@ def create_app(settings: Settings, rule: ReverseShellRule, shell_rule: ShellRule
         async for event in stream.events():
             await handle(event.message)
 
-    forwarder_config = _forwarder_config(kafka, kafka.bootstrap_servers)
+    forwarder_config = _forwarder_config(kafka, kafka.bootstrap_servers, settings.pipeline.allowed_lateness_ms)
 
     @app.task  # type: ignore[untyped-decorator]
     async def prefilter_stage() -> None:

@@ -33,6 +33,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from shellwatch.codec import DecodeError, Decoder, decode_record
 from shellwatch.deadletter import dead_letter_headers
+from shellwatch.forwarder_balance import CatchUpBalance, Partition
 from shellwatch.forwarder_routing import (
     MARKER_KINDS,
     REASON_HEADER,
@@ -74,6 +75,9 @@ class ForwarderConfig:
     # a partition's progress marker needs a fetch answered this long after the newest forwarded record was
     # written: records written just before it (to any input partition) are then in that fetch's highwater
     marker_fetch_margin_ms: int = 200
+    # while catching up, a source partition this far (record time) ahead of a co-numbered partition that
+    # still has records to read is paused (see forwarder_balance); about half the allowed lateness
+    max_lead_ms: int = 2_500
     security: KafkaSecurity = field(default_factory=KafkaSecurity)  # for every aiokafka client (repr masked)
 
     def __post_init__(self) -> None:
@@ -88,9 +92,11 @@ class ForwarderConfig:
         outputs = {self.relevant_topic, self.dead_letter_topic}
         if len(outputs) != 2 or outputs & set(names):
             raise ValueError("relevant_topic, dead_letter_topic and the source topics must all differ")
-        if min(self.marker_interval_ms, self.poll_timeout_ms, self.far_future_ms, self.marker_fetch_margin_ms) < 0:
+        delays = (self.marker_interval_ms, self.poll_timeout_ms, self.far_future_ms, self.marker_fetch_margin_ms)
+        if min(*delays, self.max_lead_ms) < 0:
             raise ValueError(
-                "marker_interval_ms, poll_timeout_ms, far_future_ms and marker_fetch_margin_ms must not be negative"
+                "marker_interval_ms, poll_timeout_ms, far_future_ms, marker_fetch_margin_ms and max_lead_ms "
+                "must not be negative"
             )
         if self.max_batch < 1:
             raise ValueError(f"max_batch must be positive, got {self.max_batch}")
@@ -118,6 +124,8 @@ class _Forwarder:
         self._kinds = dict(config.source_topics)
         self._last_marker: dict[Any, float] = {}
         self._newest_forwarded_ms = 0  # record timestamp of the newest forwarded record (capped at now)
+        self._balance = CatchUpBalance(config.max_lead_ms)
+        self._paused: set[Partition] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         config, consumer, stats = self._config, self._consumer, self._stats
@@ -125,6 +133,7 @@ class _Forwarder:
             batch = await consumer.getmany(timeout_ms=config.poll_timeout_ms, max_records=config.max_batch)
             pending = await self._route_batch(batch) if batch else []
             pending += await self._markers()
+            await self._keep_in_step()
             if pending:
                 try:
                     await asyncio.gather(*pending)
@@ -152,6 +161,7 @@ class _Forwarder:
                 future = await self._route(tp_records[index])
                 if future is not None:
                     pending.append(future)
+            self._balance.consumed((tp.topic, tp.partition), tp_records[-1].timestamp)
             self._stats.consumed[tp.topic] += len(tp_records)
             self._stats.prefiltered_by_topic[tp.topic] += dropped - dropped_before
             self._stats.last_record_s[(tp.topic, tp.partition)] = now_s
@@ -220,7 +230,7 @@ class _Forwarder:
         pending: list[asyncio.Future[Any]] = []
         for tp in consumer.assignment():
             last = self._last_marker.get(tp)
-            if last is not None and now - last < interval_s:
+            if (last is not None and now - last < interval_s) or (tp.topic, tp.partition) in self._paused:
                 continue
             highwater = consumer.highwater(tp)
             if highwater is None:  # nothing fetched yet since the assignment: unknown, so not caught up
@@ -245,6 +255,29 @@ class _Forwarder:
             self._last_marker[tp] = now
             self._stats.markers += 1
         return pending
+
+    async def _keep_in_step(self) -> None:
+        """Pause source partitions that ran ahead of a lagging co-numbered partition; resume the others."""
+        consumer = self._consumer
+        assigned = {(tp.topic, tp.partition): tp for tp in consumer.assignment()}
+        behind: dict[Partition, bool] = {}
+        for key, tp in assigned.items():
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            try:
+                behind[key] = await consumer.position(tp) < highwater
+            except IllegalStateError:  # revoked meanwhile
+                continue
+        self._balance.forget([key for key in self._balance.known() if key not in assigned])
+        pause = self._balance.to_pause(assigned, behind)
+        newly, resumed = pause - self._paused, (self._paused - pause) & assigned.keys()
+        if newly:
+            consumer.pause(*(assigned[key] for key in newly))
+            log.debug("paused %s: ahead of a lagging co-numbered partition", sorted(newly))
+        if resumed:
+            consumer.resume(*(assigned[key] for key in resumed))
+        self._paused = pause
 
     def _fetched_after_newest(self, tp: Any) -> bool:
         """Whether ``tp``'s last fetch was answered after the newest forwarded record was written (+ margin).

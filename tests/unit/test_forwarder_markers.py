@@ -28,6 +28,14 @@ PROCESS = TopicPartition("proc", 0)
 @dataclass
 class ScriptedConsumer:
     polled_ms: dict[TopicPartition, int | None] = field(default_factory=dict)
+    positions: dict[TopicPartition, int] = field(default_factory=dict)
+    paused: set[TopicPartition] = field(default_factory=set)
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused.update(tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.paused.difference_update(tps)
 
     def assignment(self) -> set[TopicPartition]:
         return {NETWORK, PROCESS}
@@ -36,7 +44,7 @@ class ScriptedConsumer:
         return 5
 
     async def position(self, tp: TopicPartition) -> int:
-        return 5  # caught up with what the last fetch said
+        return self.positions.get(tp, 5)  # default: caught up with what the last fetch said
 
     def last_poll_timestamp(self, tp: TopicPartition) -> int | None:
         return self.polled_ms.get(tp)
@@ -122,5 +130,25 @@ def test_a_partition_never_fetched_gets_no_marker() -> None:
         stage = forwarder(ScriptedConsumer({PROCESS: int(time.time() * 1000)}), producer)
         await stage._markers()
         assert markers(producer) == {b"proc/0"}
+
+    asyncio.run(scenario())
+
+
+def test_a_partition_ahead_of_its_lagging_partner_is_paused_and_gets_no_marker() -> None:
+    async def scenario() -> None:
+        now_ms = int(time.time() * 1000)
+        consumer = ScriptedConsumer({NETWORK: now_ms, PROCESS: now_ms}, positions={NETWORK: 2})  # network lags
+        producer = RecordingProducer()
+        stage = forwarder(consumer, producer)
+        old = now_ms - 60_000
+        await stage._route_batch({NETWORK: [Record("net", 0, 1, old, b"{}")]})
+        await stage._route_batch({PROCESS: [Record("proc", 0, 4, old + 10_000, orjson.dumps(exec_doc(T0)))]})
+        await stage._keep_in_step()
+        assert consumer.paused == {PROCESS}
+        await stage._markers()
+        assert markers(producer) == set()  # neither: network lags, process is held back
+        consumer.positions[NETWORK] = 5  # network caught up
+        await stage._keep_in_step()
+        assert consumer.paused == set()
 
     asyncio.run(scenario())
