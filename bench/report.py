@@ -51,11 +51,12 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "| measure | events/s (from first batch) | events/s (incl. start-up) | wall s |",
         "|---|---:|---:|---:|",
-        f"| (a) bare aiokafka getmany + orjson | {a['steady_events_per_s']:,} | {a['events_per_s']:,} "
-        f"| {a['wall_s']} |",
-        f"| (b) Faust agent, iterate only | {b['steady_events_per_s']:,} | {b['events_per_s']:,} | {b['wall_s']} |",
-        f"| (c) shellwatch worker, to the last alert | {c['steady_events_per_s']:,} | {c['events_per_s']:,} "
-        f"| {c['wall_s']} |",
+        f"| (a) bare aiokafka getmany + orjson | {_n(a['steady_events_per_s'])} | {_n(a['events_per_s'])} "
+        f"| {_n(a['wall_s'])} |",
+        f"| (b) Faust agent, iterate only | {_n(b['steady_events_per_s'])} | {_n(b['events_per_s'])} "
+        f"| {_n(b['wall_s'])} |",
+        f"| (c) shellwatch worker, to the last alert | {_n(c['steady_events_per_s'])} | {_n(c['events_per_s'])} "
+        f"| {_n(c['wall_s'])} |",
         "",
         f"Ratios (first-batch rates): **c/a = {ratios['c/a']}**, c/b = {ratios['c/b']} "
         f"(incl. start-up: c/a = {ratios['c/a incl. start-up']}, c/b = {ratios['c/b incl. start-up']}). "
@@ -122,3 +123,10 @@ def write(results: dict[str, Any], directory: Path, stem: str) -> tuple[Path, Pa
     json_path.write_text(json.dumps(results, indent=1) + "\n")
     md_path.write_text(markdown(results))
     return json_path, md_path
+
+
+def _n(value: float | None) -> str:
+    """A figure for the tables; a skipped phase (``--skip``) has none."""
+    if value is None:
+        return "skipped"
+    return f"{value:,}"
