@@ -78,6 +78,8 @@ class ForwarderConfig:
     # while catching up, a source partition this far (record time) ahead of a co-numbered partition that
     # still has records to read is paused (see forwarder_balance); about half the allowed lateness
     max_lead_ms: int = 2_500
+    commit_interval_ms: int = 500  # produce acks awaited and offsets committed this often (and when idle)
+    max_unacked: int = 20_000  # ... or once this many produces are unacknowledged
     security: KafkaSecurity = field(default_factory=KafkaSecurity)  # for every aiokafka client (repr masked)
 
     def __post_init__(self) -> None:
@@ -93,13 +95,13 @@ class ForwarderConfig:
         if len(outputs) != 2 or outputs & set(names):
             raise ValueError("relevant_topic, dead_letter_topic and the source topics must all differ")
         delays = (self.marker_interval_ms, self.poll_timeout_ms, self.far_future_ms, self.marker_fetch_margin_ms)
-        if min(*delays, self.max_lead_ms) < 0:
+        if min(*delays, self.max_lead_ms, self.commit_interval_ms) < 0:
             raise ValueError(
-                "marker_interval_ms, poll_timeout_ms, far_future_ms, marker_fetch_margin_ms and max_lead_ms "
-                "must not be negative"
+                "marker_interval_ms, poll_timeout_ms, far_future_ms, marker_fetch_margin_ms, max_lead_ms and "
+                "commit_interval_ms must not be negative"
             )
-        if self.max_batch < 1:
-            raise ValueError(f"max_batch must be positive, got {self.max_batch}")
+        if self.max_batch < 1 or self.max_unacked < 1:
+            raise ValueError(f"max_batch and max_unacked must be positive, got {self.max_batch}, {self.max_unacked}")
 
 
 class _Forwarder:
@@ -128,24 +130,44 @@ class _Forwarder:
         self._paused: set[Partition] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Route batches until ``stop``; acknowledge and commit every ``commit_interval_ms`` (or when idle).
+
+        Produce acknowledgements are awaited only before a commit: waiting for them after every batch
+        would stall the loop for a linger and a round trip per batch. The records of a batch are routed
+        (handed to the producer, in order) at once, so latency does not depend on the commit interval.
+        """
         config, consumer, stats = self._config, self._consumer, self._stats
+        pending: list[asyncio.Future[Any]] = []
+        uncommitted = False
+        settled_s = time.monotonic()
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=config.poll_timeout_ms, max_records=config.max_batch)
-            pending = await self._route_batch(batch) if batch else []
+            if batch:
+                pending += await self._route_batch(batch)
+                stats.batches += 1
+                uncommitted = True
             pending += await self._markers()
             await self._keep_in_step()
-            if pending:
-                try:
-                    await asyncio.gather(*pending)
-                except Exception:
-                    log.exception("producing a batch of %d records failed; offsets not committed", len(pending))
-                    raise
-            if batch:
-                stats.batches += 1
-                try:
-                    await consumer.commit()
-                except CommitFailedError as exc:  # a rebalance: the new owner re-reads; duplicates are harmless
-                    log.warning("offset commit failed, the batch will be re-read: %s", exc)
+            now = time.monotonic()
+            due = now - settled_s >= config.commit_interval_ms / 1000 or len(pending) >= config.max_unacked
+            if (pending or uncommitted) and (due or not batch):
+                await self._settle(pending, commit=uncommitted)
+                pending, uncommitted, settled_s = [], False, now
+        await self._settle(pending, commit=uncommitted)
+
+    async def _settle(self, pending: list[asyncio.Future[Any]], *, commit: bool) -> None:
+        """Wait for every produce in ``pending``, then commit what was consumed (at-least-once)."""
+        if pending:
+            try:
+                await asyncio.gather(*pending)
+            except Exception:
+                log.exception("producing %d records failed; offsets not committed", len(pending))
+                raise
+        if commit:
+            try:
+                await self._consumer.commit()
+            except CommitFailedError as exc:  # a rebalance: the new owner re-reads; duplicates are harmless
+                log.warning("offset commit failed, those records will be re-read: %s", exc)
 
     async def _route_batch(self, batch: dict[Any, list[Any]]) -> list[asyncio.Future[Any]]:
         accepted = self._prefilter.accepted  # one batched check per partition: no Python call per record

@@ -1,9 +1,10 @@
 """``shellwatch replay FILE...``: produce captured or plain ECS events into the worker's input topics.
 
-Records go out in file order, as fast as possible or (``speed``) keeping the recorded inter-arrival
-times divided by ``speed``. Each record's Kafka timestamp is its produce time, so brokers' retention and
-timestamp checks accept captures of any age; event time stays in the documents. Topics are never created:
-a missing topic stops the replay before anything is sent.
+Records go out in file order (captures: in the order they were written, by record timestamp), as fast
+as possible or (``speed``) keeping the recorded inter-arrival times divided by ``speed``. Each record's
+Kafka timestamp is its produce time, so brokers' retention and timestamp checks accept captures of any
+age; event time stays in the documents. Topics are never created: a missing topic stops the replay
+before anything is sent.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient
 
 from shellwatch.progress import Progress
-from shellwatch.replay_plan import Decoder, LineError, ReplayRecord, Target, plan_records
+from shellwatch.replay_plan import Decoder, LineError, ReplayRecord, Target, in_recorded_order, plan_records
 from shellwatch.terminal import printable
 
 __all__ = ["ReplayError", "ReplaySummary", "ReplayTopics", "missing_topics", "replay_files"]
@@ -108,7 +109,7 @@ def replay_files(
 
     progress = Progress("replay", err, clock_s, total=_count_lines(paths))
     pacer = _Pacer(speed, clock_s, sleep)
-    for item in plan_records(_lines(paths), decode, run_id):
+    for item in in_recorded_order(plan_records(_lines(paths), decode, run_id)):
         progress.advance()
         if isinstance(item, LineError):
             summary.bad_lines.append(f"line {item.line}: {printable(item.reason)}")

@@ -10,6 +10,7 @@ byte for byte as recorded: event time stays in the documents.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -18,7 +19,7 @@ from shellwatch.capture import CapturedRecord, CaptureError, parse_capture_line
 from shellwatch.codec import Decoded, DecodeError
 from shellwatch.worker_runtime import REPLAY_HEADER
 
-__all__ = ["REPLAY_HEADER", "LineError", "ReplayRecord", "Target", "plan_records"]
+__all__ = ["REPLAY_HEADER", "LineError", "ReplayRecord", "Target", "in_recorded_order", "plan_records"]
 
 Target = Literal["network", "process"]
 Decoder = Callable[[bytes], Decoded | DecodeError]
@@ -35,6 +36,7 @@ class ReplayRecord:
     source_ms: int | None  # the recorded record timestamp, else the event time: the pacing clock
     event_ids: tuple[str, ...]
     decoded: bool  # False: undecodable or no process/network event (sent to the process topic as is)
+    recorded_ms: int | None = None  # the capture's record timestamp (None for plain ECS lines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,4 +82,30 @@ def plan_records(lines: Iterable[bytes], decode: Decoder, run_id: str) -> Iterat
             source_ms=captured.timestamp_ms if captured.timestamp_ms is not None else event_time,
             event_ids=tuple(e.event_id for e in events if e.event_id is not None),
             decoded=bool(events),
+            recorded_ms=captured.timestamp_ms,
         )
+
+
+def in_recorded_order(
+    items: Iterable[ReplayRecord | LineError], window: int = 50_000
+) -> Iterator[ReplayRecord | LineError]:
+    """Capture records in the order they were written (record timestamp, then input order).
+
+    ``shellwatch record`` writes what each fetch returned, partition by partition, so a capture of two
+    topics lists a host's connection and its exec in either order; replaying that order could hand the
+    worker the exec first. Up to ``window`` records are held to restore the written order; plain ECS
+    lines (no record timestamp) keep their place and release everything held before them.
+    """
+    held: list[tuple[int, int, ReplayRecord]] = []
+    for seq, item in enumerate(items):
+        if isinstance(item, ReplayRecord) and item.recorded_ms is not None:
+            heapq.heappush(held, (item.recorded_ms, seq, item))
+            if len(held) > window:
+                yield heapq.heappop(held)[2]
+            continue
+        if isinstance(item, ReplayRecord):
+            while held:
+                yield heapq.heappop(held)[2]
+        yield item
+    while held:
+        yield heapq.heappop(held)[2]

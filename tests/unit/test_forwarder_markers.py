@@ -31,6 +31,20 @@ class ScriptedConsumer:
     positions: dict[TopicPartition, int] = field(default_factory=dict)
     paused: set[TopicPartition] = field(default_factory=set)
 
+    batches: list[dict[TopicPartition, list[Any]]] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+    stop: asyncio.Event | None = None
+
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
+        if self.batches:
+            return self.batches.pop(0)
+        if self.stop is not None:
+            self.stop.set()
+        return {}
+
+    async def commit(self) -> None:
+        self.log.append("commit")
+
     def pause(self, *tps: TopicPartition) -> None:
         self.paused.update(tps)
 
@@ -150,5 +164,34 @@ def test_a_partition_ahead_of_its_lagging_partner_is_paused_and_gets_no_marker()
         consumer.positions[NETWORK] = 5  # network caught up
         await stage._keep_in_step()
         assert consumer.paused == set()
+
+    asyncio.run(scenario())
+
+
+def test_offsets_are_committed_once_per_interval_and_only_after_every_forward_is_acknowledged() -> None:
+    async def scenario() -> None:
+        consumer = ScriptedConsumer(stop=asyncio.Event())
+        exec_record = orjson.dumps(exec_doc(T0))
+        consumer.batches = [{PROCESS: [Record("proc", 0, offset, 1, exec_record)]} for offset in range(3)]
+        futures: list[asyncio.Future[Any]] = []
+
+        class SlowProducer(RecordingProducer):
+            async def send(self, topic: str, **kwargs: Any) -> asyncio.Future[Any]:
+                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                futures.append(future)
+                return future
+
+        async def acknowledge_later() -> None:
+            await asyncio.sleep(0.05)
+            consumer.log.append("acks")
+            for future in futures:
+                future.set_result(None)
+
+        stage = forwarder(consumer, SlowProducer())
+        acks = asyncio.create_task(acknowledge_later())
+        await stage.run(consumer.stop)  # type: ignore[arg-type]
+        await acks
+        assert len(futures) == 3  # the three execs were forwarded at once, none waited for the others
+        assert consumer.log == ["acks", "commit"]  # one commit, once the queue ran dry and all were acknowledged
 
     asyncio.run(scenario())

@@ -7,7 +7,7 @@ import orjson
 from shellwatch.capture import CapturedRecord, capture_line
 from shellwatch.codec import decode_record
 from shellwatch.replay import _Pacer
-from shellwatch.replay_plan import REPLAY_HEADER, LineError, ReplayRecord, plan_records
+from shellwatch.replay_plan import REPLAY_HEADER, LineError, ReplayRecord, in_recorded_order, plan_records
 
 from .builders import T0, conn_doc, exec_doc
 
@@ -87,3 +87,27 @@ def test_without_speed_nothing_waits() -> None:
     pacer.wait_for(item_at(0))
     pacer.wait_for(item_at(60_000))
     assert clock.slept == []
+
+
+def test_capture_records_are_replayed_in_written_order_and_plain_lines_keep_their_place() -> None:
+    conn, execution = orjson.dumps(conn_doc(T0)), orjson.dumps(exec_doc(T0 + 5))
+    captured = [
+        capture_line(CapturedRecord("proc", 0, 7, 1_000, key=None, value=execution)),  # fetched first
+        capture_line(CapturedRecord("net", 0, 3, 400, key=None, value=conn)),  # but written before it
+        capture_line(CapturedRecord("net", 0, 4, 1_000, key=None, value=conn)),  # same ms: input order
+    ]
+    items = list(in_recorded_order(plan([*captured, conn, b'{"topic":"t"}', captured[0]])))
+    assert [(i.line, i.recorded_ms) if isinstance(i, ReplayRecord) else i.line for i in items] == [
+        (2, 400),
+        (1, 1_000),
+        (3, 1_000),
+        (4, None),
+        5,
+        (6, 1_000),
+    ]
+
+
+def test_the_reorder_window_bounds_what_is_held() -> None:
+    lines = [capture_line(CapturedRecord("t", 0, n, 10_000 - n, key=None, value=b"x")) for n in range(5)]
+    emitted = [i.line for i in in_recorded_order(plan(lines), window=2) if isinstance(i, ReplayRecord)]
+    assert emitted == [3, 4, 5, 2, 1]  # once more than two are held, the oldest held goes out
