@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 
@@ -102,6 +102,11 @@ class CommittedOffsets:
         self._wanted = [TopicPartition(t, p) for t in topics for p in range(partitions)]
 
     def total(self) -> int:
+        for _ in range(20):  # the group coordinator moves or loads while the worker starts: retry
+            try:
+                return sum(max(tp.offset, 0) for tp in self._consumer.committed(self._wanted, timeout=10))
+            except KafkaException:
+                time.sleep(0.5)
         return sum(max(tp.offset, 0) for tp in self._consumer.committed(self._wanted, timeout=10))
 
     def close(self) -> None:
