@@ -72,9 +72,6 @@ class ForwarderConfig:
     max_batch: int = 10_000
     poll_timeout_ms: int = 100
     far_future_ms: int = 300_000  # @timestamp this far past the broker timestamp counts as far_future
-    # a partition's progress marker needs a fetch answered this long after the newest forwarded record was
-    # written: records written just before it (to any input partition) are then in that fetch's highwater
-    marker_fetch_margin_ms: int = 200
     # while catching up, a source partition this far (record time) ahead of a co-numbered partition that
     # still has records to read is paused (see forwarder_balance); about half the allowed lateness
     max_lead_ms: int = 2_500
@@ -94,10 +91,10 @@ class ForwarderConfig:
         outputs = {self.relevant_topic, self.dead_letter_topic}
         if len(outputs) != 2 or outputs & set(names):
             raise ValueError("relevant_topic, dead_letter_topic and the source topics must all differ")
-        delays = (self.marker_interval_ms, self.poll_timeout_ms, self.far_future_ms, self.marker_fetch_margin_ms)
+        delays = (self.marker_interval_ms, self.poll_timeout_ms, self.far_future_ms)
         if min(*delays, self.max_lead_ms, self.commit_interval_ms) < 0:
             raise ValueError(
-                "marker_interval_ms, poll_timeout_ms, far_future_ms, marker_fetch_margin_ms, max_lead_ms and "
+                "marker_interval_ms, poll_timeout_ms, far_future_ms, max_lead_ms and "
                 "commit_interval_ms must not be negative"
             )
         if self.max_batch < 1 or self.max_unacked < 1:
@@ -125,7 +122,6 @@ class _Forwarder:
         self._partitions = partitions
         self._kinds = dict(config.source_topics)
         self._last_marker: dict[Any, float] = {}
-        self._newest_forwarded_ms = 0  # record timestamp of the newest forwarded record (capped at now)
         self._balance = CatchUpBalance(config.max_lead_ms)
         self._paused: set[Partition] = set()
 
@@ -237,8 +233,6 @@ class _Forwarder:
             broker_ts=record.timestamp,
         )
         stats.forwarded += 1
-        if record.timestamp > self._newest_forwarded_ms:  # a clock ahead of ours cannot hold markers back
-            self._newest_forwarded_ms = min(record.timestamp, int(1000 * time.time()))
         future = await self._producer.send(
             config.relevant_topic, value=record.value, key=key, partition=partition, headers=headers
         )
@@ -262,9 +256,10 @@ class _Forwarder:
             except IllegalStateError:  # revoked meanwhile
                 continue
             self._stats.lag[(tp.topic, tp.partition)] = highwater - position
-            if position < highwater or not self._fetched_after_newest(tp):
+            as_of_ms = self._fetched_at(tp)
+            if position < highwater or as_of_ms is None:
                 continue
-            headers = marker_headers(self._kinds[tp.topic], tp.topic, tp.partition)
+            headers = marker_headers(self._kinds[tp.topic], tp.topic, tp.partition, as_of_ms)
             pending.append(
                 await self._producer.send(
                     self._config.relevant_topic,
@@ -301,18 +296,13 @@ class _Forwarder:
             consumer.resume(*(assigned[key] for key in resumed))
         self._paused = pause
 
-    def _fetched_after_newest(self, tp: Any) -> bool:
-        """Whether ``tp``'s last fetch was answered after the newest forwarded record was written (+ margin).
-
-        Without this a marker could say "caught up" on a partition whose last fetch predates a record that
-        was written just before one forwarded from another partition (a connection produced before its
-        exec, appended a moment later): the agent would release the exec before seeing the connection.
-        """
+    def _fetched_at(self, tp: Any) -> int | None:
+        """When the fetch that last reported ``tp``'s highwater was answered (epoch ms, this host's clock)."""
         try:
-            polled_ms = self._consumer.last_poll_timestamp(tp)
+            polled_ms: int | None = self._consumer.last_poll_timestamp(tp)
         except AssertionError:  # revoked meanwhile
-            return False
-        return polled_ms is not None and polled_ms >= self._newest_forwarded_ms + self._config.marker_fetch_margin_ms
+            return None
+        return polled_ms
 
 
 async def run_forwarder(

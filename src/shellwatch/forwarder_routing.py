@@ -6,8 +6,9 @@ Headers on the relevant topic (names are the contract with stage 2):
   ``network,process``), ``shellwatch.source`` (``topic/partition/offset``) and ``shellwatch.broker_ts``
   (the source record's broker timestamp in epoch ms; the forwarded record gets a new broker timestamp,
   so replayed old data is not deleted at once by the relevant topic's time-based retention);
-- progress marker (empty key and value): ``shellwatch.progress`` (the source topic's kind) and
-  ``shellwatch.source`` (``topic/partition``).
+- progress marker (empty key and value): ``shellwatch.progress`` (the source topic's kind),
+  ``shellwatch.source`` (``topic/partition``) and ``shellwatch.as_of`` (epoch ms at which the fetch that
+  found the partition caught up was answered: records written after it may still be in flight).
 
 Only the forwarder may set ``shellwatch.*`` headers: input headers of that name are dropped, so an input
 record cannot pose as a progress marker.
@@ -22,6 +23,7 @@ from shellwatch.deadletter import Header
 from shellwatch.partitioning import java_partition
 
 __all__ = [
+    "AS_OF_HEADER",
     "BROKER_TS_HEADER",
     "KIND_HEADER",
     "PROGRESS_HEADER",
@@ -39,6 +41,7 @@ KIND_HEADER: Final = "shellwatch.kind"
 SOURCE_HEADER: Final = "shellwatch.source"
 BROKER_TS_HEADER: Final = "shellwatch.broker_ts"
 PROGRESS_HEADER: Final = "shellwatch.progress"
+AS_OF_HEADER: Final = "shellwatch.as_of"  # on markers: when the fetch that found the partition caught up returned
 REASON_HEADER: Final = "shellwatch.error.reason"  # on dead letters, beside the __connect.errors.* headers
 _OUR_PREFIX: Final = "shellwatch."
 MARKER_KINDS: Final[dict[str, bytes]] = {"network": b"network", "process": b"process", "mixed": b"network,process"}
@@ -74,5 +77,9 @@ def forward_headers(
     return kept
 
 
-def marker_headers(kind: SourceKind, topic: str, partition: int) -> list[Header]:
-    return [(PROGRESS_HEADER, MARKER_KINDS[kind]), (SOURCE_HEADER, f"{topic}/{partition}".encode())]
+def marker_headers(kind: SourceKind, topic: str, partition: int, as_of_ms: int) -> list[Header]:
+    return [
+        (PROGRESS_HEADER, MARKER_KINDS[kind]),
+        (SOURCE_HEADER, f"{topic}/{partition}".encode()),
+        (AS_OF_HEADER, str(as_of_ms).encode()),
+    ]

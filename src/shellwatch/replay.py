@@ -96,6 +96,8 @@ def replay_files(
     producer = Producer(
         {**client_conf, "partitioner": "murmur2_random", "linger.ms": 5, "acks": "all", "enable.idempotence": True}
     )
+    for name in {topics.network, topics.process}:  # metadata first: a record must not wait for it while
+        producer.list_topics(name, timeout=15)  # those after it (other topic) are already on their way
     failures: list[str] = []
 
     def delivered(error: KafkaError | None, message: Any, event_ids: tuple[str, ...]) -> None:

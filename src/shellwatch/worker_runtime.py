@@ -25,6 +25,11 @@ from shellwatch.sequence_state import HostSnapshot, SnapshotError
 __all__ = ["KIND_HEADER", "PROGRESS_HEADER", "REPLAY_HEADER", "CorrelationRuntime", "RecordError", "StateStore"]
 
 PROGRESS_HEADER = "shellwatch.progress"
+AS_OF_HEADER = "shellwatch.as_of"
+# A marker's "caught up as of" is trusted for a host only when the host's newest record was written at
+# least this long before it: records written just before that one may reach the broker a moment later.
+MARKER_MARGIN_MS = 200
+_CLOCK_AHEAD_MS = 2_000  # a record stamped further ahead of the marker than this: clocks differ, don't wait
 REPLAY_HEADER = "shellwatch-replay"  # set by ``shellwatch replay``; forwarded unchanged by the pre-filter stage
 KIND_HEADER = "shellwatch.kind"
 _KINDS: dict[bytes, Kind] = {b"network": "network", b"process": "process"}
@@ -78,6 +83,7 @@ class CorrelationRuntime:
         self.record_times = RecordTimes(rule_ids)  # alert id -> Kafka timestamp of its exec's record
         self._partition_of: dict[str, int] = {}
         self._hosts_in: defaultdict[int, set[str]] = defaultdict(set)
+        self._newest_record_ms: dict[str, int] = {}  # per host: Kafka timestamp of its newest input record
 
     def reload(self, partitions: set[int], detected_ms: int) -> list[dict[str, Any]]:
         """After a rebalance: forget hosts of partitions this worker lost, restore those it gained."""
@@ -85,6 +91,7 @@ class CorrelationRuntime:
         for partition in [p for p in self._hosts_in if p not in partitions]:
             for host_id in self._hosts_in.pop(partition):
                 correlator.forget_host(host_id)
+                self._newest_record_ms.pop(host_id, None)
                 if self.pipeline.grouper is not None:
                     self.pipeline.grouper.forget_host(host_id)
                 self._partition_of.pop(host_id, None)
@@ -128,7 +135,7 @@ class CorrelationRuntime:
         """
         progress = headers.get(PROGRESS_HEADER)
         if progress is not None:
-            return self._progress(progress, partition, detected_ms)
+            return self._progress(progress, partition, detected_ms, _as_of(headers))
         if value is None:
             raise RecordError("empty", "record without a value")
         decoded = self.pipeline.decode(value)
@@ -141,6 +148,8 @@ class CorrelationRuntime:
             self.record_times.note(events, record_ms)
         for event in events:
             host_id = event.host_id
+            if host_id is not None and record_ms is not None:
+                self._newest_record_ms[host_id] = max(record_ms, self._newest_record_ms.get(host_id, record_ms))
             if host_id is None or host_id in self._partition_of:
                 continue
             self._place(host_id, partition)
@@ -168,11 +177,19 @@ class CorrelationRuntime:
                 if not known and partition is not None:
                     self._hosts_in[partition].discard(host_id)
                     self._partition_of.pop(host_id, None)
+                    self._newest_record_ms.pop(host_id, None)
 
-    def _progress(self, kinds: bytes, partition: int, detected_ms: int) -> list[dict[str, Any]]:
+    def _progress(self, kinds: bytes, partition: int, detected_ms: int, as_of_ms: int | None) -> list[dict[str, Any]]:
+        """A source partition is caught up: its hosts stop waiting for that stream, except hosts whose newest
+        record was written too shortly before the fetch that found it caught up (they wait for the next)."""
         hosts = self._hosts_in.get(partition)
         if not hosts:
             return []
+        if as_of_ms is not None:
+            newest = self._newest_record_ms
+            hosts = {
+                h for h in hosts if not as_of_ms - MARKER_MARGIN_MS < newest.get(h, 0) <= as_of_ms + _CLOCK_AHEAD_MS
+            }
         alerts = []
         for part in kinds.split(b","):
             kind = _KINDS.get(part.strip())
@@ -186,3 +203,10 @@ class CorrelationRuntime:
             self._hosts_in[previous].discard(host_id)
         self._partition_of[host_id] = partition
         self._hosts_in[partition].add(host_id)
+
+
+def _as_of(headers: Mapping[str, bytes]) -> int | None:
+    try:
+        return int(headers[AS_OF_HEADER])
+    except (KeyError, ValueError):
+        return None

@@ -1,8 +1,7 @@
-"""When the pre-filter stage may say a partition is caught up (a progress marker), with a scripted consumer.
+"""The pre-filter stage's loop with a scripted consumer: progress markers, pausing, acknowledgements.
 
-A marker releases held execs in the agent, so it must not be sent on the strength of a fetch that could
-predate a connection written just before the exec that was forwarded: the partition's last fetch must be
-answered after the newest forwarded record's timestamp plus the margin.
+A marker says a source partition was caught up at the fetch that returned at ``shellwatch.as_of``; the
+agent trusts it only for hosts whose newest record was written well before that (worker_runtime).
 """
 
 from __future__ import annotations
@@ -105,35 +104,14 @@ def markers(producer: RecordingProducer) -> set[bytes]:
     return {headers["shellwatch.source"] for topic, _, headers in producer.sent if "shellwatch.progress" in headers}
 
 
-def test_no_marker_from_a_fetch_older_than_the_newest_forwarded_record() -> None:
+def test_markers_say_when_the_fetch_that_found_the_partition_caught_up_returned() -> None:
     async def scenario() -> None:
-        now_ms = int(time.time() * 1000)
-        exec_written_ms = now_ms - 1_000
-        consumer = ScriptedConsumer({NETWORK: exec_written_ms + 150, PROCESS: exec_written_ms + 400})
+        consumer = ScriptedConsumer({NETWORK: 1_000_150, PROCESS: 1_000_400})
         producer = RecordingProducer()
         stage = forwarder(consumer, producer)
-        record = Record("proc", 0, 4, exec_written_ms, orjson.dumps(exec_doc(T0)))
-        await stage._route_batch({PROCESS: [record]})
         await stage._markers()
-        assert markers(producer) == {b"proc/0"}  # the network fetch may predate a connection: no marker yet
-        consumer.polled_ms[NETWORK] = exec_written_ms + 200  # a fetch answered after the margin
-        producer.sent.clear()
-        await stage._markers()
-        assert markers(producer) == {b"net/0", b"proc/0"}
-
-    asyncio.run(scenario())
-
-
-def test_a_record_timestamp_in_the_future_cannot_hold_markers_back() -> None:
-    async def scenario() -> None:
-        now_ms = int(time.time() * 1000)
-        consumer = ScriptedConsumer({NETWORK: now_ms + 300, PROCESS: now_ms + 300})
-        producer = RecordingProducer()
-        stage = forwarder(consumer, producer)
-        far_future = Record("proc", 0, 4, now_ms + 3_600_000, orjson.dumps(exec_doc(T0)))  # a producer clock 1 h ahead
-        await stage._route_batch({PROCESS: [far_future]})
-        await stage._markers()
-        assert markers(producer) == {b"net/0", b"proc/0"}
+        as_of = {headers["shellwatch.source"]: headers["shellwatch.as_of"] for _, _, headers in producer.sent}
+        assert as_of == {b"net/0": b"1000150", b"proc/0": b"1000400"}
 
     asyncio.run(scenario())
 

@@ -110,3 +110,29 @@ def test_live_records_raise_alerts_not_marked_replayed() -> None:
     feed(rt, exec_doc(T0 + 1000))
     (alert,) = marker(rt, b"network")
     assert alert["detection"]["replayed"] is False  # type: ignore[index]
+
+
+def test_a_marker_does_not_release_a_host_whose_newest_record_is_too_recent_for_it() -> None:
+    rt = runtime(DictStore())
+    exec_written = 1_000_000
+    rt.handle(orjson.dumps(conn_doc(T0)), {}, 0, NOW, exec_written - 5_000)
+    assert rt.handle(orjson.dumps(exec_doc(T0 + 1000)), {}, 0, NOW, exec_written) == []
+    rt.persist()
+
+    def network_marker(as_of_ms: int) -> list[dict[str, object]]:
+        headers = {PROGRESS_HEADER: b"network", "shellwatch.as_of": str(as_of_ms).encode()}
+        return rt.handle(b"", headers, 0, NOW)
+
+    # fetched 150 ms after the exec was written: a connection written just before it may still be in flight
+    assert network_marker(exec_written + 150) == []
+    (alert,) = network_marker(exec_written + 200)  # far enough: everything written before the exec was seen
+    assert alert["rule"]["id"] == "potential-reverse-shell-via-java"  # type: ignore[index]
+
+
+def test_a_record_clock_far_ahead_of_the_marker_does_not_hold_the_host_back() -> None:
+    rt = runtime(DictStore())
+    rt.handle(orjson.dumps(conn_doc(T0)), {}, 0, NOW, 9_000_000)
+    rt.handle(orjson.dumps(exec_doc(T0 + 1000)), {}, 0, NOW, 9_000_000)  # stamped an hour ahead of the marker
+    headers = {PROGRESS_HEADER: b"network", "shellwatch.as_of": b"5400000"}
+    (alert,) = rt.handle(b"", headers, 0, NOW)
+    assert alert["detection"]["explanation"]["gap_ms"] == 1000
