@@ -142,8 +142,9 @@ class _Forwarder:
                 pending += await self._route_batch(batch)
                 stats.batches += 1
                 uncommitted = True
-            pending += await self._markers()
-            await self._keep_in_step()
+            positions = await self._positions()
+            pending += await self._markers(positions)
+            self._keep_in_step(positions)
             now = time.monotonic()
             due = now - settled_s >= config.commit_interval_ms / 1000 or len(pending) >= config.max_unacked
             if (pending or uncommitted) and (due or not batch):
@@ -238,24 +239,32 @@ class _Forwarder:
         )
         return future
 
-    async def _markers(self) -> list[asyncio.Future[Any]]:
+    async def _positions(self) -> dict[Any, tuple[int, int]]:
+        """(highwater, position) of each assigned source partition whose highwater is known (sampled once per
+        turn of the loop, for the markers and for pausing); also the lag the metrics report."""
         consumer = self._consumer
-        now = time.monotonic()
-        self._stats.heartbeat_s = now
-        interval_s = self._config.marker_interval_ms / 1000
-        pending: list[asyncio.Future[Any]] = []
+        positions: dict[Any, tuple[int, int]] = {}
         for tp in consumer.assignment():
-            last = self._last_marker.get(tp)
-            if (last is not None and now - last < interval_s) or (tp.topic, tp.partition) in self._paused:
-                continue
             highwater = consumer.highwater(tp)
-            if highwater is None:  # nothing fetched yet since the assignment: unknown, so not caught up
+            if highwater is None:  # nothing fetched yet since the assignment: unknown
                 continue
             try:
                 position = await consumer.position(tp)
             except IllegalStateError:  # revoked meanwhile
                 continue
+            positions[tp] = (highwater, position)
             self._stats.lag[(tp.topic, tp.partition)] = highwater - position
+        return positions
+
+    async def _markers(self, positions: dict[Any, tuple[int, int]]) -> list[asyncio.Future[Any]]:
+        now = time.monotonic()
+        self._stats.heartbeat_s = now
+        interval_s = self._config.marker_interval_ms / 1000
+        pending: list[asyncio.Future[Any]] = []
+        for tp, (highwater, position) in positions.items():
+            last = self._last_marker.get(tp)
+            if (last is not None and now - last < interval_s) or (tp.topic, tp.partition) in self._paused:
+                continue
             as_of_ms = self._fetched_at(tp)
             if position < highwater or as_of_ms is None:
                 continue
@@ -273,19 +282,11 @@ class _Forwarder:
             self._stats.markers += 1
         return pending
 
-    async def _keep_in_step(self) -> None:
+    def _keep_in_step(self, positions: dict[Any, tuple[int, int]]) -> None:
         """Pause source partitions that ran ahead of a lagging co-numbered partition; resume the others."""
         consumer = self._consumer
         assigned = {(tp.topic, tp.partition): tp for tp in consumer.assignment()}
-        behind: dict[Partition, bool] = {}
-        for key, tp in assigned.items():
-            highwater = consumer.highwater(tp)
-            if highwater is None:
-                continue
-            try:
-                behind[key] = await consumer.position(tp) < highwater
-            except IllegalStateError:  # revoked meanwhile
-                continue
+        behind = {(tp.topic, tp.partition): position < highwater for tp, (highwater, position) in positions.items()}
         self._balance.forget([key for key in self._balance.known() if key not in assigned])
         pause = self._balance.to_pause(assigned, behind)
         newly, resumed = pause - self._paused, (self._paused - pause) & assigned.keys()

@@ -109,7 +109,7 @@ def test_markers_say_when_the_fetch_that_found_the_partition_caught_up_returned(
         consumer = ScriptedConsumer({NETWORK: 1_000_150, PROCESS: 1_000_400})
         producer = RecordingProducer()
         stage = forwarder(consumer, producer)
-        await stage._markers()
+        await stage._markers(await stage._positions())
         as_of = {headers["shellwatch.source"]: headers["shellwatch.as_of"] for _, _, headers in producer.sent}
         assert as_of == {b"net/0": b"1000150", b"proc/0": b"1000400"}
 
@@ -120,7 +120,7 @@ def test_a_partition_never_fetched_gets_no_marker() -> None:
     async def scenario() -> None:
         producer = RecordingProducer()
         stage = forwarder(ScriptedConsumer({PROCESS: int(time.time() * 1000)}), producer)
-        await stage._markers()
+        await stage._markers(await stage._positions())
         assert markers(producer) == {b"proc/0"}
 
     asyncio.run(scenario())
@@ -135,12 +135,12 @@ def test_a_partition_ahead_of_its_lagging_partner_is_paused_and_gets_no_marker()
         old = now_ms - 60_000
         await stage._route_batch({NETWORK: [Record("net", 0, 1, old, b"{}")]})
         await stage._route_batch({PROCESS: [Record("proc", 0, 4, old + 10_000, orjson.dumps(exec_doc(T0)))]})
-        await stage._keep_in_step()
+        stage._keep_in_step(await stage._positions())
         assert consumer.paused == {PROCESS}
-        await stage._markers()
+        await stage._markers(await stage._positions())
         assert markers(producer) == set()  # neither: network lags, process is held back
         consumer.positions[NETWORK] = 5  # network caught up
-        await stage._keep_in_step()
+        stage._keep_in_step(await stage._positions())
         assert consumer.paused == set()
 
     asyncio.run(scenario())
