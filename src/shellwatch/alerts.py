@@ -7,15 +7,17 @@ the output, so numbers are never re-encoded), except where :mod:`shellwatch.reda
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Literal
 
+import fastavro
 import orjson
 
-from shellwatch.avro_codec import encode_single_object
+from shellwatch.avro_codec import SINGLE_OBJECT_MAGIC, encode_single_object
 from shellwatch.classify import Classification
 from shellwatch.correlate import Match
 from shellwatch.events import Event, ProcessEvent
@@ -27,6 +29,7 @@ __all__ = [
     "AlertFormat",
     "alert_id",
     "avro_alert_record",
+    "decode_alert",
     "encode_alert",
     "exec_identity",
     "sequence_alert",
@@ -201,6 +204,25 @@ AlertFormat = Literal["json", "avro"]
 @lru_cache(maxsize=1)
 def _alert_schema() -> Any:
     return json.loads(resources.files("shellwatch.schemas").joinpath("alert.avsc").read_text())
+
+
+@lru_cache(maxsize=1)
+def _parsed_alert_schema() -> Any:
+    return fastavro.parse_schema(_alert_schema())
+
+
+def decode_alert(value: bytes) -> dict[str, Any]:
+    """An alert as :func:`encode_alert` wrote it: JSON, or Avro single-object (then in the Avro record's shape:
+    ``timestamp``, and ``detection.events`` / ``explanation`` as JSON text)."""
+    if value.startswith(SINGLE_OBJECT_MAGIC):
+        body = io.BytesIO(value[len(SINGLE_OBJECT_MAGIC) + 8 :])  # after the magic and the 8-byte fingerprint
+        record: dict[str, Any] = fastavro.schemaless_reader(body, _parsed_alert_schema())  # type: ignore[assignment]
+        return record
+    try:
+        doc: dict[str, Any] = orjson.loads(value)
+    except orjson.JSONDecodeError:  # lone surrogate escapes: valid JSON that orjson refuses
+        doc = json.loads(value)
+    return doc
 
 
 def encode_alert(alert: dict[str, Any], alert_format: AlertFormat = "json") -> bytes:

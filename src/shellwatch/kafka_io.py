@@ -6,7 +6,6 @@ they land where Elastic Agent's Kafka output would put them; routing is by ``eve
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -15,6 +14,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaError, Producer
 
+from shellwatch.alerts import decode_alert
 from shellwatch.ecs import keyword_values, single_keyword
 from shellwatch.kafka_security import KafkaSecurity, librdkafka_conf
 
@@ -85,11 +85,7 @@ class AlertReader:
             message = self._consumer.poll(0.2)
             if message is None or message.error() is not None:
                 continue
-            value = message.value() or b"{}"
-            try:
-                alert = orjson.loads(value)
-            except orjson.JSONDecodeError:  # lone surrogate escapes: valid JSON that orjson refuses
-                alert = json.loads(value)
+            alert = decode_alert(message.value() or b"{}")
             alerts.append(alert)
             seen.add(str(alert.get("event", {}).get("id")))
             if len(seen) >= until and settle_end is None:

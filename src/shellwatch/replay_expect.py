@@ -12,46 +12,19 @@ are ignored and counted.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import resources
 from typing import Any
 
-import fastavro
-import orjson
 from confluent_kafka import OFFSET_END, Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from shellwatch.avro_codec import SINGLE_OBJECT_MAGIC
+from shellwatch.alerts import decode_alert
 from shellwatch.expectations import Expectation, Observed, ReplayDiff, compare, expectation_of_alert
 
-__all__ = ["AlertTopicMissingError", "AlertWatch", "CatchUp", "WaitResult", "await_expectations", "decode_alert"]
-
-_AVRO_HEADER = len(SINGLE_OBJECT_MAGIC) + 8
-
-
-@lru_cache(maxsize=1)
-def _alert_schema() -> Any:
-    text = resources.files("shellwatch.schemas").joinpath("alert.avsc").read_text()
-    return fastavro.parse_schema(json.loads(text))
-
-
-def decode_alert(value: bytes) -> dict[str, Any]:
-    """A JSON alert, or an Avro single-object one (``SHELLWATCH_ALERT_FORMAT=avro``) in the same shape."""
-    if value.startswith(SINGLE_OBJECT_MAGIC):
-        import io  # noqa: PLC0415 - only Avro alerts need it
-
-        record: dict[str, Any] = fastavro.schemaless_reader(io.BytesIO(value[_AVRO_HEADER:]), _alert_schema())  # type: ignore[assignment]
-        return record
-    try:
-        doc: dict[str, Any] = orjson.loads(value)
-    except orjson.JSONDecodeError:  # lone surrogate escapes: valid JSON that orjson refuses
-        doc = json.loads(value)
-    return doc
+__all__ = ["AlertTopicMissingError", "AlertWatch", "CatchUp", "WaitResult", "await_expectations"]
 
 
 class AlertTopicMissingError(RuntimeError):

@@ -14,8 +14,9 @@ import pytest
 from fastavro.validation import validate
 
 from shellwatch import codec
-from shellwatch.alerts import avro_alert_record, encode_alert
+from shellwatch.alerts import avro_alert_record, decode_alert, encode_alert
 from shellwatch.events import NetworkEvent, ProcessEvent
+from shellwatch.expectations import expectation_of_alert
 from shellwatch.pipeline import Pipeline, PipelineConfig
 from shellwatch.rules.loader import load_reverse_shell_rule
 
@@ -121,3 +122,14 @@ def test_alerts_encode_as_json_or_avro() -> None:
     assert [orjson.loads(e)["event"]["id"] for e in decoded["detection"]["events"]] == [
         e["event"]["id"] for e in as_json["detection"]["events"]
     ]
+
+
+def test_decode_alert_reads_both_wire_forms_and_expectations_agree() -> None:
+    pipeline = Pipeline(load_reverse_shell_rule(), PipelineConfig())
+    for doc in (conn_doc(1_700_000_000_000), exec_doc(1_700_000_000_400)):
+        pipeline.process(orjson.dumps(doc), detected_ms=1_700_000_000_900)
+    (document,) = pipeline.flush(detected_ms=1_700_000_001_000)
+    as_json, as_avro = decode_alert(encode_alert(document, "json")), decode_alert(encode_alert(document, "avro"))
+    assert as_json["event"]["id"] == as_avro["event"]["id"] == document["event"]["id"]
+    assert as_avro["detection"]["replayed"] is False and isinstance(as_avro["detection"]["events"][0], str)
+    assert expectation_of_alert(as_json) == expectation_of_alert(as_avro)
