@@ -19,19 +19,17 @@ from shellwatch.alert_latency import RecordTimes
 from shellwatch.codec import DecodeError
 from shellwatch.correlate import Match
 from shellwatch.events import Kind
+from shellwatch.forwarder_routing import AS_OF_HEADER, KIND_HEADER, PROGRESS_HEADER
 from shellwatch.pipeline import Pipeline
 from shellwatch.sequence_state import HostSnapshot, SnapshotError
 
 __all__ = ["KIND_HEADER", "PROGRESS_HEADER", "REPLAY_HEADER", "CorrelationRuntime", "RecordError", "StateStore"]
 
-PROGRESS_HEADER = "shellwatch.progress"
-AS_OF_HEADER = "shellwatch.as_of"
 # A marker's "caught up as of" is trusted for a host only when the host's newest record was written at
 # least this long before it: records written just before that one may reach the broker a moment later.
 MARKER_MARGIN_MS = 200
 _CLOCK_AHEAD_MS = 2_000  # a record stamped further ahead of the marker than this: clocks differ, don't wait
 REPLAY_HEADER = "shellwatch-replay"  # set by ``shellwatch replay``; forwarded unchanged by the pre-filter stage
-KIND_HEADER = "shellwatch.kind"
 _KINDS: dict[bytes, Kind] = {b"network": "network", b"process": "process"}
 
 
