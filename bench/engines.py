@@ -22,7 +22,7 @@ import orjson
 from tests.unit.test_differential_eql import _eql_case_sensitive, _parsed_query
 
 from bench.workload import SEQUENCE_RULE, alert_ids
-from shellwatch.timestamps import parse_timestamp_ms
+from shellwatch.ecs.timestamps import parse_timestamp_ms
 
 
 def _children_cpu_s() -> float:

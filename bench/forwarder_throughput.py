@@ -1,7 +1,7 @@
 """Stage-1 forwarder throughput on a real broker (run on demand, not a test).
 
 Produces N realistic Elastic Defend-shaped ECS records (half network, half process; ~2% involve Java)
-keyed by host.id with the Java partitioner, then runs ``run_forwarder`` until every record is consumed
+keyed by host.id with the Java partitioner, then runs ``run_prefilter_stage`` until every record is consumed
 and prints records/s. Uses ``KAFKA_BOOTSTRAP_SERVERS`` when set (or ``--bootstrap``), else starts a
 throw-away local broker.
 
@@ -25,11 +25,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from confluent_kafka import Producer
 
-from shellwatch.forwarder import ForwarderConfig, ForwarderStats, run_forwarder
-from shellwatch.localkafka import LocalKafka, create_topic, fetch_jars, jars_dir
-from shellwatch.pipeline import Pipeline, PipelineConfig
+from shellwatch.core.pipeline import Pipeline, PipelineConfig
+from shellwatch.local.kafka import LocalKafka, create_topic, fetch_jars, jars_dir
 from shellwatch.rules.loader import load_reverse_shell_rule
 from shellwatch.samples.ecs_factory import connection, execution
+from shellwatch.worker.prefilter.stage import PrefilterConfig, PrefilterStats, run_prefilter_stage
 
 START_MS = 1_732_406_400_000
 NOISE_EXECUTABLES = ["/usr/sbin/nginx", "/usr/sbin/sshd", "/usr/bin/python3.11", "/usr/lib/postgresql/15/bin/postgres"]
@@ -92,12 +92,12 @@ def produce(bootstrap: str, topics: dict[str, str], count: int, java_ratio: floa
     return count, size
 
 
-async def measure(config: ForwarderConfig, expected: int) -> tuple[ForwarderStats, float, float, int]:
+async def measure(config: PrefilterConfig, expected: int) -> tuple[PrefilterStats, float, float, int]:
     prefilter = Pipeline(load_reverse_shell_rule(), PipelineConfig()).prefilter
-    stats = ForwarderStats()
+    stats = PrefilterStats()
     stop = asyncio.Event()
     started = time.perf_counter()
-    task = asyncio.create_task(run_forwarder(config, prefilter, stop, stats))
+    task = asyncio.create_task(run_prefilter_stage(config, prefilter, stop, stats))
     first_at, first_records = 0.0, 0
     try:
         while stats.records < expected:
@@ -145,7 +145,7 @@ def run(bootstrap: str, args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     count, size = produce(bootstrap, topics, args.records, args.java_ratio)
     print(f"produced {count} records ({size / count:.0f} B avg) in {time.perf_counter() - t0:.1f}s", flush=True)
-    config = ForwarderConfig(
+    config = PrefilterConfig(
         bootstrap_servers=bootstrap,
         source_topics=((topics["network"], "network"), (topics["process"], "process")),
         relevant_topic=topics["relevant"],

@@ -30,7 +30,7 @@ from bench import baselines, engines, report
 from bench.load import produce_bulk
 from bench.worker_phase import WorkerBench
 from bench.workload import SEQUENCE_RULE, Generator, Workload
-from shellwatch.localkafka import LocalKafka, create_topic, fetch_jars, jars_dir
+from shellwatch.local.kafka import LocalKafka, create_topic, fetch_jars, jars_dir
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -19,8 +19,8 @@ from typing import Any
 from bench.load import produce_paced
 from bench.observe import AlertCollector, AlertSeen, CommittedOffsets, RssSampler
 from bench.workload import SEQUENCE_RULE, Generator
-from shellwatch.localkafka import create_topic
-from shellwatch.worker_process import WorkerProcess
+from shellwatch.local.kafka import create_topic
+from shellwatch.local.process import WorkerProcess
 
 POLL_S = 0.25
 SETTLE_S = 60.0

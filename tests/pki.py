@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from shellwatch.localkafka.listeners import BrokerTls
+from shellwatch.local.kafka.listeners import BrokerTls
 
 CLIENT_KEY_PASSWORD = "client-key-pass"
 

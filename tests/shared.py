@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, TopicPartition
 
-from shellwatch.pipeline import Pipeline, PipelineConfig
+from shellwatch.core.pipeline import Pipeline, PipelineConfig
 from shellwatch.rules.loader import load_reverse_shell_rule
 from shellwatch.rules.shell_rule import load_shell_rule
 

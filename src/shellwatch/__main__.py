@@ -12,13 +12,13 @@ from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
-from shellwatch.detect import load_expected, report_detected, run_detect
-from shellwatch.expectations import ExpectationError
-from shellwatch.pipeline import Pipeline
-from shellwatch.replay_cli import add_record_parser, add_replay_parser, run_record, run_replay
+from shellwatch.core.pipeline import Pipeline
 from shellwatch.rules.loader import RuleError, load_reverse_shell_rule
 from shellwatch.rules.shell_rule import load_shell_rule
 from shellwatch.settings import Settings, SettingsError
+from shellwatch.tools.detect import load_expected, report_detected, run_detect
+from shellwatch.tools.expectations import ExpectationError
+from shellwatch.tools.replay.cli import add_record_parser, add_replay_parser, run_record, run_replay
 
 SAMPLE = "sample-attack.ndjson"
 FILE_BATCH_LINES = 4096  # a file's lines are pre-filtered in batches; stdin line by line
@@ -65,11 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 0
     if args.command == "demo":
-        from shellwatch.demo import run_demo  # noqa: PLC0415 - only these commands pay for Kafka clients
+        from shellwatch.tools.demo import run_demo  # noqa: PLC0415 - only these commands pay for Kafka clients
 
         return run_demo(settings, rule, shell_rule, os.environ, sys.stdout)
     if args.command == "worker":
-        from shellwatch.worker import run_worker  # noqa: PLC0415 - only the worker pays for importing Faust
+        from shellwatch.worker.main import run_worker  # noqa: PLC0415 - only the worker pays for importing Faust
 
         return run_worker(settings, rule, shell_rule, loglevel=args.loglevel)
     if args.command == "record":

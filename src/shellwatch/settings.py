@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from shellwatch.alerts import AlertFormat
-from shellwatch.kafka_security import (
+from shellwatch.core.alerts import AlertFormat
+from shellwatch.core.pipeline import PipelineConfig
+from shellwatch.kafka.security import (
     SASL_MECHANISMS,
     SECURITY_PROTOCOLS,
     KafkaSecurity,
@@ -19,7 +20,6 @@ from shellwatch.kafka_security import (
     SecurityConfigError,
     validate,
 )
-from shellwatch.pipeline import PipelineConfig
 
 __all__ = ["ENV_PREFIX", "SECURITY_VARIABLES", "HealthSettings", "KafkaSettings", "Settings", "SettingsError"]
 
@@ -201,7 +201,7 @@ class KafkaSettings:
 
 @dataclass(frozen=True, slots=True)
 class HealthSettings:
-    """Thresholds of the worker's ``/metrics``, ``/healthz`` and ``/readyz`` (see :mod:`shellwatch.health`)."""
+    """Thresholds of the worker's ``/metrics``, ``/healthz`` and ``/readyz`` (see :mod:`shellwatch.worker.health`)."""
 
     silent_partition_s: int = 300  # an assigned input partition without a record this long counts as silent
     stall_s: int = 60  # a started stage without progress this long (while it has work) is not live

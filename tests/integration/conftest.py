@@ -1,7 +1,7 @@
 """Fixtures for tests that need a real Kafka broker.
 
 ``KAFKA_BOOTSTRAP_SERVERS`` set -> use that cluster; otherwise the Kafka jars are fetched
-with Maven (cached, see ``shellwatch.localkafka``) and one local KRaft broker runs for the
+with Maven (cached, see ``shellwatch.local.kafka``) and one local KRaft broker runs for the
 whole session.  If it cannot be started the fixture raises: the tests fail, never skip.
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from shellwatch.localkafka import LocalKafka, fetch_jars, jars_dir
-from shellwatch.localkafka.listeners import SecureListeners
+from shellwatch.local.kafka import LocalKafka, fetch_jars, jars_dir
+from shellwatch.local.kafka.listeners import SecureListeners
 from tests.pki import Pki, make_pki
 
 _HERE = Path(__file__).parent
@@ -65,13 +65,13 @@ def schema_registry_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """Confluent-compatible schema registry base URL (``.../apis/ccompat/v7`` locally).
 
     ``SCHEMA_REGISTRY_URL`` set -> used as is; otherwise an Apicurio Registry runner jar is built
-    with Maven (cached, see ``shellwatch.localregistry``) and run for the session.  Raises on failure.
+    with Maven (cached, see ``shellwatch.local.registry``) and run for the session.  Raises on failure.
     """
     external = os.environ.get("SCHEMA_REGISTRY_URL", "").strip()
     if external:
         yield external
         return
-    from shellwatch.localregistry import LocalRegistry, build_registry  # noqa: PLC0415 -- appended fixture
+    from shellwatch.local.registry import LocalRegistry, build_registry  # noqa: PLC0415 -- appended fixture
 
     registry = LocalRegistry(build_registry())
     request.addfinalizer(registry.stop)  # registered before start(): runs even if start() is interrupted

@@ -11,9 +11,9 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from shellwatch.kafka_io import AlertReader, produce_documents
-from shellwatch.localkafka import create_topic
-from shellwatch.worker_process import WorkerProcess
+from shellwatch.kafka.documents import AlertReader, produce_documents
+from shellwatch.local.kafka import create_topic
+from shellwatch.local.process import WorkerProcess
 
 PARTITIONS = 3
 LIVE = (time.time_ns() // 1_000_000) - 60_000

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 
-from shellwatch.localkafka import LocalKafka, create_topic
+from shellwatch.local.kafka import LocalKafka, create_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 

@@ -16,14 +16,20 @@ import pytest
 from aiokafka.errors import MessageSizeTooLargeError
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
-from shellwatch.codec import DecodeReason
-from shellwatch.forwarder import ForwarderConfig, ForwarderStats, PartitionMismatchError, SourceKind, run_forwarder
-from shellwatch.localkafka import create_topic
-from shellwatch.partitioning import java_partition
-from shellwatch.pipeline import Pipeline, PipelineConfig
-from shellwatch.prefilter import Prefilter
+from shellwatch.core.byte_screen import ByteScreen
+from shellwatch.core.pipeline import Pipeline, PipelineConfig
+from shellwatch.formats.event_codec import DecodeReason
+from shellwatch.kafka.partitioning import java_partition
+from shellwatch.local.kafka import create_topic
 from shellwatch.rules.loader import load_reverse_shell_rule
 from shellwatch.samples.ecs_factory import connection, execution
+from shellwatch.worker.prefilter.stage import (
+    PartitionMismatchError,
+    PrefilterConfig,
+    PrefilterStats,
+    SourceKind,
+    run_prefilter_stage,
+)
 from tests.shared import committed_and_end
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(60)]
@@ -63,7 +69,7 @@ class Sent:
 
 
 @pytest.fixture(scope="module")
-def prefilter() -> Prefilter:
+def prefilter() -> ByteScreen:
     return Pipeline(load_reverse_shell_rule(), PipelineConfig()).prefilter
 
 
@@ -138,9 +144,9 @@ def make_topics(bootstrap: str, base: str, **partitions: int) -> dict[str, str]:
     return names
 
 
-def config_for(bootstrap: str, names: dict[str, str], group: str) -> ForwarderConfig:
+def config_for(bootstrap: str, names: dict[str, str], group: str) -> PrefilterConfig:
     sources: list[tuple[str, SourceKind]] = [(names["network"], "network"), (names["process"], "process")]
-    return ForwarderConfig(
+    return PrefilterConfig(
         bootstrap_servers=bootstrap,
         source_topics=tuple(sources),
         relevant_topic=names["relevant"],
@@ -150,11 +156,11 @@ def config_for(bootstrap: str, names: dict[str, str], group: str) -> ForwarderCo
 
 
 async def forward_until(
-    config: ForwarderConfig, prefilter: Prefilter, done: Callable[[ForwarderStats], bool], *, settle_s: float = 0.8
-) -> ForwarderStats:
-    stats = ForwarderStats()
+    config: PrefilterConfig, prefilter: ByteScreen, done: Callable[[PrefilterStats], bool], *, settle_s: float = 0.8
+) -> PrefilterStats:
+    stats = PrefilterStats()
     stop = asyncio.Event()
-    task = asyncio.create_task(run_forwarder(config, prefilter, stop, stats))
+    task = asyncio.create_task(run_prefilter_stage(config, prefilter, stop, stats))
     deadline = time.monotonic() + 25
     try:
         while not done(stats):
@@ -327,7 +333,7 @@ def assert_dead_letters(dead: list[Stored], expected: dict[tuple[str, int, int],
 
 
 def test_forwards_dead_letters_markers_and_commits(
-    kafka_bootstrap: str, topic_name: str, unique_group: str, prefilter: Prefilter
+    kafka_bootstrap: str, topic_name: str, unique_group: str, prefilter: ByteScreen
 ) -> None:
     names = make_topics(kafka_bootstrap, topic_name, network=PARTITIONS, process=PARTITIONS, relevant=PARTITIONS, dlq=1)
     sent = produce(kafka_bootstrap, mixed_input(names, random.Random(20240601)))
@@ -363,7 +369,7 @@ def test_forwards_dead_letters_markers_and_commits(
 
 
 def test_unkeyed_and_wrongly_keyed_input_is_repartitioned_by_host_id(
-    kafka_bootstrap: str, topic_name: str, unique_group: str, prefilter: Prefilter
+    kafka_bootstrap: str, topic_name: str, unique_group: str, prefilter: ByteScreen
 ) -> None:
     names = make_topics(kafka_bootstrap, topic_name, network=PARTITIONS, process=PARTITIONS, relevant=PARTITIONS, dlq=1)
     rng = random.Random(7)
@@ -391,13 +397,13 @@ def test_unkeyed_and_wrongly_keyed_input_is_repartitioned_by_host_id(
 
 
 def test_mismatched_or_missing_topics_refuse_to_start(
-    kafka_bootstrap: str, topic_name: str, prefilter: Prefilter
+    kafka_bootstrap: str, topic_name: str, prefilter: ByteScreen
 ) -> None:
     names = make_topics(kafka_bootstrap, topic_name, network=3, process=2, relevant=3, dlq=1)
     config = config_for(kafka_bootstrap, names, f"never-{topic_name}")
     stop = asyncio.Event()
     with pytest.raises(PartitionMismatchError) as caught:
-        asyncio.run(run_forwarder(config, prefilter, stop, ForwarderStats()))
+        asyncio.run(run_prefilter_stage(config, prefilter, stop, PrefilterStats()))
     message = str(caught.value)
     assert f"{names['network']}=3" in message
     assert f"{names['process']}=2" in message
@@ -405,14 +411,14 @@ def test_mismatched_or_missing_topics_refuse_to_start(
 
     missing = {**names, "process": f"{topic_name}-absent"}
     with pytest.raises(PartitionMismatchError, match=f"{topic_name}-absent=missing"):
-        asyncio.run(run_forwarder(config_for(kafka_bootstrap, missing, "g"), prefilter, stop, ForwarderStats()))
+        asyncio.run(run_prefilter_stage(config_for(kafka_bootstrap, missing, "g"), prefilter, stop, PrefilterStats()))
     no_dlq = {**make_topics(kafka_bootstrap, f"{topic_name}-b", network=2, process=2, relevant=2), "dlq": "absent-dlq"}
     with pytest.raises(PartitionMismatchError, match="dead-letter topic absent-dlq is missing"):
-        asyncio.run(run_forwarder(config_for(kafka_bootstrap, no_dlq, "g"), prefilter, stop, ForwarderStats()))
+        asyncio.run(run_prefilter_stage(config_for(kafka_bootstrap, no_dlq, "g"), prefilter, stop, PrefilterStats()))
 
 
 def test_failed_forward_raises_and_commits_nothing(
-    kafka_bootstrap: str, topic_name: str, unique_group: str, prefilter: Prefilter
+    kafka_bootstrap: str, topic_name: str, unique_group: str, prefilter: ByteScreen
 ) -> None:
     names = make_topics(kafka_bootstrap, topic_name, network=PARTITIONS, process=PARTITIONS, dlq=1)
     names["relevant"] = f"{topic_name}-relevant"
@@ -421,11 +427,14 @@ def test_failed_forward_raises_and_commits_nothing(
     doc = connection(ts_ms=START_MS, host_id=host, pid=1, dest_ip="203.0.113.7", event_id="too-big")
     produce(kafka_bootstrap, [Outgoing(names["network"], _dumps(doc), host.encode())])
 
-    stats = ForwarderStats()
+    stats = PrefilterStats()
     with pytest.raises(MessageSizeTooLargeError):
         asyncio.run(
             asyncio.wait_for(
-                run_forwarder(config_for(kafka_bootstrap, names, unique_group), prefilter, asyncio.Event(), stats), 25
+                run_prefilter_stage(
+                    config_for(kafka_bootstrap, names, unique_group), prefilter, asyncio.Event(), stats
+                ),
+                25,
             )
         )
     assert stats.records == 1

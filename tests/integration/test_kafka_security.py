@@ -19,15 +19,15 @@ from typing import Any
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource
 
-from shellwatch.forwarder import ForwarderConfig, run_forwarder
-from shellwatch.forwarder_stats import ForwarderStats
-from shellwatch.forwarder_topics import PartitionMismatchError, check_partitions
-from shellwatch.kafka_io import AlertReader, produce_documents
-from shellwatch.localkafka import create_topic
-from shellwatch.pipeline import Pipeline, PipelineConfig
-from shellwatch.provision import KafkaAccessError, ensure_worker_topics
+from shellwatch.core.pipeline import Pipeline, PipelineConfig
+from shellwatch.kafka.admin import PartitionMismatchError, check_partitions
+from shellwatch.kafka.documents import AlertReader, produce_documents
+from shellwatch.local.kafka import create_topic
 from shellwatch.rules.loader import load_reverse_shell_rule
 from shellwatch.settings import KafkaSettings, Settings
+from shellwatch.worker.prefilter.stage import PrefilterConfig, run_prefilter_stage
+from shellwatch.worker.prefilter.stats import PrefilterStats
+from shellwatch.worker.provision import KafkaAccessError, ensure_worker_topics
 from tests.integration.conftest import SecureKafka
 from tests.integration.deployment import LIVE, PARTITIONS, Deployment
 from tests.integration.test_worker import attack
@@ -188,7 +188,7 @@ def test_missing_input_topics_are_refused_never_created(
     assert result.returncode == 2
     assert f"refusing to start: input topic(s) missing: {absent}" in result.stderr.decode()
     kafka = kafka_settings(env)
-    config = ForwarderConfig(
+    config = PrefilterConfig(
         bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
         source_topics=((deployment.network, "network"), (absent, "process")),
         relevant_topic=kafka.relevant_topic,
@@ -198,5 +198,5 @@ def test_missing_input_topics_are_refused_never_created(
     )
     prefilter = Pipeline(load_reverse_shell_rule(), PipelineConfig()).prefilter
     with pytest.raises(PartitionMismatchError, match=f"{absent}=missing"):
-        asyncio.run(run_forwarder(config, prefilter, asyncio.Event(), ForwarderStats()))
+        asyncio.run(run_prefilter_stage(config, prefilter, asyncio.Event(), PrefilterStats()))
     assert absent not in topic_names(deployment.bootstrap)

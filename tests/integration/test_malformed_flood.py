@@ -23,16 +23,16 @@ import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
-from shellwatch.codec import DecodeReason
-from shellwatch.forwarder import ForwarderConfig, ForwarderStats, run_forwarder
-from shellwatch.kafka_io import AlertReader
-from shellwatch.localkafka import create_topic
-from shellwatch.partitioning import java_partition
-from shellwatch.pipeline import Pipeline, PipelineConfig
-from shellwatch.prefilter import Prefilter
+from shellwatch.core.byte_screen import ByteScreen
+from shellwatch.core.pipeline import Pipeline, PipelineConfig
+from shellwatch.formats.event_codec import DecodeReason
+from shellwatch.kafka.documents import AlertReader
+from shellwatch.kafka.partitioning import java_partition
+from shellwatch.local.kafka import create_topic
+from shellwatch.local.process import WorkerProcess
 from shellwatch.samples.ecs_factory import connection, execution
-from shellwatch.worker_process import WorkerProcess
-from shellwatch.worker_runtime import CorrelationRuntime
+from shellwatch.worker.prefilter.stage import PrefilterConfig, PrefilterStats, run_prefilter_stage
+from shellwatch.worker.runtime import CorrelationRuntime
 from tests.shared import RULE, SHELL_RULE, DictStore, committed_and_end, offline_alert_ids
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
@@ -361,11 +361,11 @@ def read_all(bootstrap: str, topic: str, partitions: int) -> list[Stored]:
     return got
 
 
-async def forward_all(config: ForwarderConfig, prefilter: Prefilter, total: int) -> ForwarderStats:
+async def forward_all(config: PrefilterConfig, prefilter: ByteScreen, total: int) -> PrefilterStats:
     """Run the forwarder until it consumed *total* records, then stop it (it commits that batch first)."""
-    stats = ForwarderStats()
+    stats = PrefilterStats()
     stop = asyncio.Event()
-    task = asyncio.create_task(run_forwarder(config, prefilter, stop, stats))
+    task = asyncio.create_task(run_prefilter_stage(config, prefilter, stop, stats))
     deadline = time.monotonic() + 120
     try:
         while stats.records < total:
@@ -382,13 +382,13 @@ async def forward_all(config: ForwarderConfig, prefilter: Prefilter, total: int)
 
 
 def run_flood(
-    bootstrap: str, names: dict[str, str], group: str, prefilter: Prefilter, *, count: int, huge: int, seed: int
-) -> tuple[dict[tuple[str, int, int], Outgoing], ForwarderStats, list[dict[str, Any]]]:
+    bootstrap: str, names: dict[str, str], group: str, prefilter: ByteScreen, *, count: int, huge: int, seed: int
+) -> tuple[dict[tuple[str, int, int], Outgoing], PrefilterStats, list[dict[str, Any]]]:
     genuine = attack_docs(f"{random.Random(seed).getrandbits(128):032x}")
     records = with_attack(names, flood(names, count, random.Random(seed), huge=huge), genuine)
     assert len({o.kind for o in records} - {"genuine"}) == len(KINDS) + (1 if huge else 0)
     landed = produce(bootstrap, records)
-    config = ForwarderConfig(
+    config = PrefilterConfig(
         bootstrap_servers=bootstrap,
         source_topics=((names["network"], "network"), (names["process"], "process")),
         relevant_topic=names["relevant"],
@@ -409,8 +409,8 @@ def check_outcomes(
     bootstrap: str,
     names: dict[str, str],
     landed: dict[tuple[str, int, int], Outgoing],
-    stats: ForwarderStats,
-    prefilter: Prefilter,
+    stats: PrefilterStats,
+    prefilter: ByteScreen,
 ) -> dict[str, Counter[str]]:
     """Every record accounted once: pre-filtered, dead-lettered (verbatim), forwarded or other_category."""
     dropped = {at for at, out in landed.items() if not prefilter.accepts(out.value or b"")}
@@ -510,10 +510,10 @@ def check_flood(
     bootstrap: str,
     names: dict[str, str],
     landed: dict[tuple[str, int, int], Outgoing],
-    stats: ForwarderStats,
+    stats: PrefilterStats,
     *,
     genuine: list[dict[str, Any]],
-    prefilter: Prefilter,
+    prefilter: ByteScreen,
 ) -> None:
     """The 10,000-record run: accounting, dead letters, and the attack forwarded and detected."""
     assert stats.records == 10_000 + len(genuine)
@@ -545,7 +545,7 @@ def check_flood(
 def test_with_the_prefilter_off_every_malformed_record_is_dead_lettered(
     kafka_bootstrap: str, topic_name: str, unique_group: str
 ) -> None:
-    prefilter = Prefilter.from_patterns([], enabled=False)
+    prefilter = ByteScreen.from_patterns([], enabled=False)
     names = make_topics(kafka_bootstrap, topic_name)
     landed, stats, genuine = run_flood(kafka_bootstrap, names, unique_group, prefilter, count=2_000, huge=1, seed=7)
     assert stats.prefiltered == 0

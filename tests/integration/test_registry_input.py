@@ -8,10 +8,10 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from shellwatch.avro_codec import encode_single_object
-from shellwatch.localregistry import register_schema
-from shellwatch.pipeline import Pipeline, PipelineConfig
-from shellwatch.schema_registry import RegistryClient
+from shellwatch.core.pipeline import Pipeline, PipelineConfig
+from shellwatch.formats.avro import encode_single_object
+from shellwatch.kafka.schema_registry import RegistryClient
+from shellwatch.local.registry import register_schema
 from tests.integration.deployment import LIVE, Deployment
 from tests.shared import RULE, SHELL_RULE
 

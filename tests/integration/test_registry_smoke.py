@@ -7,7 +7,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from shellwatch.localregistry import register_schema
+from shellwatch.local.registry import register_schema
 
 _SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "process_event.avsc"
 

@@ -16,7 +16,7 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from shellwatch.localkafka import LocalKafka, create_topic
+from shellwatch.local.kafka import LocalKafka, create_topic
 from tests.integration.deployment import Deployment
 from tests.replay.build_scenarios import SCENARIO_DIR, SCENARIOS
 

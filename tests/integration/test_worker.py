@@ -15,13 +15,13 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from shellwatch.kafka_io import produce_documents
-from shellwatch.localkafka import create_topic
-from shellwatch.provision import ensure_worker_topics
+from shellwatch.ecs.timestamps import parse_timestamp_ms
+from shellwatch.kafka.documents import produce_documents
+from shellwatch.local.kafka import create_topic
+from shellwatch.local.process import WorkerProcess
 from shellwatch.samples.ecs_factory import connection, execution
 from shellwatch.settings import KafkaSettings
-from shellwatch.timestamps import parse_timestamp_ms
-from shellwatch.worker_process import WorkerProcess
+from shellwatch.worker.provision import ensure_worker_topics
 from tests.integration.deployment import LIVE, PARTITIONS, Deployment, wait_for
 from tests.shared import offline_alert_ids
 

@@ -15,8 +15,8 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from shellwatch.codec import DecodeError, decode_record
-from shellwatch.pipeline import Pipeline, PipelineConfig
+from shellwatch.core.pipeline import Pipeline, PipelineConfig
+from shellwatch.formats.event_codec import DecodeError, decode_record
 from shellwatch.samples.ecs_factory import connection, execution
 from tests.integration.deployment import LIVE, PARTITIONS, Deployment, wait_for
 from tests.shared import RULE, SHELL_RULE, offline_alert_ids

@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
-from shellwatch.codec import Decoded, decode_json_event
-from shellwatch.events import NetworkEvent, ProcessEvent
+from shellwatch.ecs.events import NetworkEvent, ProcessEvent
+from shellwatch.formats.event_codec import Decoded, decode_json_event
 from shellwatch.samples.ecs_factory import connection, execution
 
 MISSING = object()

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from shellwatch.pipeline import PipelineConfig
+from shellwatch.core.pipeline import PipelineConfig
 from shellwatch.settings import Settings, SettingsError
 
 

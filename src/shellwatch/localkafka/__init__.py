@@ -1,15 +1,1 @@
-"""Local single-node Apache Kafka (KRaft) for tests and demos: jars fetched from Maven Central."""
-
-from shellwatch.localkafka.broker import BrokerStartError, LocalKafka
-from shellwatch.localkafka.jars import KAFKA_VERSION, KafkaFetchError, fetch_jars, jars_dir
-from shellwatch.localkafka.topics import create_topic
-
-__all__ = [
-    "KAFKA_VERSION",
-    "BrokerStartError",
-    "KafkaFetchError",
-    "LocalKafka",
-    "create_topic",
-    "fetch_jars",
-    "jars_dir",
-]
+"""Alias kept for ``python -m shellwatch.localkafka …``: the broker tools now live in ``shellwatch.local.kafka``."""

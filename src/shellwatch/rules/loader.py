@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from shellwatch.matching import IpRanges, compile_wildcards
+from shellwatch.match.comparisons import IpRanges, compile_wildcards
 from shellwatch.rules.model import (
     SEVERITIES,
     MitreRef,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from shellwatch.matching import IpAddress, IpRanges, WildcardSet, parse_ip
+from shellwatch.match.comparisons import IpAddress, IpRanges, WildcardSet, parse_ip
 
 __all__ = [
     "RISK_SCORES",

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
+from shellwatch.match.shell_commands import Analysis, Command
 from shellwatch.rules.loader import _Fields
-from shellwatch.shell_commands import Analysis, Command
 
 __all__ = ["CommandPattern", "Idiom", "IdiomHit", "glob_problem", "parse_idioms"]
 

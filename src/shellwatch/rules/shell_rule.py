@@ -14,11 +14,11 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from shellwatch.matching import WildcardSet, compile_wildcards, literal_runs
+from shellwatch.match.comparisons import WildcardSet, compile_wildcards, literal_runs
+from shellwatch.match.shell_commands import ShellSyntax, Wrapper
 from shellwatch.rules.loader import RuleError, _Fields, _threats, digest_of, parse_toml, shipped_rule_path
 from shellwatch.rules.model import RISK_SCORES, RuleMeta
 from shellwatch.rules.shell_idioms import Idiom, glob_problem, parse_idioms
-from shellwatch.shell_commands import ShellSyntax, Wrapper
 
 __all__ = [
     "ALLOWLIST_FILE",
@@ -80,7 +80,7 @@ class ShellRule:
 
     def prefilter_patterns(self) -> tuple[str, ...]:
         """Wildcard patterns one of which every exec this rule can classify contains (its Java parent's name or
-        executable), for :class:`shellwatch.prefilter.Prefilter`; derived from the loaded lists."""
+        executable), for :class:`shellwatch.core.byte_screen.ByteScreen`; derived from the loaded lists."""
         return (*self.java_parent_names, *self.java_executables.patterns)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from shellwatch.timestamps import format_rfc3339_ms
+from shellwatch.ecs.timestamps import format_rfc3339_ms
 
 __all__ = ["JAVA", "connection", "entity_id", "execution", "iso"]
 

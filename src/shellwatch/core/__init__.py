@@ -1,0 +1,1 @@
+"""The pure detection core: stages, sequence correlation, classification, alerts. No I/O, no clock."""

@@ -1,0 +1,253 @@
+"""Alert documents (ECS, DESIGN §2): deterministic ids, severities, MITRE threat, matched events.
+
+``detection.events`` quotes each matched source document as received (its bytes are spliced into
+the output, so numbers are never re-encoded), except where :mod:`shellwatch.core.redact` masks secrets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Sequence
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Literal
+
+import fastavro
+import orjson
+
+from shellwatch.core.classify import Classification
+from shellwatch.core.correlate import Match
+from shellwatch.core.redact import mask_document
+from shellwatch.ecs.events import Event, ProcessEvent
+from shellwatch.ecs.timestamps import format_rfc3339_ms
+from shellwatch.formats.avro import SINGLE_OBJECT_MAGIC, encode_single_object
+from shellwatch.rules.model import RISK_SCORES, RuleMeta, Severity, Threat
+
+__all__ = [
+    "AlertFormat",
+    "alert_id",
+    "avro_alert_record",
+    "decode_alert",
+    "encode_alert",
+    "exec_identity",
+    "sequence_alert",
+    "shell_alert",
+    "threat_document",
+]
+
+
+def exec_identity(event: ProcessEvent) -> str:
+    """``event.id``, else ``process.entity_id``, else the sha256 hex of the raw record."""
+    if event.event_id is not None:
+        return event.event_id
+    if event.entity_id is not None:
+        return event.entity_id
+    return hashlib.sha256(event.raw).hexdigest()
+
+
+def alert_id(rule_id: str, host_id: str, execution: ProcessEvent) -> str:
+    text = f"{rule_id}|{host_id}|{exec_identity(execution)}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _mitre(ref: Any) -> dict[str, str]:
+    return {"id": ref.id, "name": ref.name, "reference": ref.reference}
+
+
+def threat_document(threats: Sequence[Threat]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for threat in threats:
+        technique: dict[str, Any] = _mitre(threat.technique)
+        if threat.subtechnique is not None:
+            technique["subtechnique"] = [_mitre(threat.subtechnique)]
+        out.append({"framework": "MITRE ATT&CK", "tactic": _mitre(threat.tactic), "technique": [technique]})
+    return out
+
+
+def _quoted(events: Sequence[Event], mask_secrets: bool) -> list[orjson.Fragment]:
+    return [orjson.Fragment(mask_document(e.raw) if mask_secrets else e.raw) for e in events]
+
+
+def base_alert(
+    meta: RuleMeta,
+    *,
+    host_id: str,
+    host_name: str | None,
+    execution: ProcessEvent,
+    events: Sequence[Event],
+    detected_ms: int,
+    ruleset: str,
+    case: str | None,
+    explanation: dict[str, Any],
+    mask_secrets: bool,
+    severity: Severity | None = None,
+    risk_score: int | None = None,
+    related_alert_ids: Sequence[str] = (),
+    suppressed_count: int = 0,
+) -> dict[str, Any]:
+    last_ms = max((e.timestamp_ms for e in events if e.timestamp_ms is not None), default=None)
+    severity = severity or meta.severity
+    risk_score = meta.risk_score if risk_score is None else risk_score
+    host: dict[str, str] = {"id": host_id}
+    if host_name is not None:
+        host["name"] = host_name
+    return {
+        "@timestamp": format_rfc3339_ms(detected_ms),
+        "event": {
+            "kind": "alert",
+            "id": alert_id(meta.id, host_id, execution),
+            "severity": RISK_SCORES[severity],
+            "risk_score": risk_score,
+        },
+        "rule": {"id": meta.id, "name": meta.name, "version": meta.version, "reference": meta.reference},
+        "host": host,
+        "threat": threat_document(meta.threat),
+        "detection": {
+            "severity": severity,
+            "case": case,
+            "latency_ms": None if last_ms is None else detected_ms - last_ms,
+            "ruleset": ruleset,
+            "explanation": explanation,
+            "related_alert_ids": list(related_alert_ids),
+            "suppressed_count": suppressed_count,
+            "replayed": any(e.replayed for e in events),
+            "events": _quoted(events, mask_secrets),
+        },
+    }
+
+
+def sequence_alert(
+    meta: RuleMeta,
+    match: Match,
+    *,
+    maxspan_ms: int,
+    detected_ms: int,
+    ruleset: str,
+    mask_secrets: bool = True,
+    related_alert_ids: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The alert for a completed "Potential Reverse Shell via Java" sequence."""
+    execution = match.execution
+    assert execution.host_id is not None and execution.parent_entity_id is not None
+    explanation = {
+        "join_key": {"host.id": execution.host_id, "process.entity_id": execution.parent_entity_id},
+        "gap_ms": match.gap_ms,
+        "maxspan_ms": maxspan_ms,
+        "late": match.late,
+        "clauses": {"network": list(match.connection_clauses), "process": list(match.execution_clauses)},
+    }
+    return base_alert(
+        meta,
+        host_id=execution.host_id,
+        host_name=execution.host_name or match.connection.host_name,
+        execution=execution,
+        events=(match.connection, execution),
+        detected_ms=detected_ms,
+        ruleset=ruleset,
+        case=None,
+        explanation=explanation,
+        mask_secrets=mask_secrets,
+        related_alert_ids=related_alert_ids,
+    )
+
+
+def shell_alert(
+    meta: RuleMeta,
+    classification: Classification,
+    event: ProcessEvent,
+    *,
+    detected_ms: int,
+    ruleset: str,
+    suppressed_count: int = 0,
+    mask_secrets: bool = True,
+) -> dict[str, Any]:
+    """The alert for a shell (or HTTP/recon utility) spawned by Java, graded into its case."""
+    explanation = {
+        "case": classification.case,
+        "why": list(classification.explanation),
+        "commands": list(classification.commands),
+    }
+    return base_alert(
+        meta,
+        host_id=event.host_id or "",
+        host_name=event.host_name,
+        execution=event,
+        events=(event,),
+        detected_ms=detected_ms,
+        ruleset=ruleset,
+        case=classification.case,
+        explanation=explanation,
+        mask_secrets=mask_secrets,
+        severity=classification.severity,
+        risk_score=classification.risk_score,
+        suppressed_count=suppressed_count,
+    )
+
+
+def avro_alert_record(alert: dict[str, Any]) -> dict[str, Any]:
+    """The alert as a record of ``schemas/alert.avsc`` (``@timestamp`` -> ``timestamp``; quoted events
+    and the explanation as JSON text)."""
+    detection = dict(alert["detection"])
+    detection["events"] = [bytes(orjson.dumps(e)).decode() for e in detection["events"]]
+    detection["explanation"] = orjson.dumps(detection["explanation"]).decode()
+    record = {key: value for key, value in alert.items() if key != "@timestamp"}
+    record["timestamp"] = alert["@timestamp"]
+    record["detection"] = detection
+    return record
+
+
+AlertFormat = Literal["json", "avro"]
+
+
+@lru_cache(maxsize=1)
+def _alert_schema() -> Any:
+    return json.loads(resources.files("shellwatch.schemas").joinpath("alert.avsc").read_text())
+
+
+@lru_cache(maxsize=1)
+def _parsed_alert_schema() -> Any:
+    return fastavro.parse_schema(_alert_schema())
+
+
+def decode_alert(value: bytes) -> dict[str, Any]:
+    """An alert as :func:`encode_alert` wrote it: JSON, or Avro single-object (then in the Avro record's shape:
+    ``timestamp``, and ``detection.events`` / ``explanation`` as JSON text)."""
+    if value.startswith(SINGLE_OBJECT_MAGIC):
+        body = io.BytesIO(value[len(SINGLE_OBJECT_MAGIC) + 8 :])  # after the magic and the 8-byte fingerprint
+        record: dict[str, Any] = fastavro.schemaless_reader(body, _parsed_alert_schema())  # type: ignore[assignment]
+        return record
+    try:
+        doc: dict[str, Any] = orjson.loads(value)
+    except orjson.JSONDecodeError:  # lone surrogate escapes: valid JSON that orjson refuses
+        doc = json.loads(value)
+    return doc
+
+
+def encode_alert(alert: dict[str, Any], alert_format: AlertFormat = "json") -> bytes:
+    """The alert's wire form: JSON (default) or Avro single-object encoding of ``schemas/alert.avsc``.
+
+    Text taken from events (explanations) may hold lone surrogates, which JSON escapes allow but UTF-8
+    cannot carry: such characters become U+FFFD in the alert's own fields; quoted events stay as received.
+    """
+    try:
+        return _encode(alert, alert_format)
+    except (TypeError, ValueError):
+        return _encode(_valid_text(alert), alert_format)
+
+
+def _encode(alert: dict[str, Any], alert_format: AlertFormat) -> bytes:
+    if alert_format == "avro":
+        return encode_single_object(_alert_schema(), avro_alert_record(alert))
+    return orjson.dumps(alert)
+
+
+def _valid_text(node: Any) -> Any:
+    if isinstance(node, str):
+        return node.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if isinstance(node, dict):
+        return {_valid_text(k): _valid_text(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_valid_text(v) for v in node]
+    return node

@@ -1,0 +1,183 @@
+"""Records in, alert documents out: pre-filter -> decode -> correlate -> alert. No I/O, no clock.
+
+The shells (``shellwatch detect``, the worker) feed raw records and pass the detection time in.
+Outcomes are data: every record is counted as pre-filtered, undecodable (with its reason) or decoded.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from shellwatch.core.alerts import exec_identity, sequence_alert, shell_alert
+from shellwatch.core.byte_screen import ByteScreen
+from shellwatch.core.classify import classify
+from shellwatch.core.correlate import Correlator, Match
+from shellwatch.core.grouping import AlertGrouper
+from shellwatch.ecs.events import Event, Kind, ProcessEvent
+from shellwatch.formats.event_codec import Decoded, DecodeError, SchemaResolver, decode_record
+from shellwatch.rules.loader import digest_of
+from shellwatch.rules.model import ReverseShellRule
+from shellwatch.rules.shell_rule import ShellRule
+
+__all__ = ["Pipeline", "PipelineConfig", "PipelineStats", "RecordOutcome"]
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    allowed_lateness_ms: int = 5000
+    prefilter_enabled: bool = True
+    mask_secrets: bool = True
+    max_hosts: int = 100_000
+    max_pending_per_host: int = 1024
+    max_held_per_host: int = 50_000
+    group_period_ms: int = 3_600_000
+    grouping_enabled: bool = True
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    records: int = 0
+    prefiltered: int = 0
+    decoded: int = 0
+    undecodable: Counter[str] = field(default_factory=Counter)
+    alerts: int = 0
+    suppressed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    alerts: list[dict[str, Any]]
+    error: DecodeError | None = None
+    prefiltered: bool = False
+
+
+_KNOWN_BAD = "java_shell_execution_known_bad"
+_REMEMBERED_SHELL_ALERTS = 100_000
+
+
+class Pipeline:
+    """Both detections over one stream of records: the sequence rule and (when given) the shell rule."""
+
+    def __init__(
+        self,
+        rule: ReverseShellRule,
+        config: PipelineConfig,
+        shell_rule: ShellRule | None = None,
+        schema_resolver: SchemaResolver | None = None,
+    ) -> None:
+        self.rule = rule
+        self.schema_resolver = schema_resolver
+        self.shell_rule = shell_rule
+        self.config = config
+        self.ruleset = digest_of({"sequence": rule.digest, "shell": shell_rule.digest if shell_rule else None})
+        shell_patterns = shell_rule.prefilter_patterns() if shell_rule is not None else ()
+        self.prefilter = ByteScreen.from_patterns(
+            [*rule.network.executables.patterns, *rule.process.parent_executables.patterns, *shell_patterns],
+            enabled=config.prefilter_enabled,
+        )
+        # (host.id, exec identity) -> id of the shell alert actually emitted for that exec
+        self._shell_alert_ids: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self.correlator = Correlator(
+            rule,
+            allowed_lateness_ms=config.allowed_lateness_ms,
+            max_hosts=config.max_hosts,
+            max_pending_per_host=config.max_pending_per_host,
+            max_held_per_host=config.max_held_per_host,
+        )
+        self.grouper = (
+            AlertGrouper(config.group_period_ms, max_hosts=config.max_hosts) if config.grouping_enabled else None
+        )
+        self.stats = PipelineStats()
+
+    def process(self, raw: bytes, detected_ms: int) -> RecordOutcome:
+        self.stats.records += 1
+        if not self.prefilter.accepts(raw):
+            self.stats.prefiltered += 1
+            return RecordOutcome([], prefiltered=True)
+        decoded = self.decode(raw)
+        if isinstance(decoded, DecodeError):
+            self.stats.undecodable[decoded.reason] += 1
+            return RecordOutcome([], error=decoded)
+        self.stats.decoded += 1
+        return RecordOutcome(self.observe(decoded.events, detected_ms))
+
+    def prefilter_batch(self, raws: Sequence[bytes]) -> list[int]:
+        """Indices of the records of *raws* that pass the pre-filter, for :meth:`process`; the others are
+        counted as :meth:`process` counts them. One batched check instead of a call per record."""
+        kept = self.prefilter.accepted(raws)
+        rejected = len(raws) - len(kept)
+        self.stats.records += rejected
+        self.stats.prefiltered += rejected
+        return kept
+
+    def decode(self, raw: bytes) -> Decoded | DecodeError:
+        """One record to events (JSON, Avro single-object, or registry-framed Avro when a registry is set)."""
+        return decode_record(raw, registry=self.schema_resolver)
+
+    def observe(self, events: Iterable[Event], detected_ms: int) -> list[dict[str, Any]]:
+        """Decoded events in; the alerts they raise or complete out."""
+        alerts: list[dict[str, Any]] = []
+        matches: list[Match] = []
+        for event in events:
+            if isinstance(event, ProcessEvent) and self.shell_rule is not None:
+                alerts.extend(self._classify(self.shell_rule, event, detected_ms))
+            matches.extend(self.correlator.observe(event))
+        return alerts + self.alerts_for(matches, detected_ms)
+
+    def _classify(self, shell_rule: ShellRule, event: ProcessEvent, detected_ms: int) -> list[dict[str, Any]]:
+        classification = classify(shell_rule, event)
+        if classification is None:
+            return []
+        suppressed = 0
+        grouped = self.grouper is not None and classification.case != _KNOWN_BAD
+        if grouped and self.grouper is not None and event.host_id is not None and event.timestamp_ms is not None:
+            command = event.command_lines[0] if event.command_lines else " ".join(event.args)
+            key = (event.parent_entity_id or "", command, classification.case)
+            reported = self.grouper.admit(event.host_id, key, event.timestamp_ms)
+            if reported is None:
+                self.stats.suppressed += 1
+                return []
+            suppressed = reported
+        alert = shell_alert(
+            shell_rule.meta,
+            classification,
+            event,
+            detected_ms=detected_ms,
+            ruleset=self.ruleset,
+            suppressed_count=suppressed,
+            mask_secrets=self.config.mask_secrets,
+        )
+        remembered = self._shell_alert_ids
+        remembered[(event.host_id or "", exec_identity(event))] = alert["event"]["id"]
+        if len(remembered) > _REMEMBERED_SHELL_ALERTS:
+            remembered.popitem(last=False)
+        self.stats.alerts += 1
+        return [alert]
+
+    def stream_idle(self, kind: Kind, detected_ms: int, host_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        return self.alerts_for(self.correlator.stream_idle(kind, host_ids), detected_ms)
+
+    def flush(self, detected_ms: int) -> list[dict[str, Any]]:
+        return self.alerts_for(self.correlator.flush(), detected_ms)
+
+    def alerts_for(self, matches: list[Match], detected_ms: int) -> list[dict[str, Any]]:
+        self.stats.alerts += len(matches)
+        alerts = []
+        for match in matches:
+            execution = match.execution
+            related = self._shell_alert_ids.get((execution.host_id or "", exec_identity(execution)))
+            alerts.append(
+                sequence_alert(
+                    self.rule.meta,
+                    match,
+                    maxspan_ms=self.rule.maxspan_ms,
+                    detected_ms=detected_ms,
+                    ruleset=self.ruleset,
+                    mask_secrets=self.config.mask_secrets,
+                    related_alert_ids=[related] if related is not None else [],
+                )
+            )
+        return alerts

@@ -1,0 +1,1 @@
+"""ECS field access, typed events and timestamps: the lowest layer."""

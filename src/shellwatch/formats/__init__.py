@@ -1,0 +1,1 @@
+"""Wire formats: event decoding (JSON/Avro), alert encoding, capture lines."""

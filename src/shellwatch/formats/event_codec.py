@@ -1,0 +1,170 @@
+"""Bytes to events: the one place that maps ECS wire field names onto the typed events.
+
+``decode_json_event`` returns a :class:`Decoded` (zero, one or two events: a document whose
+``event.category`` holds both ``network`` and ``process`` is both) or a :class:`DecodeError`; it
+never raises. A document that lacks a field is not an error: that field is simply empty. A present
+``@timestamp`` that cannot be parsed is an error (the event could never be placed in time).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from shellwatch.ecs.events import Event, NetworkEvent, ProcessEvent
+from shellwatch.ecs.fields import FieldSet, field_values, flatten, keyword_values, single_keyword
+from shellwatch.ecs.timestamps import InvalidTimestampError, parse_timestamp_ms
+from shellwatch.formats.avro import (
+    CONFLUENT_MAGIC,
+    SINGLE_OBJECT_MAGIC,
+    AvroDecodeError,
+    AvroSchemas,
+    render,
+    shipped_schemas,
+)
+
+__all__ = ["DecodeError", "DecodeReason", "Decoded", "decode_json_event", "decode_record", "load_json_document"]
+
+DecodeReason = Literal[
+    "empty",
+    "invalid_json",
+    "not_an_object",
+    "invalid_timestamp",
+    "too_deep",
+    "invalid_avro",
+    "unknown_schema",
+    "schema_registry_unsupported",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeError:
+    reason: DecodeReason | str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    events: tuple[Event, ...]
+
+
+SchemaResolver = Callable[[int], Any]  # registry schema id -> parsed writer schema; raises LookupError
+Decoder = Callable[[bytes], "Decoded | DecodeError"]
+
+
+# The wire-to-model mapping: event attribute -> ECS field path. Single-valued fields are identities.
+COMMON_SINGLE = {
+    "host_id": "host.id",
+    "host_name": "host.name",
+    "event_id": "event.id",
+    "entity_id": "process.entity_id",
+}
+COMMON_MULTI = {"os_types": "host.os.type", "actions": "event.action"}
+NETWORK_MULTI = {"executables": "process.executable", "destination_ips": "destination.ip"}
+PROCESS_SINGLE = {"parent_entity_id": "process.parent.entity_id"}
+PROCESS_MULTI = {
+    "names": "process.name",
+    "executables": "process.executable",
+    "args": "process.args",
+    "command_lines": "process.command_line",
+    "env_vars": "process.env_vars",
+    "parent_names": "process.parent.name",
+    "parent_executables": "process.parent.executable",
+    "parent_args": "process.parent.args",
+    "parent_command_lines": "process.parent.command_line",
+}
+
+
+_FIELDS = FieldSet(
+    {"@timestamp", "event.category"}
+    | {path for m in (COMMON_SINGLE, COMMON_MULTI, NETWORK_MULTI, PROCESS_SINGLE, PROCESS_MULTI) for path in m.values()}
+)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def load_json_document(raw: bytes) -> dict[str, Any] | DecodeError:
+    """Decode one JSON object. orjson first; numbers it refuses fall back to the standard library."""
+    if not raw.strip():
+        return DecodeError("empty", "empty record")
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as fast_error:
+        try:
+            doc = json.loads(raw, parse_constant=_reject_constant)
+        except RecursionError:
+            return DecodeError("too_deep", "JSON nested too deeply")
+        except ValueError:
+            return DecodeError("invalid_json", f"invalid JSON: {fast_error}")
+    if not isinstance(doc, dict):
+        return DecodeError("not_an_object", f"JSON value is a {type(doc).__name__}, not an object")
+    return doc
+
+
+def decode_record(
+    raw: bytes, avro: AvroSchemas | None = None, registry: SchemaResolver | None = None
+) -> Decoded | DecodeError:
+    """Decode one input record, sniffing its format: Avro single-object encoding, Confluent's
+    registry framing (``00`` + schema id, resolved through ``registry``), else ECS JSON.
+
+    Avro records are decoded with ``avro`` (default: the shipped schemas); the event's ``raw`` is then
+    the decoded document rendered as JSON, which is what alerts quote.
+    """
+    schemas = avro or shipped_schemas()
+    try:
+        if raw[:2] == SINGLE_OBJECT_MAGIC:
+            doc = schemas.decode(raw)
+        elif raw[:1] == CONFLUENT_MAGIC and len(raw) >= 5:
+            schema_id = int.from_bytes(raw[1:5], "big")
+            if registry is None:
+                return DecodeError(
+                    "schema_registry_unsupported",
+                    f"Confluent wire format (schema id {schema_id}) needs SHELLWATCH_SCHEMA_REGISTRY_URL",
+                )
+            try:
+                writer = registry(schema_id)
+            except LookupError as exc:
+                return DecodeError("unknown_schema", f"schema id {schema_id}: {exc}")
+            doc = schemas.decode_body(raw[5:], writer)
+        else:
+            return decode_json_event(raw)
+    except AvroDecodeError as exc:
+        return DecodeError(exc.reason, str(exc))
+    return events_from_document(doc, render(doc))
+
+
+def decode_json_event(raw: bytes) -> Decoded | DecodeError:
+    doc = load_json_document(raw)
+    if isinstance(doc, DecodeError):
+        return doc
+    return events_from_document(doc, raw)
+
+
+def events_from_document(document: Mapping[str, Any], raw: bytes) -> Decoded | DecodeError:
+    doc = flatten(document, _FIELDS)
+    stamps = field_values(doc, "@timestamp", flat=True)
+    timestamp_ms: int | None = None
+    if stamps:
+        try:
+            timestamp_ms = parse_timestamp_ms(stamps[0])
+        except InvalidTimestampError as exc:
+            return DecodeError("invalid_timestamp", str(exc))
+    categories = keyword_values(doc, "event.category", flat=True)
+    common: dict[str, Any] = {"raw": raw, "timestamp_ms": timestamp_ms}
+    common.update({name: single_keyword(doc, path, flat=True) for name, path in COMMON_SINGLE.items()})
+    common.update({name: keyword_values(doc, path, flat=True) for name, path in COMMON_MULTI.items()})
+    events: list[Event] = []
+    if "network" in categories:
+        network: dict[str, Any] = {name: keyword_values(doc, path, flat=True) for name, path in NETWORK_MULTI.items()}
+        events.append(NetworkEvent(**common, **network))
+    if "process" in categories:
+        process: dict[str, Any] = {name: single_keyword(doc, path, flat=True) for name, path in PROCESS_SINGLE.items()}
+        process.update({name: keyword_values(doc, path, flat=True) for name, path in PROCESS_MULTI.items()})
+        events.append(ProcessEvent(**common, **process))
+    return Decoded(tuple(events))

@@ -1,0 +1,1 @@
+"""Kafka plumbing: security, partitioning, headers, topic admin, schema registry, dead letters."""

@@ -1,0 +1,1 @@
+"""EQL comparison primitives and the shell command lexer."""

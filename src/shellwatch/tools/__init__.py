@@ -1,0 +1,1 @@
+"""Command-line tools: detect, record, replay, demo."""

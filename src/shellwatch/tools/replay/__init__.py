@@ -1,0 +1,1 @@
+"""Replaying captures into topics and asserting the alerts they raise."""

@@ -1,0 +1,1 @@
+"""The Faust worker: the prefilter stage, the correlation agent, web, metrics, health."""

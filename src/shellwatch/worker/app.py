@@ -1,0 +1,282 @@
+"""The Faust wiring: ``create_app(settings, rule)`` builds the worker. Nothing here decides detections.
+
+Two stages run in one worker process (and scale out as two consumer groups):
+
+1. the pre-filter stage (:mod:`shellwatch.worker.prefilter.stage`, a batched bare aiokafka loop, an app task)
+   reads the input topics, drops records no rule can match (~98%) before they cost a Faust event,
+   dead-letters undecodable ones, and forwards the rest (raw, keyed by ``host.id``, same partition)
+   to ``<app_id>-relevant`` together with per-partition progress markers;
+2. the ``correlate`` agent consumes that topic, runs the core (:class:`CorrelationRuntime`), produces
+   alerts and awaits their delivery before the record is acknowledged, then mirrors the changed hosts'
+   sequence state into the ``sequence-state`` table (changelog-backed, co-partitioned with the
+   relevant topic, emptied by event time as sequences complete or expire). A record the agent cannot
+   handle goes to the dead-letter topic; the loop never stops on one record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import faust
+
+from shellwatch.core.alerts import AlertFormat, encode_alert
+from shellwatch.core.pipeline import Pipeline
+from shellwatch.kafka.dead_letters import dead_letter_headers
+from shellwatch.kafka.schema_registry import RegistryClient
+from shellwatch.kafka.security import faust_kwargs
+from shellwatch.rules.model import ReverseShellRule
+from shellwatch.rules.shell_rule import ShellRule
+from shellwatch.settings import KafkaSettings, Settings
+from shellwatch.worker.alert_latency import RecordTimes
+from shellwatch.worker.prefilter.routing import BROKER_TS_HEADER
+from shellwatch.worker.prefilter.stage import PrefilterConfig, SourceKind, run_prefilter_stage
+from shellwatch.worker.prefilter.stats import PrefilterStats
+from shellwatch.worker.runtime import PROGRESS_HEADER, CorrelationRuntime, RecordError
+from shellwatch.worker.stage_stats import CorrelateStats
+from shellwatch.worker.web import install_monitoring
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("shellwatch.worker")
+FAUST_ENV_PREFIX = "SHELLWATCH_FAUST_"
+STATS_INTERVAL_S = 30.0
+MAX_RECORD_BYTES = 8 * 1024 * 1024
+
+
+class _TableStore:
+    """The :class:`~shellwatch.worker.runtime.StateStore` view of a Faust table (raw bytes keys)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, key: str) -> bytes | None:
+        value = self.table.get(key.encode())
+        return None if value is None else bytes(value)
+
+    def put(self, key: str, value: bytes) -> None:
+        self.table[key.encode()] = value
+
+    def delete(self, key: str) -> None:
+        raw = key.encode()
+        if raw in self.table:
+            del self.table[raw]
+
+    def items(self) -> Iterator[tuple[str, bytes]]:
+        for key, value in list(self.table.items()):
+            yield bytes(key).decode(), bytes(value)
+
+
+def _headers(raw: Iterable[tuple[str, bytes]] | dict[str, bytes] | None) -> list[tuple[str, bytes]]:
+    if raw is None:
+        return []
+    items = raw.items() if isinstance(raw, dict) else raw
+    return [(str(k), bytes(v) if v is not None else b"") for k, v in items]
+
+
+class _Outputs:
+    """Alert delivery and dead letters, each awaited until the broker has the record."""
+
+    def __init__(
+        self,
+        alerts_topic: Any,
+        dead_letter_topic: Any,
+        alert_format: AlertFormat,
+        stats: CorrelateStats,
+        record_times: RecordTimes,
+    ) -> None:
+        self.alerts_topic = alerts_topic
+        self.alert_format = alert_format
+        self.dead_letter_topic = dead_letter_topic
+        self.stats = stats
+        self.record_times = record_times
+
+    async def deliver(self, alerts: list[dict[str, Any]]) -> None:
+        for alert in alerts:
+            key = str(alert["host"]["id"]).encode()
+            pending = await self.alerts_topic.send(key=key, value=encode_alert(alert, self.alert_format), force=True)
+            await pending  # delivered before the causing record is acknowledged
+            record_ms = self.record_times.pop(alert["event"]["id"])
+            self.stats.delivered(alert, None if record_ms is None else (_now_ms() - record_ms) / 1000)
+
+    async def dead_letter(self, message: Any, reason: str, text: str) -> None:
+        self.stats.dead_letters[reason] += 1
+        headers = dead_letter_headers(
+            _headers(message.headers),
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            error_class=reason,
+            message=text,
+        )
+        pending = await self.dead_letter_topic.send(
+            key=message.key, value=message.value, headers=[(k, v or b"") for k, v in headers], force=True
+        )
+        await pending
+
+
+class _RecordHandler:
+    """The correlate agent's work on one record of the relevant topic; never raises for a bad record."""
+
+    def __init__(
+        self,
+        runtime: CorrelationRuntime,
+        outputs: _Outputs,
+        stage: CorrelateStats,
+        assigned_partitions: Callable[[], set[int]],
+    ) -> None:
+        self.runtime = runtime
+        self.outputs = outputs
+        self.stage = stage
+        self.assigned_partitions = assigned_partitions
+
+    async def __call__(self, message: Any) -> None:
+        runtime, outputs = self.runtime, self.outputs
+        self.stage.begin(time.monotonic())
+        marker = False
+        try:
+            if runtime.needs_reload:
+                await outputs.deliver(runtime.reload(self.assigned_partitions(), _now_ms()))
+            headers = dict(_headers(message.headers))
+            marker = PROGRESS_HEADER in headers
+            alerts = runtime.handle(message.value, headers, message.partition, _now_ms(), _record_ms(headers))
+            await outputs.deliver(alerts)
+            runtime.persist()
+        except RecordError as exc:
+            await outputs.dead_letter(message, exc.reason, exc.message)
+        except Exception as exc:  # one bad record must never stop or silently skip
+            log.exception("record %s[%d]@%d failed", message.topic, message.partition, message.offset)
+            await outputs.dead_letter(message, type(exc).__name__, str(exc))
+        finally:
+            self.stage.done(message.partition, message.offset, marker=marker, now_s=time.monotonic())
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _record_ms(headers: dict[str, bytes]) -> int | None:
+    """The input record's Kafka timestamp, as the pre-filter stage forwarded it."""
+    try:
+        value = int(headers.get(BROKER_TS_HEADER, b""))
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+def _faust_app(kafka: KafkaSettings, bootstrap: str, partitions: int) -> faust.App:
+    data_dir = kafka.data_dir or Path(tempfile.gettempdir()) / "shellwatch" / kafka.app_id
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        kafka.app_id,
+        broker=[f"kafka://{server.strip()}" for server in bootstrap.split(",")],
+        env={},  # settings come from our one Settings object, never from stray variables
+        env_prefix=FAUST_ENV_PREFIX,
+        store="memory://",
+        datadir=str(data_dir),
+        topic_partitions=partitions,
+        topic_replication_factor=kafka.replication_factor,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_max_request_size=MAX_RECORD_BYTES,
+        consumer_max_fetch_size=MAX_RECORD_BYTES,
+        broker_commit_interval=1.0,
+        stream_recovery_delay=0.0,
+        stream_wait_empty=False,
+        web_enabled=kafka.web_enabled,
+        web_port=kafka.web_port,
+        web_bind="0.0.0.0",
+        web_tables_enabled=False,  # would serve the sequence state (raw events) to anyone on the port
+        web_router_enabled=False,  # would list the other workers; we route nothing over HTTP
+        **faust_kwargs(kafka.security),  # broker_credentials: the same SASL/TLS as every other client
+    )
+
+
+def _forwarder_config(kafka: KafkaSettings, bootstrap: str, allowed_lateness_ms: int) -> PrefilterConfig:
+    return PrefilterConfig(
+        bootstrap_servers=bootstrap,
+        source_topics=tuple((name, cast(SourceKind, kind)) for name, kind in kafka.source_topics),
+        relevant_topic=kafka.relevant_topic,
+        dead_letter_topic=kafka.dead_letter_topic,
+        group_id=f"{kafka.app_id}-prefilter",
+        security=kafka.security,
+        max_lead_ms=max(500, allowed_lateness_ms // 2),  # keep the topics well within the core's lateness
+    )
+
+
+def create_app(settings: Settings, rule: ReverseShellRule, shell_rule: ShellRule, *, partitions: int) -> faust.App:
+    kafka = settings.kafka
+    if kafka.bootstrap_servers is None:
+        raise ValueError("KAFKA_BOOTSTRAP_SERVERS is not set")
+    app = _faust_app(kafka, kafka.bootstrap_servers, partitions)
+    relevant = app.topic(kafka.relevant_topic, key_serializer="raw", value_serializer="raw", partitions=partitions)
+    alerts_topic = app.topic(kafka.alerts_topic, key_serializer="raw", value_serializer="raw")
+    dead_letters = app.topic(kafka.dead_letter_topic, key_serializer="raw", value_serializer="raw")
+    table = app.Table(
+        "sequence-state",
+        key_type=bytes,  # bytes keys and values: Faust's "raw" codec, in writes and in changelog recovery
+        value_type=bytes,
+        partitions=partitions,
+        extra_topic_configs={"max.message.bytes": str(MAX_RECORD_BYTES), **kafka.created_topic_configs},
+    )
+    resolver = RegistryClient(kafka.schema_registry_url) if kafka.schema_registry_url else None
+    runtime = CorrelationRuntime(Pipeline(rule, settings.pipeline, shell_rule, resolver), _TableStore(table))
+    forwarder_stats, stage = PrefilterStats(), CorrelateStats()
+    outputs = _Outputs(alerts_topic, dead_letters, kafka.alert_format, stage, runtime.record_times)
+    monitor = install_monitoring(
+        app, kafka=kafka, health=settings.health, forwarder=forwarder_stats, correlate=stage, runtime=runtime
+    )
+
+    def assigned_partitions() -> set[int]:
+        return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == kafka.relevant_topic}
+
+    def _rebalanced(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        runtime.needs_reload = True
+
+    app.on_partitions_assigned.connect(_rebalanced)
+    app.on_partitions_revoked.connect(_rebalanced)
+
+    handle = _RecordHandler(runtime, outputs, stage, assigned_partitions)
+
+    @app.agent(relevant, name="correlate")
+    async def correlate(stream: Any) -> None:
+        async for event in stream.events():
+            await handle(event.message)
+
+    forwarder_config = _forwarder_config(kafka, kafka.bootstrap_servers, settings.pipeline.allowed_lateness_ms)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def prefilter_stage() -> None:
+        stop = asyncio.Event()
+        try:
+            pipeline = runtime.pipeline
+            await run_prefilter_stage(forwarder_config, pipeline.prefilter, stop, forwarder_stats, pipeline.decode)
+        except asyncio.CancelledError:
+            stop.set()
+            raise
+        except Exception as exc:
+            monitor.prefilter_stopped = f"{type(exc).__name__}: {exc}"
+            log.exception("pre-filter stage failed; stopping the worker")
+            await app.crash(RuntimeError("pre-filter stage failed"))
+            raise
+
+    @app.timer(STATS_INTERVAL_S)  # type: ignore[untyped-decorator]
+    async def report_stats() -> None:
+        correlator = runtime.pipeline.correlator
+        log.info(
+            "stats forwarder=%s correlator=%s hosts=%d held=%d pending=%d correlate=%s",
+            forwarder_stats,
+            correlator.stats,
+            correlator.host_count,
+            correlator.held_count,
+            correlator.pending_count,
+            stage,
+        )
+
+    return app

@@ -1,0 +1,1 @@
+"""Stage 1: a bare consumer that screens, dead-letters and forwards relevant records."""

@@ -1,0 +1,85 @@
+"""Where the forwarder puts a record, and the headers it adds: pure functions, no I/O.
+
+Headers on the relevant topic (names are the contract with stage 2):
+
+- forwarded record: the original headers, then ``shellwatch.kind`` (``network``, ``process`` or
+  ``network,process``), ``shellwatch.source`` (``topic/partition/offset``) and ``shellwatch.broker_ts``
+  (the source record's broker timestamp in epoch ms; the forwarded record gets a new broker timestamp,
+  so replayed old data is not deleted at once by the relevant topic's time-based retention);
+- progress marker (empty key and value): ``shellwatch.tools.progress`` (the source topic's kind),
+  ``shellwatch.source`` (``topic/partition``) and ``shellwatch.as_of`` (epoch ms at which the fetch that
+  found the partition caught up was answered: records written after it may still be in flight).
+
+Only the forwarder may set ``shellwatch.*`` headers: input headers of that name are dropped, so an input
+record cannot pose as a progress marker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final, Literal
+
+from shellwatch.kafka.dead_letters import Header
+from shellwatch.kafka.partitioning import java_partition
+
+__all__ = [
+    "AS_OF_HEADER",
+    "BROKER_TS_HEADER",
+    "KIND_HEADER",
+    "PROGRESS_HEADER",
+    "REASON_HEADER",
+    "SOURCE_HEADER",
+    "SourceKind",
+    "forward_headers",
+    "forward_target",
+    "marker_headers",
+]
+
+SourceKind = Literal["network", "process", "mixed"]
+
+KIND_HEADER: Final = "shellwatch.kind"
+SOURCE_HEADER: Final = "shellwatch.source"
+BROKER_TS_HEADER: Final = "shellwatch.broker_ts"
+PROGRESS_HEADER: Final = "shellwatch.progress"
+AS_OF_HEADER: Final = "shellwatch.as_of"  # on markers: when the fetch that found the partition caught up returned
+REASON_HEADER: Final = "shellwatch.error.reason"  # on dead letters, beside the __connect.errors.* headers
+_OUR_PREFIX: Final = "shellwatch."
+MARKER_KINDS: Final[dict[str, bytes]] = {"network": b"network", "process": b"process", "mixed": b"network,process"}
+
+
+def forward_target(
+    host_id: str | None, record_key: bytes | None, source_partition: int, partitions: int
+) -> tuple[bytes, int]:
+    """Key and relevant-topic partition of a forwarded record.
+
+    Keyed by ``host.id`` (UTF-8; lone surrogates become ``?`` as Java's ``getBytes`` does). Input already
+    keyed by that host id keeps its partition number; otherwise the Java partitioner places the host id.
+    Without a host id the record keeps its key (``b""`` if none) and its partition number.
+    """
+    if host_id is None:
+        return record_key or b"", source_partition % partitions
+    key = host_id.encode("utf-8", "replace")
+    if record_key == key:
+        return key, source_partition % partitions
+    return key, java_partition(key, partitions)
+
+
+def forward_headers(
+    headers: Iterable[Header], *, kinds: bytes, topic: str, partition: int, offset: int, broker_ts: int
+) -> list[Header]:
+    """The record's own headers (minus ``shellwatch.*``) plus its kinds and where it came from."""
+    kept = [h for h in headers if not h[0].startswith(_OUR_PREFIX)]
+    kept += [
+        (KIND_HEADER, kinds),
+        (SOURCE_HEADER, f"{topic}/{partition}/{offset}".encode()),
+        (BROKER_TS_HEADER, str(broker_ts).encode()),
+    ]
+    return kept
+
+
+def marker_headers(kind: SourceKind, topic: str, partition: int, as_of_ms: int) -> list[Header]:
+    return [
+        (PROGRESS_HEADER, MARKER_KINDS[kind]),
+        (SOURCE_HEADER, f"{topic}/{partition}".encode()),
+        (AS_OF_HEADER, str(as_of_ms).encode()),
+    ]

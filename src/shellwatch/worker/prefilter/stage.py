@@ -1,0 +1,378 @@
+"""Stage 1 of the worker: a batched bare-aiokafka loop that forwards only the records a rule could match.
+
+About 98% of endpoint events involve no Java. A Faust agent costs ~70 µs per event, a ``getmany`` loop a
+few µs, so this loop reads the raw source topics and hands the Faust agent (stage 2) only what matters:
+
+- the pre-filter rejects a record: counted, not decoded;
+- it passes but cannot be decoded: dead-lettered (original key, value and headers plus the
+  ``__connect.errors.*`` headers, see :mod:`shellwatch.kafka.dead_letters`);
+- it decodes to a network and/or process event: its original bytes go ONCE to the relevant topic, keyed
+  by ``host.id``, in the source partition when the input was keyed by ``host.id`` (co-partitioned), else
+  in the Java partitioner's choice for ``host.id`` (repartitioning unkeyed or wrongly keyed input);
+- it decodes to neither kind: counted as ``other_category``.
+
+Delivery is at-least-once: after each batch every produce is awaited, and only then are the offsets
+committed. A failed produce raises out of :func:`run_prefilter_stage` without committing (the caller restarts).
+
+Progress markers: after a batch, each assigned source partition that is caught up (position at the
+highwater) gets, at most every ``marker_interval_ms``, an empty record in the same-numbered relevant
+partition with the header ``shellwatch.tools.progress`` (the source's kind) so stage 2 can release events it
+holds while waiting for the other stream. It follows the batch's forwards in that partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import CommitFailedError, IllegalStateError
+
+from shellwatch.core.byte_screen import ByteScreen
+from shellwatch.formats.event_codec import DecodeError, Decoder, decode_record
+from shellwatch.kafka.admin import PartitionMismatchError, check_partitions, require_copartitioned
+from shellwatch.kafka.dead_letters import dead_letter_headers
+from shellwatch.kafka.security import KafkaSecurity, aiokafka_kwargs
+from shellwatch.worker.prefilter.balance import CatchUpBalance, Partition
+from shellwatch.worker.prefilter.routing import (
+    MARKER_KINDS,
+    REASON_HEADER,
+    SourceKind,
+    forward_headers,
+    forward_target,
+    marker_headers,
+)
+from shellwatch.worker.prefilter.stats import AssignmentListener, PrefilterStats
+
+__all__ = [
+    "PartitionMismatchError",
+    "PrefilterConfig",
+    "PrefilterStats",
+    "SourceKind",
+    "check_partitions",
+    "run_prefilter_stage",
+]
+
+log = logging.getLogger("shellwatch.prefilter")
+
+MAX_REQUEST_BYTES: Final = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PrefilterConfig:
+    bootstrap_servers: str
+    source_topics: tuple[tuple[str, SourceKind], ...]
+    relevant_topic: str
+    dead_letter_topic: str
+    group_id: str
+    marker_interval_ms: int = 250
+    max_batch: int = 10_000
+    poll_timeout_ms: int = 100
+    far_future_ms: int = 300_000  # @timestamp this far past the broker timestamp counts as far_future
+    # while catching up, a source partition this far (record time) ahead of a co-numbered partition that
+    # still has records to read is paused (see forwarder_balance); about half the allowed lateness
+    max_lead_ms: int = 2_500
+    commit_interval_ms: int = 500  # produce acks awaited and offsets committed this often (and when idle)
+    max_unacked: int = 20_000  # ... or once this many produces are unacknowledged
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)  # for every aiokafka client (repr masked)
+
+    def __post_init__(self) -> None:
+        names = [name for name, _ in self.source_topics]
+        if not names:
+            raise ValueError("source_topics: at least one source topic is required")
+        if len(set(names)) != len(names):
+            raise ValueError(f"source_topics: a topic is listed twice: {names}")
+        for name, kind in self.source_topics:
+            if kind not in MARKER_KINDS:
+                raise ValueError(f"source_topics: kind of {name!r} must be network, process or mixed, got {kind!r}")
+        outputs = {self.relevant_topic, self.dead_letter_topic}
+        if len(outputs) != 2 or outputs & set(names):
+            raise ValueError("relevant_topic, dead_letter_topic and the source topics must all differ")
+        delays = (self.marker_interval_ms, self.poll_timeout_ms, self.far_future_ms)
+        if min(*delays, self.max_lead_ms, self.commit_interval_ms) < 0:
+            raise ValueError(
+                "marker_interval_ms, poll_timeout_ms, far_future_ms, max_lead_ms and "
+                "commit_interval_ms must not be negative"
+            )
+        if self.max_batch < 1 or self.max_unacked < 1:
+            raise ValueError(f"max_batch and max_unacked must be positive, got {self.max_batch}, {self.max_unacked}")
+
+
+class _PrefilterStage:
+    def __init__(
+        self,
+        config: PrefilterConfig,
+        *,
+        prefilter: ByteScreen,
+        stats: PrefilterStats,
+        consumer: Any,
+        producer: Any,
+        partitions: int,
+        decode: Decoder = decode_record,
+    ) -> None:
+        self._decode = decode
+        self._config = config
+        self._prefilter = prefilter
+        self._stats = stats
+        self._consumer = consumer
+        self._producer = producer
+        self._partitions = partitions
+        self._kinds = dict(config.source_topics)
+        self._last_marker: dict[Any, float] = {}
+        self._balance = CatchUpBalance(config.max_lead_ms)
+        self._paused: set[Partition] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Route batches until ``stop``; acknowledge and commit every ``commit_interval_ms`` (or when idle).
+
+        Produce acknowledgements are awaited only before a commit: waiting for them after every batch
+        would stall the loop for a linger and a round trip per batch. The records of a batch are routed
+        (handed to the producer, in order) at once, so latency does not depend on the commit interval.
+        """
+        config, consumer, stats = self._config, self._consumer, self._stats
+        pending: list[asyncio.Future[Any]] = []
+        uncommitted = False
+        settled_s = time.monotonic()
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=config.poll_timeout_ms, max_records=config.max_batch)
+            if batch:
+                pending += await self._route_batch(batch)
+                stats.batches += 1
+                uncommitted = True
+            positions = await self._positions()
+            pending += await self._markers(positions)
+            self._keep_in_step(positions)
+            now = time.monotonic()
+            due = now - settled_s >= config.commit_interval_ms / 1000 or len(pending) >= config.max_unacked
+            if (pending or uncommitted) and (due or not batch):
+                await self._settle(pending, commit=uncommitted)
+                pending, uncommitted, settled_s = [], False, now
+        await self._settle(pending, commit=uncommitted)
+
+    async def _settle(self, pending: list[asyncio.Future[Any]], *, commit: bool) -> None:
+        """Wait for every produce in ``pending``, then commit what was consumed (at-least-once)."""
+        if pending:
+            try:
+                await asyncio.gather(*pending)
+            except Exception:
+                log.exception("producing %d records failed; offsets not committed", len(pending))
+                raise
+        if commit:
+            try:
+                await self._consumer.commit()
+            except CommitFailedError as exc:  # a rebalance: the new owner re-reads; duplicates are harmless
+                log.warning("offset commit failed, those records will be re-read: %s", exc)
+
+    async def _route_batch(self, batch: dict[Any, list[Any]]) -> list[asyncio.Future[Any]]:
+        accepted = self._prefilter.accepted  # one batched check per partition: no Python call per record
+        pending: list[asyncio.Future[Any]] = []
+        records = dropped = 0
+        now_s = time.monotonic()
+        for tp, tp_records in batch.items():
+            records += len(tp_records)
+            dropped_before = dropped
+            kept = accepted([record.value or b"" for record in tp_records])
+            dropped += len(tp_records) - len(kept)
+            for index in kept:
+                future = await self._route(tp_records[index])
+                if future is not None:
+                    pending.append(future)
+            self._balance.consumed((tp.topic, tp.partition), tp_records[-1].timestamp)
+            self._stats.consumed[tp.topic] += len(tp_records)
+            self._stats.prefiltered_by_topic[tp.topic] += dropped - dropped_before
+            self._stats.last_record_s[(tp.topic, tp.partition)] = now_s
+        self._stats.records += records
+        self._stats.prefiltered += dropped
+        return pending
+
+    async def _route(self, record: Any) -> asyncio.Future[Any] | None:
+        config, stats = self._config, self._stats
+        value: bytes = record.value if record.value is not None else b""
+        decoded = self._decode(value)
+        if isinstance(decoded, DecodeError):
+            stats.dead_letters[decoded.reason] += 1
+            log.warning(
+                "dead letter %s[%d]@%d: %s: %r",
+                record.topic,
+                record.partition,
+                record.offset,
+                decoded.reason,
+                decoded.message[:200],
+            )
+            headers = dead_letter_headers(
+                record.headers,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                error_class=f"shellwatch.codec.{type(decoded).__name__}",
+                message=f"{decoded.reason}: {decoded.message}",
+            )
+            headers.append((REASON_HEADER, decoded.reason.encode()))
+            dead_value = record.value if record.value is not None or record.key is not None else b""
+            future: asyncio.Future[Any] = await self._producer.send(
+                config.dead_letter_topic, value=dead_value, key=record.key, headers=headers
+            )
+            return future
+        events = decoded.events
+        if not events:
+            stats.other_category += 1
+            return None
+        first = events[0]
+        ts_ms = first.timestamp_ms
+        if ts_ms is not None and record.timestamp >= 0 and ts_ms - record.timestamp > config.far_future_ms:
+            stats.far_future += 1
+        key, partition = forward_target(first.host_id, record.key, record.partition, self._partitions)
+        headers = forward_headers(
+            record.headers,
+            kinds=",".join(e.kind for e in events).encode(),
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            broker_ts=record.timestamp,
+        )
+        stats.forwarded += 1
+        future = await self._producer.send(
+            config.relevant_topic, value=record.value, key=key, partition=partition, headers=headers
+        )
+        return future
+
+    async def _positions(self) -> dict[Any, tuple[int, int]]:
+        """(highwater, position) of each assigned source partition whose highwater is known (sampled once per
+        turn of the loop, for the markers and for pausing); also the lag the metrics report."""
+        consumer = self._consumer
+        positions: dict[Any, tuple[int, int]] = {}
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is None:  # nothing fetched yet since the assignment: unknown
+                continue
+            try:
+                position = await consumer.position(tp)
+            except IllegalStateError:  # revoked meanwhile
+                continue
+            positions[tp] = (highwater, position)
+            self._stats.lag[(tp.topic, tp.partition)] = highwater - position
+        return positions
+
+    async def _markers(self, positions: dict[Any, tuple[int, int]]) -> list[asyncio.Future[Any]]:
+        now = time.monotonic()
+        self._stats.heartbeat_s = now
+        interval_s = self._config.marker_interval_ms / 1000
+        pending: list[asyncio.Future[Any]] = []
+        for tp, (highwater, position) in positions.items():
+            last = self._last_marker.get(tp)
+            if (last is not None and now - last < interval_s) or (tp.topic, tp.partition) in self._paused:
+                continue
+            as_of_ms = self._fetched_at(tp)
+            if position < highwater or as_of_ms is None:
+                continue
+            headers = marker_headers(self._kinds[tp.topic], tp.topic, tp.partition, as_of_ms)
+            pending.append(
+                await self._producer.send(
+                    self._config.relevant_topic,
+                    value=b"",
+                    key=None,
+                    partition=tp.partition % self._partitions,
+                    headers=headers,
+                )
+            )
+            self._last_marker[tp] = now
+            self._stats.markers += 1
+        return pending
+
+    def _keep_in_step(self, positions: dict[Any, tuple[int, int]]) -> None:
+        """Pause source partitions that ran ahead of a lagging co-numbered partition; resume the others."""
+        consumer = self._consumer
+        assigned = {(tp.topic, tp.partition): tp for tp in consumer.assignment()}
+        behind = {(tp.topic, tp.partition): position < highwater for tp, (highwater, position) in positions.items()}
+        self._balance.forget([key for key in self._balance.known() if key not in assigned])
+        pause = self._balance.to_pause(assigned, behind)
+        newly, resumed = pause - self._paused, (self._paused - pause) & assigned.keys()
+        if newly:
+            consumer.pause(*(assigned[key] for key in newly))
+            log.debug("paused %s: ahead of a lagging co-numbered partition", sorted(newly))
+        if resumed:
+            consumer.resume(*(assigned[key] for key in resumed))
+        self._paused = pause
+
+    def _fetched_at(self, tp: Any) -> int | None:
+        """When the fetch that last reported ``tp``'s highwater was answered (epoch ms, this host's clock)."""
+        try:
+            polled_ms: int | None = self._consumer.last_poll_timestamp(tp)
+        except AssertionError:  # revoked meanwhile
+            return None
+        return polled_ms
+
+
+async def run_prefilter_stage(
+    config: PrefilterConfig,
+    prefilter: ByteScreen,
+    stop: asyncio.Event,
+    stats: PrefilterStats,
+    decode: Decoder = decode_record,
+) -> None:
+    """Forward until *stop* is set (the batch in hand is finished and committed first).
+
+    Raises :class:`PartitionMismatchError` before consuming anything when the topics are missing or not
+    co-partitioned, and re-raises any produce failure (nothing of that batch is committed).
+    """
+    sources = [name for name, _ in config.source_topics]
+    counts = await check_partitions(
+        config.bootstrap_servers, [*sources, config.relevant_topic, config.dead_letter_topic], security=config.security
+    )
+    partitions = require_copartitioned(
+        counts, source_topics=sources, relevant_topic=config.relevant_topic, dead_letter_topic=config.dead_letter_topic
+    )
+    security = aiokafka_kwargs(config.security)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=config.bootstrap_servers,
+        client_id="shellwatch-forwarder",
+        group_id=config.group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        **security,
+    )
+    consumer.subscribe(sources, listener=AssignmentListener(stats, time.monotonic))
+    producer = AIOKafkaProducer(
+        bootstrap_servers=config.bootstrap_servers,
+        client_id="shellwatch-forwarder",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_request_size=MAX_REQUEST_BYTES,
+        **security,
+    )
+    try:
+        await producer.start()
+        await consumer.start()
+        for topic in (config.relevant_topic, config.dead_letter_topic):
+            await producer.partitions_for(topic)  # metadata before the first send with an explicit partition
+        log.info(
+            "forwarding %s -> %s (%d partitions), dead letters -> %s, group %s",
+            ", ".join(f"{name} ({kind})" for name, kind in config.source_topics),
+            config.relevant_topic,
+            partitions,
+            config.dead_letter_topic,
+            config.group_id,
+        )
+        await _PrefilterStage(
+            config,
+            prefilter=prefilter,
+            stats=stats,
+            consumer=consumer,
+            producer=producer,
+            partitions=partitions,
+            decode=decode,
+        ).run(stop)
+    finally:
+        await _close(consumer, producer)
+
+
+async def _close(consumer: Any, producer: Any) -> None:
+    for name, client in (("consumer", consumer), ("producer", producer)):
+        try:
+            await client.stop()
+        except Exception:  # don't let a failing stop hide the error that brought us here
+            log.exception("stopping the forwarder's %s failed", name)

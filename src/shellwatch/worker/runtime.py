@@ -1,0 +1,210 @@
+"""What the correlation agent does with one record, apart from Kafka: decode, correlate, keep state.
+
+The agent hands over each record of the relevant topic (forwarded events and the pre-filter stage's
+progress markers) with its partition; this class runs the core and mirrors every host's sequence
+state into a key-value store (the worker's changelog-backed table), so a restarted or re-balanced
+worker resumes exactly where the previous owner of the partition stopped. Alerts must be delivered
+before :meth:`CorrelationRuntime.persist` is called, so a crash in between repeats an alert (same id)
+rather than losing it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from shellwatch.core.correlate import Match
+from shellwatch.core.pipeline import Pipeline
+from shellwatch.core.snapshot import HostSnapshot, SnapshotError
+from shellwatch.ecs.events import Kind
+from shellwatch.formats.event_codec import DecodeError
+from shellwatch.worker.alert_latency import RecordTimes
+from shellwatch.worker.prefilter.routing import AS_OF_HEADER, KIND_HEADER, PROGRESS_HEADER
+
+__all__ = ["KIND_HEADER", "PROGRESS_HEADER", "REPLAY_HEADER", "CorrelationRuntime", "RecordError", "StateStore"]
+
+# A marker's "caught up as of" is trusted for a host only when the host's newest record was written at
+# least this long before it: records written just before that one may reach the broker a moment later.
+MARKER_MARGIN_MS = 200
+_CLOCK_AHEAD_MS = 2_000  # a record stamped further ahead of the marker than this: clocks differ, don't wait
+REPLAY_HEADER = "shellwatch-replay"  # set by ``shellwatch replay``; forwarded unchanged by the pre-filter stage
+_KINDS: dict[bytes, Kind] = {b"network": "network", b"process": "process"}
+
+
+class StateStore(Protocol):
+    def get(self, key: str) -> bytes | None: ...
+    def put(self, key: str, value: bytes) -> None: ...
+    def delete(self, key: str) -> None: ...
+    def items(self) -> Iterable[tuple[str, bytes]]: ...
+
+
+class RecordError(Exception):
+    """A record the agent cannot use; it goes to the dead-letter topic with this reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class _HostState:
+    """One table value: the host's partition, its sequence state and its alert groups (JSON lines)."""
+
+    partition: int
+    sequence: HostSnapshot | None
+    groups: bytes | None
+
+    def to_bytes(self) -> bytes:
+        sequence = self.sequence.to_bytes() if self.sequence is not None else b""
+        return b"%d\n%s\n%s" % (self.partition, sequence, self.groups or b"")
+
+    @classmethod
+    def from_bytes(cls, value: bytes) -> _HostState:
+        head, _, rest = value.partition(b"\n")
+        sequence, _, groups = rest.partition(b"\n")
+        try:
+            return cls(int(head), HostSnapshot.from_bytes(sequence) if sequence else None, groups or None)
+        except ValueError as exc:
+            raise SnapshotError(f"bad state record: {exc}") from None
+
+
+class CorrelationRuntime:
+    def __init__(self, pipeline: Pipeline, store: StateStore) -> None:
+        self.pipeline = pipeline
+        self.store = store
+        self.needs_reload = True
+        self.bad_state_records = 0
+        rule_ids = [pipeline.rule.meta.id] + ([pipeline.shell_rule.meta.id] if pipeline.shell_rule else [])
+        self.record_times = RecordTimes(rule_ids)  # alert id -> Kafka timestamp of its exec's record
+        self._partition_of: dict[str, int] = {}
+        self._hosts_in: defaultdict[int, set[str]] = defaultdict(set)
+        self._newest_record_ms: dict[str, int] = {}  # per host: Kafka timestamp of its newest input record
+
+    def reload(self, partitions: set[int], detected_ms: int) -> list[dict[str, Any]]:
+        """After a rebalance: forget hosts of partitions this worker lost, restore those it gained."""
+        correlator = self.pipeline.correlator
+        for partition in [p for p in self._hosts_in if p not in partitions]:
+            for host_id in self._hosts_in.pop(partition):
+                correlator.forget_host(host_id)
+                self._newest_record_ms.pop(host_id, None)
+                if self.pipeline.grouper is not None:
+                    self.pipeline.grouper.forget_host(host_id)
+                self._partition_of.pop(host_id, None)
+        matches = []
+        for host_id, value in list(self.store.items()):
+            if host_id in self._partition_of:
+                continue
+            try:
+                state = _HostState.from_bytes(value)
+            except SnapshotError:
+                self.bad_state_records += 1
+                continue
+            if state.partition in partitions:
+                self._place(host_id, state.partition)
+                matches.extend(self._restore(host_id, state))
+        self.needs_reload = False
+        return self.pipeline.alerts_for(matches, detected_ms)
+
+    def _restore(self, host_id: str, state: _HostState) -> list[Match]:
+        matches = []
+        if state.sequence is not None:
+            matches = self.pipeline.correlator.import_host(host_id, state.sequence)
+        if state.groups is not None and self.pipeline.grouper is not None:
+            try:
+                self.pipeline.grouper.import_host(host_id, state.groups)
+            except ValueError:
+                self.bad_state_records += 1
+        return matches
+
+    def handle(
+        self,
+        value: bytes | None,
+        headers: Mapping[str, bytes],
+        partition: int,
+        detected_ms: int,
+        record_ms: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The alerts one record completes. Raises :class:`RecordError` for an unusable record.
+
+        ``record_ms``: the Kafka timestamp of the input record (for the detection-latency metric).
+        """
+        progress = headers.get(PROGRESS_HEADER)
+        if progress is not None:
+            return self._progress(progress, partition, detected_ms, _as_of(headers))
+        if value is None:
+            raise RecordError("empty", "record without a value")
+        decoded = self.pipeline.decode(value)
+        if isinstance(decoded, DecodeError):
+            raise RecordError(decoded.reason, decoded.message)
+        events = decoded.events
+        if REPLAY_HEADER in headers:
+            events = tuple(replace(event, replayed=True) for event in events)
+        if record_ms is not None:
+            self.record_times.note(events, record_ms)
+        for event in events:
+            host_id = event.host_id
+            if host_id is not None and record_ms is not None:
+                self._newest_record_ms[host_id] = max(record_ms, self._newest_record_ms.get(host_id, record_ms))
+            if host_id is None or host_id in self._partition_of:
+                continue
+            self._place(host_id, partition)
+            stored = self.store.get(host_id)
+            if stored is not None:
+                try:
+                    self._restore(host_id, _HostState.from_bytes(stored))
+                except SnapshotError:
+                    self.bad_state_records += 1
+        return self.pipeline.observe(events, detected_ms)
+
+    def persist(self) -> None:
+        """Write every changed host's state to the store (or delete it once nothing is left)."""
+        correlator, grouper = self.pipeline.correlator, self.pipeline.grouper
+        dirty = correlator.drain_dirty() | (grouper.drain_dirty() if grouper is not None else set())
+        for host_id in dirty:
+            sequence = correlator.export_host(host_id)
+            groups = grouper.export_host(host_id) if grouper is not None else None
+            partition = self._partition_of.get(host_id)
+            if (sequence is not None or groups is not None) and partition is not None:
+                self.store.put(host_id, _HostState(partition, sequence, groups).to_bytes())
+            else:
+                self.store.delete(host_id)
+                known = correlator.knows(host_id) or (grouper is not None and grouper.knows(host_id))
+                if not known and partition is not None:
+                    self._hosts_in[partition].discard(host_id)
+                    self._partition_of.pop(host_id, None)
+                    self._newest_record_ms.pop(host_id, None)
+
+    def _progress(self, kinds: bytes, partition: int, detected_ms: int, as_of_ms: int | None) -> list[dict[str, Any]]:
+        """A source partition is caught up: its hosts stop waiting for that stream, except hosts whose newest
+        record was written too shortly before the fetch that found it caught up (they wait for the next)."""
+        hosts = self._hosts_in.get(partition)
+        if not hosts:
+            return []
+        if as_of_ms is not None:
+            newest = self._newest_record_ms
+            hosts = {
+                h for h in hosts if not as_of_ms - MARKER_MARGIN_MS < newest.get(h, 0) <= as_of_ms + _CLOCK_AHEAD_MS
+            }
+        alerts = []
+        for part in kinds.split(b","):
+            kind = _KINDS.get(part.strip())
+            if kind is not None:
+                alerts.extend(self.pipeline.stream_idle(kind, detected_ms, list(hosts)))
+        return alerts
+
+    def _place(self, host_id: str, partition: int) -> None:
+        previous = self._partition_of.get(host_id)
+        if previous is not None and previous != partition:
+            self._hosts_in[previous].discard(host_id)
+        self._partition_of[host_id] = partition
+        self._hosts_in[partition].add(host_id)
+
+
+def _as_of(headers: Mapping[str, bytes]) -> int | None:
+    try:
+        return int(headers[AS_OF_HEADER])
+    except (KeyError, ValueError):
+        return None

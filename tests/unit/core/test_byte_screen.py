@@ -1,0 +1,119 @@
+"""The pre-filter never drops a record a rule could match (DESIGN §4), whatever its JSON spelling."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shellwatch.core.byte_screen import ByteScreen
+from shellwatch.core.pipeline import Pipeline, PipelineConfig
+from shellwatch.core.stages import network_stage_clauses, process_stage_clauses
+from shellwatch.ecs.events import NetworkEvent, ProcessEvent
+from shellwatch.formats.event_codec import Decoded, decode_json_event
+from shellwatch.rules.loader import load_reverse_shell_rule
+from tests.unit.builders import conn_doc, encode_with_escapes, exec_doc
+
+RULE = load_reverse_shell_rule()
+PREFILTER = Pipeline(RULE, PipelineConfig()).prefilter
+
+
+JAVA_PATHS = st.sampled_from(
+    [
+        "/usr/bin/java",
+        "/bin/java",
+        "/usr/lib/jvm/",
+        "/usr/lib/jvm/jdk-21/bin/java",
+        "/usr/java/x",
+        "/usr/lib/jvm/\u00e9",
+    ]
+)
+
+
+@st.composite
+def case_variant(draw: st.DrawFn, path: str) -> str:
+    flips = draw(st.lists(st.booleans(), min_size=len(path), max_size=len(path)))
+    return "".join(c.upper() if f else c for c, f in zip(path, flips, strict=True))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    java=JAVA_PATHS.flatmap(case_variant),
+    choices=st.lists(st.integers(0, 2), min_size=1, max_size=7),
+    network=st.booleans(),
+    dotted=st.booleans(),
+)
+def test_never_drops_a_matching_record(java: str, choices: list[int], network: bool, dotted: bool) -> None:
+    if network:
+        doc = conn_doc(process__executable=java)
+        if dotted:
+            doc["process.executable"] = doc["process"].pop("executable")
+    else:
+        doc = exec_doc(process__parent__executable=java)
+        if dotted:
+            doc["process.parent.executable"] = doc["process"]["parent"].pop("executable")
+    raw = encode_with_escapes(doc, choices).encode()
+    decoded = decode_json_event(raw)
+    assert isinstance(decoded, Decoded)
+    (event,) = decoded.events
+    if isinstance(event, NetworkEvent):
+        holds = network_stage_clauses(RULE.network, event) is not None
+    else:
+        assert isinstance(event, ProcessEvent)
+        holds = process_stage_clauses(RULE.process, event) is not None
+    assert holds  # the generator only builds matching records...
+    assert PREFILTER.accepts(raw)  # ...and the filter must let every one of them through
+
+
+def test_drops_records_without_java() -> None:
+    assert not PREFILTER.accepts(json.dumps(conn_doc(process__executable="/usr/sbin/nginx")).encode())
+    windows = {"event": {"category": ["process"]}, "process": {"executable": "C:\\\\Windows\\\\java.exe"}}
+    assert not PREFILTER.accepts(json.dumps(windows).encode())
+    assert not PREFILTER.accepts(b'{"path": "C:\\\\users\\\\x"}')  # an escaped backslash, not \\u
+
+
+def test_escapes_that_hide_java_are_decoded() -> None:
+    assert PREFILTER.accepts(b'{"process": {"executable": "\\/usr\\/bin\\/java"}}')
+    assert PREFILTER.accepts(b'{"process": {"executable": "/usr/bin/\\u006aava"}}')
+    assert PREFILTER.accepts(b'{"broken": "\\u006a')  # undecodable: passed on so it is reported
+
+
+def test_needles_follow_the_loaded_patterns() -> None:
+    assert ByteScreen.from_patterns(["/opt/zulu*/bin/java", "/usr/lib/jvm/*"]).needles == (
+        b"/opt/zulu",
+        b"/usr/lib/jvm/",
+    )
+    assert ByteScreen.from_patterns(["*"]).needles is None
+    assert ByteScreen.from_patterns(["/usr/bin/java"], enabled=False).accepts(b"anything")
+
+
+FRAGMENTS = st.sampled_from(
+    [
+        b"",
+        b"ja",
+        b"va",
+        b"JAVA",
+        b"/usr/lib/",
+        b"jvm/",
+        b"jSpawnHelper",
+        b"\\u006a",
+        b"ava",
+        b"\\/",
+        b"\\\\u",
+        b"x",
+        b'"',
+    ]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.lists(FRAGMENTS, max_size=6).map(b"".join), max_size=12))
+def test_batch_check_agrees_with_the_record_check(raws: list[bytes]) -> None:
+    # Fragments that join into a needle across two records must not count for either of them.
+    assert PREFILTER.accepted(raws) == [i for i, raw in enumerate(raws) if PREFILTER.accepts(raw)]
+
+
+def test_batch_check_finds_a_needle_only_inside_one_record() -> None:
+    assert PREFILTER.accepted([b"xx ja", b"va yy", b"", b"/usr/BIN/JAVA", b"\\u006aava"]) == [3, 4]
+    assert ByteScreen.from_patterns(["*"]).accepted([b"a", b""]) == [0, 1]

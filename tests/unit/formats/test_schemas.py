@@ -1,0 +1,134 @@
+"""The code's models against ``schemas/*.avsc`` (one source of truth for the wire contract)."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import orjson
+import pytest
+from fastavro.validation import validate
+
+from shellwatch.core.alerts import avro_alert_record, decode_alert, encode_alert
+from shellwatch.core.pipeline import Pipeline, PipelineConfig
+from shellwatch.ecs.events import NetworkEvent, ProcessEvent
+from shellwatch.formats import event_codec as codec
+from shellwatch.rules.loader import load_reverse_shell_rule
+from shellwatch.tools.expectations import expectation_of_alert
+from tests.unit.builders import conn_doc, exec_doc
+
+SCHEMAS = Path(__file__).parents[3] / "schemas"
+
+
+def load(name: str) -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads((SCHEMAS / f"{name}.avsc").read_text())
+    return schema
+
+
+def paths(schema: Any, prefix: str = "") -> set[str]:
+    """Every field path of a record schema (ECS ``@timestamp`` is Avro ``timestamp``)."""
+    out: set[str] = set()
+    if isinstance(schema, list):
+        for branch in schema:
+            out |= paths(branch, prefix)
+    elif isinstance(schema, dict) and schema.get("type") == "record":
+        for f in schema["fields"]:
+            name = "@timestamp" if not prefix and f["name"] == "timestamp" else f["name"]
+            out.add(prefix + name)
+            out |= paths(f["type"], f"{prefix}{name}.")
+    elif isinstance(schema, dict) and schema.get("type") == "array":
+        out |= paths(schema["items"], prefix)
+    return out
+
+
+@pytest.mark.parametrize("name", ["network_event", "process_event", "alert"])
+def test_schemas_parse(name: str) -> None:
+    fastavro.parse_schema(load(name))
+
+
+@pytest.mark.parametrize(
+    ("schema", "event_type", "mappings"),
+    [
+        ("network_event", NetworkEvent, [codec.COMMON_SINGLE, codec.COMMON_MULTI, codec.NETWORK_MULTI]),
+        (
+            "process_event",
+            ProcessEvent,
+            [codec.COMMON_SINGLE, codec.COMMON_MULTI, codec.PROCESS_SINGLE, codec.PROCESS_MULTI],
+        ),
+    ],
+)
+def test_event_models_match_schemas(schema: str, event_type: type, mappings: list[dict[str, str]]) -> None:
+    declared = paths(load(schema))
+    read = {path for mapping in mappings for path in mapping.values()} | {"@timestamp", "event.category"}
+    assert read <= declared, read - declared
+    # raw and timestamp_ms are derived; replayed comes from the record's header, not from the document
+    attributes = {f.name for f in dataclasses.fields(event_type)} - {"raw", "timestamp_ms", "replayed"}
+    assert attributes == {name for mapping in mappings for name in mapping}
+
+
+def test_alert_documents_validate_against_alert_schema() -> None:
+    pipeline = Pipeline(load_reverse_shell_rule(), PipelineConfig())
+    for doc in (conn_doc(1_700_000_000_000), exec_doc(1_700_000_000_400, process__env_vars=["A=b"])):
+        assert pipeline.process(orjson.dumps(doc), detected_ms=1_700_000_000_900).alerts == []
+    (document,) = pipeline.flush(detected_ms=1_700_000_001_000)
+    alert = orjson.loads(orjson.dumps(document))
+    record = avro_alert_record(alert)
+    assert validate(record, fastavro.parse_schema(load("alert")), strict=True)
+    assert set(paths(load("alert"))) >= {"@timestamp", "event.id", "detection.latency_ms", "threat.technique.id"}
+
+
+def test_alert_schema_evolves_compatibly() -> None:
+    """Alerts written before detection.related_alert_ids / suppressed_count existed read with today's schema."""
+    current = load("alert")
+    previous = json.loads(json.dumps(current))
+    detection = next(f for f in previous["fields"] if f["name"] == "detection")["type"]
+    detection["fields"] = [f for f in detection["fields"] if f["name"] not in ("related_alert_ids", "suppressed_count")]
+    pipeline = Pipeline(load_reverse_shell_rule(), PipelineConfig())
+    for doc in (conn_doc(1_700_000_000_000), exec_doc(1_700_000_000_400)):
+        pipeline.process(orjson.dumps(doc), detected_ms=1_700_000_000_900)
+    (document,) = pipeline.flush(detected_ms=1_700_000_001_000)
+    record = avro_alert_record(orjson.loads(orjson.dumps(document)))
+    old_record = dict(
+        record,
+        detection={k: v for k, v in record["detection"].items() if k not in ("related_alert_ids", "suppressed_count")},
+    )
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, fastavro.parse_schema(previous), old_record)
+    buffer.seek(0)
+    read = fastavro.schemaless_reader(buffer, fastavro.parse_schema(previous), fastavro.parse_schema(current))
+    assert isinstance(read, dict)
+    assert read["detection"]["related_alert_ids"] == [] and read["detection"]["suppressed_count"] == 0
+    assert read["event"]["id"] == record["event"]["id"]
+
+
+def test_alerts_encode_as_json_or_avro() -> None:
+    pipeline = Pipeline(load_reverse_shell_rule(), PipelineConfig())
+    for doc in (conn_doc(1_700_000_000_000), exec_doc(1_700_000_000_400)):
+        pipeline.process(orjson.dumps(doc), detected_ms=1_700_000_000_900)
+    (alert,) = pipeline.flush(detected_ms=1_700_000_001_000)
+    as_json = orjson.loads(encode_alert(alert))
+    assert as_json["event"]["id"] == alert["event"]["id"]
+    encoded = encode_alert(alert, "avro")
+    assert encoded[:2] == b"\xc3\x01"
+    reader = fastavro.parse_schema(load("alert"))
+    decoded = fastavro.schemaless_reader(io.BytesIO(encoded[10:]), reader)
+    assert isinstance(decoded, dict)
+    assert decoded["event"]["id"] == alert["event"]["id"] and decoded["timestamp"] == alert["@timestamp"]
+    assert [orjson.loads(e)["event"]["id"] for e in decoded["detection"]["events"]] == [
+        e["event"]["id"] for e in as_json["detection"]["events"]
+    ]
+
+
+def test_decode_alert_reads_both_wire_forms_and_expectations_agree() -> None:
+    pipeline = Pipeline(load_reverse_shell_rule(), PipelineConfig())
+    for doc in (conn_doc(1_700_000_000_000), exec_doc(1_700_000_000_400)):
+        pipeline.process(orjson.dumps(doc), detected_ms=1_700_000_000_900)
+    (document,) = pipeline.flush(detected_ms=1_700_000_001_000)
+    as_json, as_avro = decode_alert(encode_alert(document, "json")), decode_alert(encode_alert(document, "avro"))
+    assert as_json["event"]["id"] == as_avro["event"]["id"] == document["event"]["id"]
+    assert as_avro["detection"]["replayed"] is False and isinstance(as_avro["detection"]["events"][0], str)
+    assert expectation_of_alert(as_json) == expectation_of_alert(as_avro)

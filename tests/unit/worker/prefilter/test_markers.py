@@ -1,0 +1,174 @@
+"""The pre-filter stage's loop with a scripted consumer: progress markers, pausing, acknowledgements.
+
+A marker says a source partition was caught up at the fetch that returned at ``shellwatch.as_of``; the
+agent trusts it only for hosts whose newest record was written well before that (worker_runtime).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiokafka import TopicPartition
+
+from shellwatch.core.byte_screen import ByteScreen
+from shellwatch.worker.prefilter.stage import PrefilterConfig, _PrefilterStage
+from shellwatch.worker.prefilter.stats import PrefilterStats
+from tests.unit.builders import T0, exec_doc
+
+NETWORK = TopicPartition("net", 0)
+PROCESS = TopicPartition("proc", 0)
+
+
+@dataclass
+class ScriptedConsumer:
+    polled_ms: dict[TopicPartition, int | None] = field(default_factory=dict)
+    positions: dict[TopicPartition, int] = field(default_factory=dict)
+    paused: set[TopicPartition] = field(default_factory=set)
+
+    batches: list[dict[TopicPartition, list[Any]]] = field(default_factory=list)
+    log: list[str] = field(default_factory=list)
+    stop: asyncio.Event | None = None
+
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
+        if self.batches:
+            return self.batches.pop(0)
+        if self.stop is not None:
+            self.stop.set()
+        return {}
+
+    async def commit(self) -> None:
+        self.log.append("commit")
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused.update(tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.paused.difference_update(tps)
+
+    def assignment(self) -> set[TopicPartition]:
+        return {NETWORK, PROCESS}
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return 5
+
+    async def position(self, tp: TopicPartition) -> int:
+        return self.positions.get(tp, 5)  # default: caught up with what the last fetch said
+
+    def last_poll_timestamp(self, tp: TopicPartition) -> int | None:
+        return self.polled_ms.get(tp)
+
+
+@dataclass
+class RecordingProducer:
+    sent: list[tuple[str, int, dict[str, bytes]]] = field(default_factory=list)
+
+    async def send(self, topic: str, *, value: bytes, key: Any, partition: int, headers: Any) -> asyncio.Future[Any]:
+        self.sent.append((topic, partition, dict(headers)))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    value: bytes
+    key: bytes | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def forwarder(consumer: ScriptedConsumer, producer: RecordingProducer) -> _PrefilterStage:
+    config = PrefilterConfig(
+        bootstrap_servers="unused:9092",
+        source_topics=(("net", "network"), ("proc", "process")),
+        relevant_topic="relevant",
+        dead_letter_topic="dead",
+        group_id="g",
+        marker_interval_ms=0,
+    )
+    prefilter = ByteScreen.from_patterns(["/usr/lib/jvm/*"], enabled=True)
+    return _PrefilterStage(
+        config, prefilter=prefilter, stats=PrefilterStats(), consumer=consumer, producer=producer, partitions=1
+    )
+
+
+def markers(producer: RecordingProducer) -> set[bytes]:
+    return {headers["shellwatch.source"] for topic, _, headers in producer.sent if "shellwatch.progress" in headers}
+
+
+def test_markers_say_when_the_fetch_that_found_the_partition_caught_up_returned() -> None:
+    async def scenario() -> None:
+        consumer = ScriptedConsumer({NETWORK: 1_000_150, PROCESS: 1_000_400})
+        producer = RecordingProducer()
+        stage = forwarder(consumer, producer)
+        await stage._markers(await stage._positions())
+        as_of = {headers["shellwatch.source"]: headers["shellwatch.as_of"] for _, _, headers in producer.sent}
+        assert as_of == {b"net/0": b"1000150", b"proc/0": b"1000400"}
+
+    asyncio.run(scenario())
+
+
+def test_a_partition_never_fetched_gets_no_marker() -> None:
+    async def scenario() -> None:
+        producer = RecordingProducer()
+        stage = forwarder(ScriptedConsumer({PROCESS: int(time.time() * 1000)}), producer)
+        await stage._markers(await stage._positions())
+        assert markers(producer) == {b"proc/0"}
+
+    asyncio.run(scenario())
+
+
+def test_a_partition_ahead_of_its_lagging_partner_is_paused_and_gets_no_marker() -> None:
+    async def scenario() -> None:
+        now_ms = int(time.time() * 1000)
+        consumer = ScriptedConsumer({NETWORK: now_ms, PROCESS: now_ms}, positions={NETWORK: 2})  # network lags
+        producer = RecordingProducer()
+        stage = forwarder(consumer, producer)
+        old = now_ms - 60_000
+        await stage._route_batch({NETWORK: [Record("net", 0, 1, old, b"{}")]})
+        await stage._route_batch({PROCESS: [Record("proc", 0, 4, old + 10_000, orjson.dumps(exec_doc(T0)))]})
+        stage._keep_in_step(await stage._positions())
+        assert consumer.paused == {PROCESS}
+        await stage._markers(await stage._positions())
+        assert markers(producer) == set()  # neither: network lags, process is held back
+        consumer.positions[NETWORK] = 5  # network caught up
+        stage._keep_in_step(await stage._positions())
+        assert consumer.paused == set()
+
+    asyncio.run(scenario())
+
+
+def test_offsets_are_committed_once_per_interval_and_only_after_every_forward_is_acknowledged() -> None:
+    async def scenario() -> None:
+        consumer = ScriptedConsumer(stop=asyncio.Event())
+        exec_record = orjson.dumps(exec_doc(T0))
+        consumer.batches = [{PROCESS: [Record("proc", 0, offset, 1, exec_record)]} for offset in range(3)]
+        futures: list[asyncio.Future[Any]] = []
+
+        class SlowProducer(RecordingProducer):
+            async def send(self, topic: str, **kwargs: Any) -> asyncio.Future[Any]:
+                future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                futures.append(future)
+                return future
+
+        async def acknowledge_later() -> None:
+            await asyncio.sleep(0.05)
+            consumer.log.append("acks")
+            for future in futures:
+                future.set_result(None)
+
+        stage = forwarder(consumer, SlowProducer())
+        acks = asyncio.create_task(acknowledge_later())
+        await stage.run(consumer.stop)  # type: ignore[arg-type]
+        await acks
+        assert len(futures) == 3  # the three execs were forwarded at once, none waited for the others
+        assert consumer.log == ["acks", "commit"]  # one commit, once the queue ran dry and all were acknowledged
+
+    asyncio.run(scenario())

@@ -1,0 +1,137 @@
+"""The agent's record handling without Kafka: progress markers, state mirrored to a store, restarts."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from shellwatch.core.pipeline import Pipeline, PipelineConfig
+from shellwatch.core.snapshot import HostSnapshot
+from shellwatch.rules.loader import load_reverse_shell_rule
+from shellwatch.worker.runtime import PROGRESS_HEADER, REPLAY_HEADER, CorrelationRuntime, RecordError
+from tests.shared import DictStore
+from tests.unit.builders import T0, conn_doc, exec_doc
+
+RULE = load_reverse_shell_rule()
+NOW = T0 + 60_000
+
+
+def runtime(store: DictStore) -> CorrelationRuntime:
+    return CorrelationRuntime(Pipeline(RULE, PipelineConfig()), store)
+
+
+def feed(rt: CorrelationRuntime, doc: dict[str, object], partition: int = 0) -> list[dict[str, object]]:
+    alerts = rt.handle(orjson.dumps(doc), {}, partition, NOW)
+    rt.persist()
+    return alerts
+
+
+def marker(rt: CorrelationRuntime, kinds: bytes, partition: int = 0) -> list[dict[str, object]]:
+    alerts = rt.handle(b"", {PROGRESS_HEADER: kinds}, partition, NOW)
+    rt.persist()
+    return alerts
+
+
+def test_progress_marker_releases_a_held_exec() -> None:
+    rt = runtime(DictStore())
+    assert feed(rt, conn_doc(T0)) == []
+    assert feed(rt, exec_doc(T0 + 1000)) == []
+    assert marker(rt, b"network", partition=1) == []  # another partition's hosts
+    (alert,) = marker(rt, b"network")
+    assert alert["rule"]["id"] == "potential-reverse-shell-via-java"  # type: ignore[index]
+
+
+def test_restart_between_connection_and_exec_resumes_from_the_store() -> None:
+    store = DictStore()
+    first = runtime(store)
+    feed(first, conn_doc(T0))
+    marker(first, b"process")  # the connection is applied and pending
+    assert set(store.data) == {"host-a"}
+    second = runtime(store)  # a new worker process, same changelog
+    assert second.reload({0}, NOW) == []
+    assert feed(second, exec_doc(T0 + 4000)) == []
+    (alert,) = marker(second, b"network")
+    assert alert["detection"]["explanation"]["gap_ms"] == 4000  # type: ignore[index]
+    state = HostSnapshot.from_bytes(store.data["host-a"].partition(b"\n")[2])
+    assert state.pending == () and state.held == ()  # the connection was consumed
+    assert [paired for *_, paired in state.recent_execs] == [True]  # kept only for late connections
+
+
+def test_reload_ignores_partitions_owned_elsewhere_and_forgets_lost_ones() -> None:
+    store = DictStore()
+    rt = runtime(store)
+    feed(rt, conn_doc(T0, host="h-p0"), partition=0)
+    feed(rt, conn_doc(T0, host="h-p1"), partition=1)
+    other = runtime(store)
+    other.reload({1}, NOW)
+    assert other.pipeline.correlator.knows("h-p1") and not other.pipeline.correlator.knows("h-p0")
+    rt.reload({0}, NOW)
+    assert not rt.pipeline.correlator.knows("h-p1")
+
+
+def test_corrupt_state_is_counted_not_fatal() -> None:
+    store = DictStore()
+    store.put("host-a", b"0\nnot json")
+    rt = runtime(store)
+    rt.reload({0}, NOW)
+    assert rt.bad_state_records == 1
+    feed(rt, conn_doc(T0))  # the host is unknown again: the store is read (and found corrupt) once more
+    assert rt.bad_state_records == 2
+    assert HostSnapshot.from_bytes(store.data["host-a"].partition(b"\n")[2]).held  # replaced by good state
+
+
+def test_undecodable_record_is_a_record_error() -> None:
+    rt = runtime(DictStore())
+    with pytest.raises(RecordError) as caught:
+        rt.handle(b'{"process": ', {}, 0, NOW)
+    assert caught.value.reason == "invalid_json"
+    with pytest.raises(RecordError):
+        rt.handle(None, {}, 0, NOW)
+
+
+def test_replay_header_marks_alerts_replayed_even_across_a_restart() -> None:
+    store = DictStore()
+    first = runtime(store)
+    replayed = {REPLAY_HEADER: b"replay-1"}
+    assert first.handle(orjson.dumps(conn_doc(T0)), replayed, 0, NOW) == []
+    first.persist()
+    marker(first, b"process")  # the connection is pending, in the store, flagged replayed
+    second = runtime(store)
+    second.reload({0}, NOW)
+    assert second.handle(orjson.dumps(exec_doc(T0 + 1000)), {}, 0, NOW) == []  # a live exec
+    (alert,) = marker(second, b"network")
+    assert alert["detection"]["replayed"] is True  # type: ignore[index]
+
+
+def test_live_records_raise_alerts_not_marked_replayed() -> None:
+    rt = runtime(DictStore())
+    feed(rt, conn_doc(T0))
+    feed(rt, exec_doc(T0 + 1000))
+    (alert,) = marker(rt, b"network")
+    assert alert["detection"]["replayed"] is False  # type: ignore[index]
+
+
+def test_a_marker_does_not_release_a_host_whose_newest_record_is_too_recent_for_it() -> None:
+    rt = runtime(DictStore())
+    exec_written = 1_000_000
+    rt.handle(orjson.dumps(conn_doc(T0)), {}, 0, NOW, exec_written - 5_000)
+    assert rt.handle(orjson.dumps(exec_doc(T0 + 1000)), {}, 0, NOW, exec_written) == []
+    rt.persist()
+
+    def network_marker(as_of_ms: int) -> list[dict[str, object]]:
+        headers = {PROGRESS_HEADER: b"network", "shellwatch.as_of": str(as_of_ms).encode()}
+        return rt.handle(b"", headers, 0, NOW)
+
+    # fetched 150 ms after the exec was written: a connection written just before it may still be in flight
+    assert network_marker(exec_written + 150) == []
+    (alert,) = network_marker(exec_written + 200)  # far enough: everything written before the exec was seen
+    assert alert["rule"]["id"] == "potential-reverse-shell-via-java"  # type: ignore[index]
+
+
+def test_a_record_clock_far_ahead_of_the_marker_does_not_hold_the_host_back() -> None:
+    rt = runtime(DictStore())
+    rt.handle(orjson.dumps(conn_doc(T0)), {}, 0, NOW, 9_000_000)
+    rt.handle(orjson.dumps(exec_doc(T0 + 1000)), {}, 0, NOW, 9_000_000)  # stamped an hour ahead of the marker
+    headers = {PROGRESS_HEADER: b"network", "shellwatch.as_of": b"5400000"}
+    (alert,) = rt.handle(b"", headers, 0, NOW)
+    assert alert["detection"]["explanation"]["gap_ms"] == 1000
