@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: kafka-jars
 	$(BIN)/shellwatch demo
 
-## test: lint, type-check, then the whole suite (unit, property, differential, real-broker integration)
+## test: lint, type-check, import layers (lint-imports), then the whole suite (unit, property, differential, real-broker integration)
 test: lint kafka-jars deploy-tools
 	$(BIN)/python -m pytest
 
@@ -26,6 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
