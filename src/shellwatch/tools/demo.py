@@ -28,7 +28,7 @@ from shellwatch.samples.build import sample_documents
 from shellwatch.settings import SECURITY_VARIABLES, Settings
 from shellwatch.tools.terminal import printable
 
-__all__ = ["run_demo"]
+__all__ = ["alert_summary", "run_demo"]
 
 PARTITIONS = 4
 TIMEOUT_S = 60.0
@@ -43,14 +43,18 @@ def _expected_alerts(
     return count + len(pipeline.flush(0))
 
 
-def _summary(alert: Mapping[str, Any]) -> str:
+def alert_summary(alert: Mapping[str, Any]) -> str:
+    """The one line the demo prints above each alert: rule, severity, host, the connection-to-shell gap
+    (sequence alerts only; a shell alert has no gap), the shell's command line and the alert id's prefix."""
     detection = alert["detection"]
     events = detection["events"]
     shell = events[-1].get("process", {}) if events else {}
     command = " ".join(str(a) for a in shell.get("args", [])) if isinstance(shell, dict) else ""
+    gap_ms = detection["explanation"].get("gap_ms")
+    gap = "" if gap_ms is None else f" gap={gap_ms}ms"
     return printable(
-        f"ALERT {alert['rule']['name']} [{detection['severity']}] host={alert['host'].get('name')} "
-        f"gap={detection['explanation'].get('gap_ms')}ms shell={command!r} id={alert['event']['id'][:16]}"
+        f"ALERT {alert['rule']['name']} [{detection['severity']}] host={alert['host'].get('name')}"
+        f"{gap} shell={command!r} id={alert['event']['id'][:16]}"
     )
 
 
@@ -106,7 +110,7 @@ def run_demo(
             finally:
                 reader.close()
             for alert in alerts:
-                out.write(_summary(alert) + "\n")
+                out.write(alert_summary(alert) + "\n")
                 out.write(encode_alert(alert).decode() + "\n")
             if not worker.running():
                 out.write(f"the worker stopped early:\n{worker.log_tail()}\n")
