@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from shellwatch.tools.demo import run_demo  # noqa: PLC0415 - only these commands pay for Kafka clients
 
-        return run_demo(settings, rule, shell_rule, os.environ, sys.stdout)
+        return run_demo(settings, rule, shell_rule, os.environ, sys.stdout, clock_ms=_wall_clock_ms)
     if args.command == "worker":
         from shellwatch.worker.main import run_worker  # noqa: PLC0415 - only the worker pays for importing Faust
 
