@@ -20,12 +20,18 @@ from shellwatch.tools.detect import load_expected, report_detected, run_detect
 from shellwatch.tools.expectations import ExpectationError
 from shellwatch.tools.replay.cli import add_record_parser, add_replay_parser, run_record, run_replay
 
+# --help prints this as it is, so plain text (the module docstring above is reStructuredText).
+DESCRIPTION = (
+    "Real-time detection of shells spawned by exploited Java applications, over Kafka. "
+    "Settings come from SHELLWATCH_* and KAFKA_* environment variables; "
+    "'shellwatch COMMAND --help' shows a command's options."
+)
 SAMPLE = "sample-attack.ndjson"
 FILE_BATCH_LINES = 4096  # a file's lines are pre-filtered in batches; stdin line by line
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="shellwatch", description=__doc__)
+    parser = argparse.ArgumentParser(prog="shellwatch", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
     detect = commands.add_parser("detect", help="detect over NDJSON ECS events; alerts to stdout")
     detect.add_argument("input", help="NDJSON file, '-' for stdin, or 'sample' for the bundled sample")
@@ -67,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from shellwatch.tools.demo import run_demo  # noqa: PLC0415 - only these commands pay for Kafka clients
 
-        return run_demo(settings, rule, shell_rule, os.environ, sys.stdout)
+        return run_demo(settings, rule, shell_rule, os.environ, sys.stdout, clock_ms=_wall_clock_ms)
     if args.command == "worker":
         from shellwatch.worker.main import run_worker  # noqa: PLC0415 - only the worker pays for importing Faust
 

@@ -1,8 +1,9 @@
 """``shellwatch demo``: the whole pipeline on a bundled sample, on a real broker, in under a minute.
 
 Starts a local Apache Kafka broker (unless ``KAFKA_BOOTSTRAP_SERVERS`` names one), creates fresh
-topics, starts a worker, produces the sample (one attack amid benign traffic from many hosts), prints
-the alerts as they arrive, and stops everything.
+topics, starts a worker, produces the sample (one attack amid benign traffic from many hosts) moved
+in time so its newest event is the moment it is produced, prints the alerts as they arrive, and stops
+everything.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -18,6 +19,7 @@ import orjson
 
 from shellwatch.core.alerts import encode_alert
 from shellwatch.core.pipeline import Pipeline
+from shellwatch.ecs.timestamps import format_rfc3339_ms, parse_timestamp_ms
 from shellwatch.kafka.documents import AlertReader, produce_documents
 from shellwatch.kafka.security import KafkaSecurity
 from shellwatch.local.kafka import LocalKafka, create_topic, fetch_jars, jars_dir
@@ -28,7 +30,7 @@ from shellwatch.samples.build import sample_documents
 from shellwatch.settings import SECURITY_VARIABLES, Settings
 from shellwatch.tools.terminal import printable
 
-__all__ = ["run_demo"]
+__all__ = ["alert_summary", "restamp", "run_demo"]
 
 PARTITIONS = 4
 TIMEOUT_S = 60.0
@@ -43,20 +45,63 @@ def _expected_alerts(
     return count + len(pipeline.flush(0))
 
 
-def _summary(alert: Mapping[str, Any]) -> str:
+def _shifted(value: Any, offset_ms: int) -> Any:
+    """A timestamp value ``offset_ms`` later, in its own form: epoch milliseconds stay a number (or a string
+    of digits); ISO-8601 is written as RFC 3339 UTC with milliseconds, the form the sample uses."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value + offset_ms
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return str(int(value) + offset_ms)
+    return format_rfc3339_ms(parse_timestamp_ms(value) + offset_ms)
+
+
+def restamp(docs: Sequence[Mapping[str, Any]], now_ms: int) -> list[dict[str, Any]]:
+    """``docs`` moved in time by one common offset so that the newest ``@timestamp`` is ``now_ms``.
+
+    Every gap between events is kept exactly, so ordering, pairing and the alerts are those of the
+    bundled sample; only ``@timestamp`` and ``event.created`` change (a document without ``@timestamp``
+    is copied unchanged). The bundled sample is dated 2024: without this, an alert's
+    ``detection.latency_ms`` would read as years. ``docs`` are not modified.
+    """
+    stamps = [parse_timestamp_ms(doc["@timestamp"]) for doc in docs if "@timestamp" in doc]
+    offset_ms = now_ms - max(stamps) if stamps else 0
+    out: list[dict[str, Any]] = []
+    for doc in docs:
+        moved = dict(doc)
+        if "@timestamp" in doc:
+            moved["@timestamp"] = _shifted(doc["@timestamp"], offset_ms)
+            event = doc.get("event")
+            if isinstance(event, Mapping) and "created" in event:
+                moved["event"] = {**event, "created": _shifted(event["created"], offset_ms)}
+        out.append(moved)
+    return out
+
+
+def alert_summary(alert: Mapping[str, Any]) -> str:
+    """The one line the demo prints above each alert: rule, severity, host, the connection-to-shell gap
+    (sequence alerts only; a shell alert has no gap), the shell's command line and the alert id's prefix."""
     detection = alert["detection"]
     events = detection["events"]
     shell = events[-1].get("process", {}) if events else {}
     command = " ".join(str(a) for a in shell.get("args", [])) if isinstance(shell, dict) else ""
+    gap_ms = detection["explanation"].get("gap_ms")
+    gap = "" if gap_ms is None else f" gap={gap_ms}ms"
     return printable(
-        f"ALERT {alert['rule']['name']} [{detection['severity']}] host={alert['host'].get('name')} "
-        f"gap={detection['explanation'].get('gap_ms')}ms shell={command!r} id={alert['event']['id'][:16]}"
+        f"ALERT {alert['rule']['name']} [{detection['severity']}] host={alert['host'].get('name')}"
+        f"{gap} shell={command!r} id={alert['event']['id'][:16]}"
     )
 
 
 def run_demo(
-    settings: Settings, rule: ReverseShellRule, shell_rule: ShellRule, environ: Mapping[str, str], out: IO[str]
+    settings: Settings,
+    rule: ReverseShellRule,
+    shell_rule: ShellRule,
+    environ: Mapping[str, str],
+    out: IO[str],
+    *,
+    clock_ms: Callable[[], int],
 ) -> int:
+    """Run the demo; ``clock_ms`` (epoch milliseconds) dates the sample when it is produced."""
     docs = sample_documents()
     expected = _expected_alerts(rule, shell_rule, settings, docs)
     broker: LocalKafka | None = None
@@ -92,7 +137,7 @@ def run_demo(
             try:
                 sent = produce_documents(
                     bootstrap,
-                    docs,
+                    restamp(docs, clock_ms()),
                     network_topic=topics["network"],
                     process_topic=topics["process"],
                     security=security,
@@ -106,7 +151,7 @@ def run_demo(
             finally:
                 reader.close()
             for alert in alerts:
-                out.write(_summary(alert) + "\n")
+                out.write(alert_summary(alert) + "\n")
                 out.write(encode_alert(alert).decode() + "\n")
             if not worker.running():
                 out.write(f"the worker stopped early:\n{worker.log_tail()}\n")
