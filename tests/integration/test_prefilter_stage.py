@@ -1,4 +1,4 @@
-"""Stage-1 forwarder on a real broker: forwards, dead letters, markers, commits, repartitioning, start-up checks."""
+"""The prefilter stage on a real broker: forwards, dead letters, markers, commits, repartitioning, start-up checks."""
 
 from __future__ import annotations
 
