@@ -9,7 +9,6 @@ that the forwarder honours it and accounts for every record exactly once.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 import uuid
@@ -25,12 +24,11 @@ import pytest
 from shellwatch.core.byte_screen import ByteScreen
 from shellwatch.core.pipeline import Pipeline, PipelineConfig
 from shellwatch.formats.event_codec import DecodeReason
-from shellwatch.kafka.documents import AlertReader
 from shellwatch.kafka.partitioning import java_partition
-from shellwatch.local.process import WorkerProcess
 from shellwatch.samples.ecs_factory import connection, execution
 from shellwatch.worker.prefilter.stage import PrefilterStats
 from shellwatch.worker.runtime import CorrelationRuntime
+from tests.integration.deployment import PARTITIONS, Deployment
 from tests.integration.kafka_helpers import (
     At,
     Stored,
@@ -45,10 +43,8 @@ from tests.shared import RULE, SHELL_RULE, DictStore, committed_and_end, offline
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
-PARTITIONS: Final = 3
 START_MS: Final = 1_732_406_400_000
 BIG_TOPIC_CONFIG: Final = {"max.message.bytes": str(2 * 1024 * 1024)}
-TOPIC_PARTITIONS: Final = {"network": PARTITIONS, "process": PARTITIONS, "relevant": PARTITIONS, "dlq": 1}
 HUGE_BYTES: Final = 900_000
 JAVA_TEXT: Final = "/usr/bin/java -jar /opt/app/app.jar"
 PLAIN_TEXT: Final = "/usr/sbin/nginx -g daemon off"
@@ -394,33 +390,25 @@ def test_ten_thousand_malformed_records_around_an_attack(
     kafka_bootstrap: str, topic_name: str, unique_group: str, tmp_path: Path
 ) -> None:
     prefilter = Pipeline(RULE, PipelineConfig(prefilter_enabled=True), SHELL_RULE).prefilter
-    names = make_topics(kafka_bootstrap, topic_name, config=BIG_TOPIC_CONFIG, **TOPIC_PARTITIONS)
     # A real worker reads the same source topics (its own group and output topics) alongside.
-    app_id = f"{topic_name}-w"
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "SHELLWATCH_APP_ID": app_id,
-        "SHELLWATCH_NETWORK_TOPIC": names["network"],
-        "SHELLWATCH_PROCESS_TOPIC": names["process"],
-        "SHELLWATCH_ALERTS_TOPIC": f"{app_id}-alerts",
-        "SHELLWATCH_DEAD_LETTER_TOPIC": f"{app_id}-dead-letters",
-        "SHELLWATCH_WEB_ENABLED": "false",
-        "SHELLWATCH_DATA_DIR": str(tmp_path / "data"),
+    deployment = Deployment(kafka_bootstrap, tmp_path, topic_config=BIG_TOPIC_CONFIG)
+    names = {
+        "network": deployment.network,
+        "process": deployment.process,
+        **make_topics(kafka_bootstrap, topic_name, config=BIG_TOPIC_CONFIG, relevant=PARTITIONS, dlq=1),
     }
-    with WorkerProcess(env, tmp_path / "worker.log") as worker:
+    worker = deployment.start_worker()
+    try:
         landed, stats, genuine = run_flood(
             kafka_bootstrap, names, unique_group, prefilter, count=10_000, huge=HUGE_COUNT, seed=20241124
         )
         check_flood(kafka_bootstrap, names, landed, stats, genuine=genuine, prefilter=prefilter)
         expected_ids = offline_alert_ids(genuine)
-        reader = AlertReader(kafka_bootstrap, f"{app_id}-alerts")
-        try:
-            alerts = reader.read(until=len(expected_ids), timeout_s=120, settle_s=2)
-        finally:
-            reader.close()
+        alerts = deployment.alerts_for(len(expected_ids), timeout_s=120, settle_s=2)
         assert {a["event"]["id"] for a in alerts} == expected_ids, worker.log_tail()
         assert worker.running(), worker.log_tail()
+    finally:
+        deployment.stop()
 
 
 def check_flood(
@@ -463,7 +451,15 @@ def test_with_the_prefilter_off_every_malformed_record_is_dead_lettered(
     kafka_bootstrap: str, topic_name: str, unique_group: str
 ) -> None:
     prefilter = ByteScreen.from_patterns([], enabled=False)
-    names = make_topics(kafka_bootstrap, topic_name, config=BIG_TOPIC_CONFIG, **TOPIC_PARTITIONS)
+    names = make_topics(
+        kafka_bootstrap,
+        topic_name,
+        config=BIG_TOPIC_CONFIG,
+        network=PARTITIONS,
+        process=PARTITIONS,
+        relevant=PARTITIONS,
+        dlq=1,
+    )
     landed, stats, genuine = run_flood(kafka_bootstrap, names, unique_group, prefilter, count=2_000, huge=1, seed=7)
     assert stats.prefiltered == 0
     by_kind = check_outcomes(kafka_bootstrap, names, landed, stats, prefilter)
