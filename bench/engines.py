@@ -19,10 +19,10 @@ from typing import Any
 
 import eql
 import orjson
-from tests.unit.core.test_differential_eql import _eql_case_sensitive, _parsed_query
 
 from bench.workload import SEQUENCE_RULE, alert_ids
 from shellwatch.ecs.timestamps import parse_timestamp_ms
+from tests.unit.core.test_differential_eql import _eql_case_sensitive, _parsed_query
 
 
 def _children_cpu_s() -> float:
