@@ -1,7 +1,7 @@
 """``shellwatch detect`` against Elastic's Python ``eql`` engine on the same NDJSON file.
 
 ``detect`` runs as the real command (a subprocess, start-up included). eql runs in this process on the
-rule as adapted by the differential test (tests/unit/test_differential_eql.py: the adaptations and the
+rule as adapted by the differential test (tests/unit/core/test_differential_eql.py: the adaptations and the
 case-sensitivity switch live there, one copy), fed every line decoded with orjson in file order (time order).
 Both sides include reading and decoding the file. The sequence rule's alerts must be the same set:
 eql's (connection, exec) pairs are turned into alert ids as shellwatch computes them.
@@ -19,10 +19,10 @@ from typing import Any
 
 import eql
 import orjson
-from tests.unit.test_differential_eql import _eql_case_sensitive, _parsed_query
 
 from bench.workload import SEQUENCE_RULE, alert_ids
 from shellwatch.ecs.timestamps import parse_timestamp_ms
+from tests.unit.core.test_differential_eql import _eql_case_sensitive, _parsed_query
 
 
 def _children_cpu_s() -> float:

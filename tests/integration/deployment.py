@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +32,14 @@ def wait_for(predicate: Any, timeout_s: float, what: str) -> None:
 class Deployment:
     """One worker deployment: its own topics and app id on the session's broker."""
 
-    def __init__(self, bootstrap: str, workdir: Path) -> None:
+    def __init__(self, bootstrap: str, workdir: Path, *, topic_config: Mapping[str, str] | None = None) -> None:
         self.bootstrap = bootstrap
         self.workdir = workdir
         self.app_id = f"it-{uuid.uuid4().hex[:10]}"
         self.network, self.process = f"{self.app_id}-network", f"{self.app_id}-process"
         self.alerts = f"{self.app_id}-alerts"
         for topic in (self.network, self.process):
-            create_topic(bootstrap, topic, PARTITIONS)
+            create_topic(bootstrap, topic, PARTITIONS, config=topic_config)
         self.workers: list[WorkerProcess] = []
         self.extra_env: dict[str, str] = {}
 

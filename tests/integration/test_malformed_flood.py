@@ -9,7 +9,6 @@ that the forwarder honours it and accounts for every record exactly once.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 import uuid
@@ -21,23 +20,29 @@ from typing import Any, Final, Literal
 
 import orjson
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
 from shellwatch.core.byte_screen import ByteScreen
 from shellwatch.core.pipeline import Pipeline, PipelineConfig
 from shellwatch.formats.event_codec import DecodeReason
-from shellwatch.kafka.documents import AlertReader
 from shellwatch.kafka.partitioning import java_partition
-from shellwatch.local.kafka import create_topic
-from shellwatch.local.process import WorkerProcess
 from shellwatch.samples.ecs_factory import connection, execution
-from shellwatch.worker.prefilter.stage import PrefilterConfig, PrefilterStats, run_prefilter_stage
+from shellwatch.worker.prefilter.stage import PrefilterStats
 from shellwatch.worker.runtime import CorrelationRuntime
+from tests.integration.deployment import PARTITIONS, Deployment
+from tests.integration.kafka_helpers import (
+    At,
+    Stored,
+    headers_dict,
+    make_topics,
+    produce,
+    read_all,
+    run_stage_until,
+    stage_config,
+)
 from tests.shared import RULE, SHELL_RULE, DictStore, committed_and_end, offline_alert_ids
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
-PARTITIONS: Final = 3
 START_MS: Final = 1_732_406_400_000
 BIG_TOPIC_CONFIG: Final = {"max.message.bytes": str(2 * 1024 * 1024)}
 HUGE_BYTES: Final = 900_000
@@ -46,7 +51,6 @@ PLAIN_TEXT: Final = "/usr/sbin/nginx -g daemon off"
 
 DECODES: Final = "decodes"  # valid JSON object without an ECS category: counted as other_category
 Expected = DecodeReason | Literal["decodes"]
-Header = tuple[str, bytes | None]
 
 
 # --------------------------------------------------------------------------------- the garbage
@@ -233,16 +237,7 @@ class Outgoing:
     headers: tuple[tuple[str, bytes], ...]
     kind: str  # a KINDS name, "huge_string" or "genuine"
     expected: Expected | None  # None: a genuine event, to be forwarded
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes  # a null value reads as b""
-    headers: tuple[Header, ...]
+    partition: int | None = None  # always None: the Java partitioner places every record by its key
 
 
 def flood(names: dict[str, str], count: int, rng: random.Random, *, huge: int) -> list[Outgoing]:
@@ -287,115 +282,31 @@ def with_attack(names: dict[str, str], records: list[Outgoing], docs: list[dict[
 # ------------------------------------------------------------------------------------ kafka
 
 
-def make_topics(bootstrap: str, base: str) -> dict[str, str]:
-    names = {role: f"{base}-{role}" for role in ("network", "process", "relevant", "dlq")}
-    for role, name in names.items():
-        create_topic(bootstrap, name, 1 if role == "dlq" else PARTITIONS, config=BIG_TOPIC_CONFIG)
-    return names
-
-
-def produce(bootstrap: str, records: list[Outgoing]) -> dict[tuple[str, int, int], Outgoing]:
+def produce_flood(bootstrap: str, records: list[Outgoing]) -> dict[At, Outgoing]:
     """Produce in order with the Java partitioner; the records by where they landed."""
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
-            "partitioner": "murmur2_random",
-            "linger.ms": 20,
-            "message.max.bytes": 2 * 1024 * 1024,
-        }
+    sent = produce(
+        bootstrap, records, config={"linger.ms": 20, "message.max.bytes": 2 * 1024 * 1024}, flush_timeout_s=60
     )
-    landed: dict[tuple[str, int, int], Outgoing] = {}
-    errors: list[str] = []
-
-    def callback(out: Outgoing) -> Callable[[KafkaError | None, Message], None]:
-        def on_delivery(err: KafkaError | None, msg: Message) -> None:
-            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-            if err is not None or topic is None or partition is None or offset is None:
-                errors.append(f"{err} at {topic}/{partition}/{offset}")
-            else:
-                landed[(topic, partition, offset)] = out
-
-        return on_delivery
-
-    for out in records:
-        while True:
-            try:
-                producer.produce(
-                    out.topic, out.value, key=out.key, headers=list(out.headers), on_delivery=callback(out)
-                )
-                break
-            except BufferError:  # local queue full: let deliveries drain it
-                producer.poll(0.1)
-        producer.poll(0)
-    assert producer.flush(60) == 0
-    assert not errors, errors[:3]
+    landed = {s.stored.at: s.out for s in sent}
     assert len(landed) == len(records)
     for (_topic, partition, _offset), out in landed.items():
         assert out.key is not None and partition == java_partition(out.key, PARTITIONS)
     return landed
 
 
-def _stored(msg: Message) -> Stored:
-    topic, partition, offset, key, value = msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value()
-    assert topic is not None and partition is not None and offset is not None
-    assert key is None or isinstance(key, bytes)
-    return Stored(topic, partition, offset, key, value if isinstance(value, bytes) else b"", tuple(msg.headers() or ()))
-
-
-def read_all(bootstrap: str, topic: str, partitions: int) -> list[Stored]:
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex}", "enable.auto.commit": False}
-    )
-    try:
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)}
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
-        got: list[Stored] = []
-        deadline = time.monotonic() + 60
-        while len(got) < sum(ends.values()):
-            assert time.monotonic() < deadline, f"read {len(got)} of {sum(ends.values())} from {topic}"
-            for msg in consumer.consume(1000, 0.5):
-                assert msg.error() is None, msg.error()
-                got.append(_stored(msg))
-    finally:
-        consumer.close()
-    return got
-
-
-async def forward_all(config: PrefilterConfig, prefilter: ByteScreen, total: int) -> PrefilterStats:
-    """Run the forwarder until it consumed *total* records, then stop it (it commits that batch first)."""
-    stats = PrefilterStats()
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_prefilter_stage(config, prefilter, stop, stats))
-    deadline = time.monotonic() + 120
-    try:
-        while stats.records < total:
-            if task.done():
-                task.result()
-                pytest.fail(f"forwarder stopped early: {stats}")
-            assert time.monotonic() < deadline, f"forwarder did not finish: {stats}"
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)  # caught up: let every partition emit a progress marker
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
-    return stats
-
-
 def run_flood(
     bootstrap: str, names: dict[str, str], group: str, prefilter: ByteScreen, *, count: int, huge: int, seed: int
-) -> tuple[dict[tuple[str, int, int], Outgoing], PrefilterStats, list[dict[str, Any]]]:
+) -> tuple[dict[At, Outgoing], PrefilterStats, list[dict[str, Any]]]:
     genuine = attack_docs(f"{random.Random(seed).getrandbits(128):032x}")
     records = with_attack(names, flood(names, count, random.Random(seed), huge=huge), genuine)
     assert len({o.kind for o in records} - {"genuine"}) == len(KINDS) + (1 if huge else 0)
-    landed = produce(bootstrap, records)
-    config = PrefilterConfig(
-        bootstrap_servers=bootstrap,
-        source_topics=((names["network"], "network"), (names["process"], "process")),
-        relevant_topic=names["relevant"],
-        dead_letter_topic=names["dlq"],
-        group_id=group,
+    landed = produce_flood(bootstrap, records)
+    config = stage_config(bootstrap, names, group)
+    stats = asyncio.run(
+        run_stage_until(
+            config, prefilter, lambda st: st.records >= len(records), settle_s=0.5, timeout_s=120, stop_timeout_s=30
+        )
     )
-    stats = asyncio.run(forward_all(config, prefilter, len(records)))
     committed, ends = committed_and_end(bootstrap, group, [names["network"], names["process"]], PARTITIONS)
     assert committed == ends  # everything consumed and committed
     assert sum(ends.values()) == len(records)
@@ -408,7 +319,7 @@ def run_flood(
 def check_outcomes(
     bootstrap: str,
     names: dict[str, str],
-    landed: dict[tuple[str, int, int], Outgoing],
+    landed: dict[At, Outgoing],
     stats: PrefilterStats,
     prefilter: ByteScreen,
 ) -> dict[str, Counter[str]]:
@@ -426,11 +337,11 @@ def check_outcomes(
     assert stats.forwarded == len(expected_forwards)
     assert stats.prefiltered + stats.forwarded + stats.dead_lettered + stats.other_category == stats.records
 
-    dead = read_all(bootstrap, names["dlq"], 1)
+    dead = read_all(bootstrap, names["dlq"], 1, timeout_s=60)
     assert len(dead) == len(expected_dead) == stats.dead_lettered
-    seen: set[tuple[str, int, int]] = set()
+    seen: set[At] = set()
     for d in dead:
-        h = dict(d.headers)
+        h = headers_dict(d.headers)
         raw_at = tuple(h.get(f"__connect.errors.{n}") for n in ("topic", "partition", "offset"))
         assert all(isinstance(part, bytes) for part in raw_at), d.headers
         topic, partition, offset = (part.decode() if isinstance(part, bytes) else "" for part in raw_at)
@@ -455,7 +366,9 @@ def check_outcomes(
 
 
 def relevant_records(bootstrap: str, names: dict[str, str]) -> list[Stored]:
-    return sorted(read_all(bootstrap, names["relevant"], PARTITIONS), key=lambda r: (r.partition, r.offset))
+    return sorted(
+        read_all(bootstrap, names["relevant"], PARTITIONS, timeout_s=60), key=lambda r: (r.partition, r.offset)
+    )
 
 
 def detect(relevant: list[Stored]) -> list[dict[str, Any]]:
@@ -477,39 +390,31 @@ def test_ten_thousand_malformed_records_around_an_attack(
     kafka_bootstrap: str, topic_name: str, unique_group: str, tmp_path: Path
 ) -> None:
     prefilter = Pipeline(RULE, PipelineConfig(prefilter_enabled=True), SHELL_RULE).prefilter
-    names = make_topics(kafka_bootstrap, topic_name)
     # A real worker reads the same source topics (its own group and output topics) alongside.
-    app_id = f"{topic_name}-w"
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "SHELLWATCH_APP_ID": app_id,
-        "SHELLWATCH_NETWORK_TOPIC": names["network"],
-        "SHELLWATCH_PROCESS_TOPIC": names["process"],
-        "SHELLWATCH_ALERTS_TOPIC": f"{app_id}-alerts",
-        "SHELLWATCH_DEAD_LETTER_TOPIC": f"{app_id}-dead-letters",
-        "SHELLWATCH_WEB_ENABLED": "false",
-        "SHELLWATCH_DATA_DIR": str(tmp_path / "data"),
+    deployment = Deployment(kafka_bootstrap, tmp_path, topic_config=BIG_TOPIC_CONFIG)
+    names = {
+        "network": deployment.network,
+        "process": deployment.process,
+        **make_topics(kafka_bootstrap, topic_name, config=BIG_TOPIC_CONFIG, relevant=PARTITIONS, dlq=1),
     }
-    with WorkerProcess(env, tmp_path / "worker.log") as worker:
+    worker = deployment.start_worker()
+    try:
         landed, stats, genuine = run_flood(
             kafka_bootstrap, names, unique_group, prefilter, count=10_000, huge=HUGE_COUNT, seed=20241124
         )
         check_flood(kafka_bootstrap, names, landed, stats, genuine=genuine, prefilter=prefilter)
         expected_ids = offline_alert_ids(genuine)
-        reader = AlertReader(kafka_bootstrap, f"{app_id}-alerts")
-        try:
-            alerts = reader.read(until=len(expected_ids), timeout_s=120, settle_s=2)
-        finally:
-            reader.close()
+        alerts = deployment.alerts_for(len(expected_ids), timeout_s=120, settle_s=2)
         assert {a["event"]["id"] for a in alerts} == expected_ids, worker.log_tail()
         assert worker.running(), worker.log_tail()
+    finally:
+        deployment.stop()
 
 
 def check_flood(
     bootstrap: str,
     names: dict[str, str],
-    landed: dict[tuple[str, int, int], Outgoing],
+    landed: dict[At, Outgoing],
     stats: PrefilterStats,
     *,
     genuine: list[dict[str, Any]],
@@ -533,7 +438,7 @@ def check_flood(
     assert stats.dead_lettered > 3000 and stats.prefiltered > 4000
 
     relevant = relevant_records(bootstrap, names)
-    forwarded = [r for r in relevant if "shellwatch.progress" not in dict(r.headers)]
+    forwarded = [r for r in relevant if "shellwatch.progress" not in headers_dict(r.headers)]
     assert sorted(r.value for r in forwarded) == sorted(orjson.dumps(doc) for doc in genuine)
     assert stats.markers == len(relevant) - len(forwarded)
     expected_ids = offline_alert_ids(genuine)
@@ -546,7 +451,15 @@ def test_with_the_prefilter_off_every_malformed_record_is_dead_lettered(
     kafka_bootstrap: str, topic_name: str, unique_group: str
 ) -> None:
     prefilter = ByteScreen.from_patterns([], enabled=False)
-    names = make_topics(kafka_bootstrap, topic_name)
+    names = make_topics(
+        kafka_bootstrap,
+        topic_name,
+        config=BIG_TOPIC_CONFIG,
+        network=PARTITIONS,
+        process=PARTITIONS,
+        relevant=PARTITIONS,
+        dlq=1,
+    )
     landed, stats, genuine = run_flood(kafka_bootstrap, names, unique_group, prefilter, count=2_000, huge=1, seed=7)
     assert stats.prefiltered == 0
     by_kind = check_outcomes(kafka_bootstrap, names, landed, stats, prefilter)

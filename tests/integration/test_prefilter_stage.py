@@ -1,20 +1,16 @@
-"""Stage-1 forwarder on a real broker: forwards, dead letters, markers, commits, repartitioning, start-up checks."""
+"""The prefilter stage on a real broker: forwards, dead letters, markers, commits, repartitioning, start-up checks."""
 
 from __future__ import annotations
 
 import asyncio
 import random
-import time
-import uuid
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import pytest
 from aiokafka.errors import MessageSizeTooLargeError
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
 from shellwatch.core.byte_screen import ByteScreen
 from shellwatch.core.pipeline import Pipeline, PipelineConfig
@@ -23,12 +19,18 @@ from shellwatch.kafka.partitioning import java_partition
 from shellwatch.local.kafka import create_topic
 from shellwatch.rules.loader import load_reverse_shell_rule
 from shellwatch.samples.ecs_factory import connection, execution
-from shellwatch.worker.prefilter.stage import (
-    PartitionMismatchError,
-    PrefilterConfig,
-    PrefilterStats,
-    SourceKind,
-    run_prefilter_stage,
+from shellwatch.worker.prefilter.stage import PartitionMismatchError, PrefilterStats, run_prefilter_stage
+from tests.integration.kafka_helpers import (
+    At,
+    Header,
+    Sent,
+    Stored,
+    headers_dict,
+    make_topics,
+    produce,
+    read_all,
+    run_stage_until,
+    stage_config,
 )
 from tests.shared import committed_and_end
 
@@ -36,7 +38,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.timeout(60)]
 
 PARTITIONS = 3
 START_MS = 1_732_406_400_000
-Header = tuple[str, bytes | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,133 +52,9 @@ class Outgoing:
     other_category: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Stored:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    headers: tuple[Header, ...]
-    timestamp: int
-
-
-@dataclass(frozen=True, slots=True)
-class Sent:
-    out: Outgoing
-    stored: Stored
-
-
 @pytest.fixture(scope="module")
 def prefilter() -> ByteScreen:
     return Pipeline(load_reverse_shell_rule(), PipelineConfig()).prefilter
-
-
-def _stored(msg: Message) -> Stored:
-    topic, partition, offset, value = msg.topic(), msg.partition(), msg.offset(), msg.value()
-    assert topic is not None and partition is not None and offset is not None
-    key = msg.key()
-    assert key is None or isinstance(key, bytes)
-    return Stored(
-        topic,
-        partition,
-        offset,
-        key,
-        value if isinstance(value, bytes) else b"",
-        tuple(msg.headers() or ()),
-        msg.timestamp()[1],
-    )
-
-
-def produce(bootstrap: str, records: list[Outgoing]) -> list[Sent]:
-    """Produce in order with the Java-compatible partitioner; return where each record landed."""
-    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5})
-    sent: list[Sent] = []
-    errors: list[KafkaError] = []
-
-    def callback(out: Outgoing) -> Callable[[KafkaError | None, Message], None]:
-        def on_delivery(err: KafkaError | None, msg: Message) -> None:
-            if err is not None:
-                errors.append(err)
-            else:
-                sent.append(Sent(out, _stored(msg)))
-
-        return on_delivery
-
-    for out in records:
-        kwargs: dict[str, Any] = {"key": out.key, "headers": list(out.headers), "on_delivery": callback(out)}
-        if out.partition is not None:
-            kwargs["partition"] = out.partition
-        producer.produce(out.topic, out.value, **kwargs)
-        producer.poll(0)
-    assert producer.flush(30) == 0
-    assert not errors, errors
-    assert len(sent) == len(records)
-    return sent
-
-
-def read_all(bootstrap: str, topic: str, partitions: int) -> list[Stored]:
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex}", "enable.auto.commit": False}
-    )
-    try:
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)}
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
-        got: list[Stored] = []
-        deadline = time.monotonic() + 20
-        while len(got) < sum(ends.values()):
-            assert time.monotonic() < deadline, f"read {len(got)} of {sum(ends.values())} from {topic}"
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            assert msg.error() is None, msg.error()
-            got.append(_stored(msg))
-    finally:
-        consumer.close()
-    return got
-
-
-def make_topics(bootstrap: str, base: str, **partitions: int) -> dict[str, str]:
-    names = {role: f"{base}-{role}" for role in partitions}
-    for role, count in partitions.items():
-        create_topic(bootstrap, names[role], count)
-    return names
-
-
-def config_for(bootstrap: str, names: dict[str, str], group: str) -> PrefilterConfig:
-    sources: list[tuple[str, SourceKind]] = [(names["network"], "network"), (names["process"], "process")]
-    return PrefilterConfig(
-        bootstrap_servers=bootstrap,
-        source_topics=tuple(sources),
-        relevant_topic=names["relevant"],
-        dead_letter_topic=names["dlq"],
-        group_id=group,
-    )
-
-
-async def forward_until(
-    config: PrefilterConfig, prefilter: ByteScreen, done: Callable[[PrefilterStats], bool], *, settle_s: float = 0.8
-) -> PrefilterStats:
-    stats = PrefilterStats()
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_prefilter_stage(config, prefilter, stop, stats))
-    deadline = time.monotonic() + 25
-    try:
-        while not done(stats):
-            if task.done():
-                task.result()
-                pytest.fail("forwarder stopped early")
-            assert time.monotonic() < deadline, f"forwarder did not finish: {stats}"
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(settle_s)  # caught up: let every partition emit a progress marker
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
-    return stats
-
-
-def headers_dict(headers: tuple[Header, ...]) -> dict[str, bytes | None]:
-    return dict(headers)
 
 
 # ------------------------------------------------------------------------------------ data
@@ -273,7 +150,7 @@ def malformed(names: dict[str, str], hosts: list[str], rng: random.Random) -> li
 # ------------------------------------------------------------------------------ assertions
 
 
-def assert_forwards(relevant: list[Stored], expected: dict[str, Sent]) -> None:
+def assert_forwards(relevant: list[Stored], expected: dict[str, Sent[Outgoing]]) -> None:
     """Exactly the relevant records, once each, bytes unchanged, keyed by host.id, in the source partition."""
     got: dict[str, Stored] = {}
     for r in relevant:
@@ -313,7 +190,7 @@ def assert_markers(relevant: list[Stored], kinds: dict[str, bytes]) -> None:
             assert mine[-1].offset > max(forwards, default=-1)
 
 
-def assert_dead_letters(dead: list[Stored], expected: dict[tuple[str, int, int], Sent]) -> None:
+def assert_dead_letters(dead: list[Stored], expected: dict[At, Sent[Outgoing]]) -> None:
     assert len(dead) == len(expected)
     for d in dead:
         h = headers_dict(d.headers)
@@ -342,11 +219,11 @@ def test_forwards_dead_letters_markers_and_commits(
             assert s.stored.partition == java_partition(s.out.key, PARTITIONS)
     by_source = {f"{s.stored.topic}/{s.stored.partition}/{s.stored.offset}": s for s in sent}
     expected_forwards = {src: s for src, s in by_source.items() if s.out.forwarded_as}
-    expected_dead = {(s.stored.topic, s.stored.partition, s.stored.offset): s for s in sent if s.out.dead_reason}
+    expected_dead = {s.stored.at: s for s in sent if s.out.dead_reason}
     assert len(expected_dead) == 20
 
-    config = config_for(kafka_bootstrap, names, unique_group)
-    stats = asyncio.run(forward_until(config, prefilter, lambda st: st.records == len(sent)))
+    config = stage_config(kafka_bootstrap, names, unique_group)
+    stats = asyncio.run(run_stage_until(config, prefilter, lambda st: st.records == len(sent)))
 
     assert stats.records == len(sent)
     assert stats.records == stats.prefiltered + stats.forwarded + stats.dead_lettered + stats.other_category
@@ -382,8 +259,8 @@ def test_unkeyed_and_wrongly_keyed_input_is_repartitioned_by_host_id(
         records.append(Outgoing(names["network"], _dumps(doc), key, partition=wrong, forwarded_as="network"))
     sent = produce(kafka_bootstrap, records)
 
-    config = config_for(kafka_bootstrap, names, unique_group)
-    stats = asyncio.run(forward_until(config, prefilter, lambda st: st.records == len(sent), settle_s=0))
+    config = stage_config(kafka_bootstrap, names, unique_group)
+    stats = asyncio.run(run_stage_until(config, prefilter, lambda st: st.records == len(sent), settle_s=0))
     assert stats.forwarded == len(sent)
 
     relevant = [r for r in read_all(kafka_bootstrap, names["relevant"], PARTITIONS) if r.key]
@@ -400,7 +277,7 @@ def test_mismatched_or_missing_topics_refuse_to_start(
     kafka_bootstrap: str, topic_name: str, prefilter: ByteScreen
 ) -> None:
     names = make_topics(kafka_bootstrap, topic_name, network=3, process=2, relevant=3, dlq=1)
-    config = config_for(kafka_bootstrap, names, f"never-{topic_name}")
+    config = stage_config(kafka_bootstrap, names, f"never-{topic_name}")
     stop = asyncio.Event()
     with pytest.raises(PartitionMismatchError) as caught:
         asyncio.run(run_prefilter_stage(config, prefilter, stop, PrefilterStats()))
@@ -411,10 +288,10 @@ def test_mismatched_or_missing_topics_refuse_to_start(
 
     missing = {**names, "process": f"{topic_name}-absent"}
     with pytest.raises(PartitionMismatchError, match=f"{topic_name}-absent=missing"):
-        asyncio.run(run_prefilter_stage(config_for(kafka_bootstrap, missing, "g"), prefilter, stop, PrefilterStats()))
+        asyncio.run(run_prefilter_stage(stage_config(kafka_bootstrap, missing, "g"), prefilter, stop, PrefilterStats()))
     no_dlq = {**make_topics(kafka_bootstrap, f"{topic_name}-b", network=2, process=2, relevant=2), "dlq": "absent-dlq"}
     with pytest.raises(PartitionMismatchError, match="dead-letter topic absent-dlq is missing"):
-        asyncio.run(run_prefilter_stage(config_for(kafka_bootstrap, no_dlq, "g"), prefilter, stop, PrefilterStats()))
+        asyncio.run(run_prefilter_stage(stage_config(kafka_bootstrap, no_dlq, "g"), prefilter, stop, PrefilterStats()))
 
 
 def test_failed_forward_raises_and_commits_nothing(
@@ -432,7 +309,7 @@ def test_failed_forward_raises_and_commits_nothing(
         asyncio.run(
             asyncio.wait_for(
                 run_prefilter_stage(
-                    config_for(kafka_bootstrap, names, unique_group), prefilter, asyncio.Event(), stats
+                    stage_config(kafka_bootstrap, names, unique_group), prefilter, asyncio.Event(), stats
                 ),
                 25,
             )
