@@ -149,6 +149,18 @@ class KafkaSettings:
     alert_format: AlertFormat = "json"
     schema_registry_url: str | None = None  # Confluent-compatible API, for registry-framed Avro input
     security: KafkaSecurity = field(default_factory=KafkaSecurity)  # repr masks the secrets
+    # group membership of both stages: a killed member's partitions move after the session timeout
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 2_000
+    max_partition_fetch_bytes: int = 1_048_576  # per source partition and fetch, in the prefilter stage
+    max_buffered_per_partition: int = 20_000  # kept records waiting for the record-time merge, per partition
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
+            raise SettingsError(
+                f"{ENV_PREFIX}HEARTBEAT_INTERVAL_MS ({self.heartbeat_interval_ms}) must be at most a third of "
+                f"{ENV_PREFIX}SESSION_TIMEOUT_MS ({self.session_timeout_ms})"
+            )
 
     @property
     def created_topic_configs(self) -> dict[str, str]:
@@ -196,6 +208,10 @@ class KafkaSettings:
             alert_format=_alert_format(env),
             schema_registry_url=env.get(ENV_PREFIX + "SCHEMA_REGISTRY_URL", "").strip() or None,
             security=_kafka_security(env),
+            session_timeout_ms=_int(env, "SESSION_TIMEOUT_MS", defaults.session_timeout_ms, 6_000),
+            heartbeat_interval_ms=_int(env, "HEARTBEAT_INTERVAL_MS", defaults.heartbeat_interval_ms, 100),
+            max_partition_fetch_bytes=_int(env, "MAX_PARTITION_FETCH_BYTES", defaults.max_partition_fetch_bytes, 1_024),
+            max_buffered_per_partition=_int(env, "MAX_BUFFERED_PER_PARTITION", defaults.max_buffered_per_partition, 1),
         )
 
 

