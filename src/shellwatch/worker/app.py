@@ -28,16 +28,16 @@ import faust
 from shellwatch.core.alerts import AlertFormat, encode_alert
 from shellwatch.core.pipeline import Pipeline
 from shellwatch.kafka.dead_letters import dead_letter_headers
+from shellwatch.kafka.headers import BROKER_TS_HEADER, PROGRESS_HEADER
 from shellwatch.kafka.schema_registry import RegistryClient
 from shellwatch.kafka.security import faust_kwargs
 from shellwatch.rules.model import ReverseShellRule
 from shellwatch.rules.shell_rule import ShellRule
 from shellwatch.settings import KafkaSettings, Settings
 from shellwatch.worker.alert_latency import RecordTimes
-from shellwatch.worker.prefilter.routing import BROKER_TS_HEADER
 from shellwatch.worker.prefilter.stage import PrefilterConfig, SourceKind, run_prefilter_stage
 from shellwatch.worker.prefilter.stats import PrefilterStats
-from shellwatch.worker.runtime import PROGRESS_HEADER, CorrelationRuntime, RecordError
+from shellwatch.worker.runtime import CorrelationRuntime, RecordError
 from shellwatch.worker.stage_stats import CorrelateStats
 from shellwatch.worker.web import install_monitoring
 

@@ -16,7 +16,7 @@ committed. A failed produce raises out of :func:`run_prefilter_stage` without co
 
 Progress markers: after a batch, each assigned source partition that is caught up (position at the
 highwater) gets, at most every ``marker_interval_ms``, an empty record in the same-numbered relevant
-partition with the header ``shellwatch.tools.progress`` (the source's kind) so stage 2 can release events it
+partition with the header ``shellwatch.progress`` (the source's kind) so stage 2 can release events it
 holds while waiting for the other stream. It follows the batch's forwards in that partition.
 """
 
@@ -35,11 +35,11 @@ from shellwatch.core.byte_screen import ByteScreen
 from shellwatch.formats.event_codec import DecodeError, Decoder, decode_record
 from shellwatch.kafka.admin import PartitionMismatchError, check_partitions, require_copartitioned
 from shellwatch.kafka.dead_letters import dead_letter_headers
+from shellwatch.kafka.headers import REASON_HEADER
 from shellwatch.kafka.security import KafkaSecurity, aiokafka_kwargs
 from shellwatch.worker.prefilter.balance import CatchUpBalance, Partition
 from shellwatch.worker.prefilter.routing import (
     MARKER_KINDS,
-    REASON_HEADER,
     SourceKind,
     forward_headers,
     forward_target,
