@@ -11,8 +11,8 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from shellwatch.kafka.admin import create_topic
 from shellwatch.kafka.documents import AlertReader, produce_documents
-from shellwatch.local.kafka import create_topic
 from shellwatch.local.process import WorkerProcess
 
 PARTITIONS = 3

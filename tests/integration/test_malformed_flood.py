@@ -26,9 +26,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Pro
 from shellwatch.core.byte_screen import ByteScreen
 from shellwatch.core.pipeline import Pipeline, PipelineConfig
 from shellwatch.formats.event_codec import DecodeReason
+from shellwatch.kafka.admin import create_topic
 from shellwatch.kafka.documents import AlertReader
 from shellwatch.kafka.partitioning import java_partition
-from shellwatch.local.kafka import create_topic
 from shellwatch.local.process import WorkerProcess
 from shellwatch.samples.ecs_factory import connection, execution
 from shellwatch.worker.prefilter.stage import PrefilterConfig, PrefilterStats, run_prefilter_stage

@@ -33,7 +33,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from shellwatch.core.byte_screen import ByteScreen
 from shellwatch.formats.event_codec import DecodeError, Decoder, decode_record
-from shellwatch.kafka.admin import PartitionMismatchError, check_partitions, require_copartitioned
+from shellwatch.kafka.admin import check_partitions, require_copartitioned
 from shellwatch.kafka.dead_letters import dead_letter_headers
 from shellwatch.kafka.headers import REASON_HEADER
 from shellwatch.kafka.security import KafkaSecurity, aiokafka_kwargs
@@ -48,11 +48,9 @@ from shellwatch.worker.prefilter.routing import (
 from shellwatch.worker.prefilter.stats import AssignmentListener, PrefilterStats
 
 __all__ = [
-    "PartitionMismatchError",
     "PrefilterConfig",
     "PrefilterStats",
     "SourceKind",
-    "check_partitions",
     "run_prefilter_stage",
 ]
 
@@ -315,8 +313,8 @@ async def run_prefilter_stage(
 ) -> None:
     """Forward until *stop* is set (the batch in hand is finished and committed first).
 
-    Raises :class:`PartitionMismatchError` before consuming anything when the topics are missing or not
-    co-partitioned, and re-raises any produce failure (nothing of that batch is committed).
+    Raises :class:`~shellwatch.kafka.admin.PartitionMismatchError` before consuming anything when the topics
+    are missing or not co-partitioned, and re-raises any produce failure (nothing of that batch is committed).
     """
     sources = [name for name, _ in config.source_topics]
     counts = await check_partitions(
