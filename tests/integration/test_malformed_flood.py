@@ -27,6 +27,7 @@ from shellwatch.core.byte_screen import ByteScreen
 from shellwatch.core.pipeline import Pipeline, PipelineConfig
 from shellwatch.formats.event_codec import DecodeReason
 from shellwatch.kafka.admin import create_topic
+from shellwatch.kafka.clock import wall_clock_ms
 from shellwatch.kafka.documents import AlertReader
 from shellwatch.kafka.partitioning import java_partition
 from shellwatch.local.process import WorkerProcess
@@ -461,7 +462,7 @@ def relevant_records(bootstrap: str, names: dict[str, str]) -> list[Stored]:
 def detect(relevant: list[Stored]) -> list[dict[str, Any]]:
     """What the correlation agent (stage 2) raises from the relevant topic."""
     runtime = CorrelationRuntime(Pipeline(RULE, PipelineConfig(), SHELL_RULE), DictStore())
-    now_ms = time.time_ns() // 1_000_000
+    now_ms = wall_clock_ms()
     alerts = runtime.reload(set(range(PARTITIONS)), now_ms)
     for r in relevant:
         headers = {k: v for k, v in r.headers if v is not None}

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -110,8 +111,10 @@ class _PrefilterStage:
         producer: Any,
         partitions: int,
         decode: Decoder = decode_record,
+        clock_s: Callable[[], float] = time.monotonic,
     ) -> None:
         self._decode = decode
+        self._clock_s = clock_s  # monotonic seconds: commit and marker intervals, heartbeat, last record
         self._config = config
         self._prefilter = prefilter
         self._stats = stats
@@ -133,7 +136,7 @@ class _PrefilterStage:
         config, consumer, stats = self._config, self._consumer, self._stats
         pending: list[asyncio.Future[Any]] = []
         uncommitted = False
-        settled_s = time.monotonic()
+        settled_s = self._clock_s()
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=config.poll_timeout_ms, max_records=config.max_batch)
             if batch:
@@ -143,7 +146,7 @@ class _PrefilterStage:
             positions = await self._positions()
             pending += await self._markers(positions)
             self._keep_in_step(positions)
-            now = time.monotonic()
+            now = self._clock_s()
             due = now - settled_s >= config.commit_interval_ms / 1000 or len(pending) >= config.max_unacked
             if (pending or uncommitted) and (due or not batch):
                 await self._settle(pending, commit=uncommitted)
@@ -168,7 +171,7 @@ class _PrefilterStage:
         accepted = self._prefilter.accepted  # one batched check per partition: no Python call per record
         pending: list[asyncio.Future[Any]] = []
         records = dropped = 0
-        now_s = time.monotonic()
+        now_s = self._clock_s()
         for tp, tp_records in batch.items():
             records += len(tp_records)
             dropped_before = dropped
@@ -255,7 +258,7 @@ class _PrefilterStage:
         return positions
 
     async def _markers(self, positions: dict[Any, tuple[int, int]]) -> list[asyncio.Future[Any]]:
-        now = time.monotonic()
+        now = self._clock_s()
         self._stats.heartbeat_s = now
         interval_s = self._config.marker_interval_ms / 1000
         pending: list[asyncio.Future[Any]] = []
@@ -310,8 +313,14 @@ async def run_prefilter_stage(
     stop: asyncio.Event,
     stats: PrefilterStats,
     decode: Decoder = decode_record,
+    *,
+    clock_s: Callable[[], float] = time.monotonic,
 ) -> None:
     """Forward until *stop* is set (the batch in hand is finished and committed first).
+
+    ``clock_s`` (monotonic seconds) times commits, markers and the health figures in *stats*. The stage
+    reads no wall clock: a marker's ``as_of`` is when the consumer's fetch was answered, as the consumer
+    recorded it.
 
     Raises :class:`~shellwatch.kafka.admin.PartitionMismatchError` before consuming anything when the topics
     are missing or not co-partitioned, and re-raises any produce failure (nothing of that batch is committed).
@@ -332,7 +341,7 @@ async def run_prefilter_stage(
         auto_offset_reset="earliest",
         **security,
     )
-    consumer.subscribe(sources, listener=AssignmentListener(stats, time.monotonic))
+    consumer.subscribe(sources, listener=AssignmentListener(stats, clock_s))
     producer = AIOKafkaProducer(
         bootstrap_servers=config.bootstrap_servers,
         client_id="shellwatch-forwarder",
@@ -363,6 +372,7 @@ async def run_prefilter_stage(
             producer=producer,
             partitions=partitions,
             decode=decode,
+            clock_s=clock_s,
         ).run(stop)
     finally:
         await _close(consumer, producer)
