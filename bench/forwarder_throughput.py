@@ -26,7 +26,8 @@ from aiokafka import AIOKafkaConsumer
 from confluent_kafka import Producer
 
 from shellwatch.core.pipeline import Pipeline, PipelineConfig
-from shellwatch.local.kafka import LocalKafka, create_topic, fetch_jars, jars_dir
+from shellwatch.kafka.admin import create_topic
+from shellwatch.local.kafka import LocalKafka, fetch_jars, jars_dir
 from shellwatch.rules.loader import load_reverse_shell_rule
 from shellwatch.samples.ecs_factory import connection, execution
 from shellwatch.worker.prefilter.stage import PrefilterConfig, PrefilterStats, run_prefilter_stage

@@ -10,6 +10,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Producer
 
 from bench.workload import Generator
+from shellwatch.kafka.clock import wall_clock_ms
 
 PRODUCER_CONFIG = {
     "partitioner": "murmur2_random",  # the Java client's partitioner: co-partitioned by host.id
@@ -89,7 +90,7 @@ def produce_paced(
         if sent >= due:
             time.sleep(0.002)
             continue
-        now_ms = time.time_ns() // 1_000_000
+        now_ms = wall_clock_ms()
         while sent < due:
             record = generator.record(sent, ts_ms=now_ms)
             callback = exec_delivered(record.attack) if record.attack is not None else None

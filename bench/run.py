@@ -30,7 +30,8 @@ from bench import baselines, engines, report
 from bench.load import produce_bulk
 from bench.worker_phase import WorkerBench
 from bench.workload import SEQUENCE_RULE, Generator, Workload
-from shellwatch.local.kafka import LocalKafka, create_topic, fetch_jars, jars_dir
+from shellwatch.kafka.admin import create_topic
+from shellwatch.local.kafka import LocalKafka, fetch_jars, jars_dir
 
 RESULTS = Path(__file__).parent / "results"
 

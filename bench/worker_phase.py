@@ -19,7 +19,7 @@ from typing import Any
 from bench.load import produce_paced
 from bench.observe import AlertCollector, AlertSeen, CommittedOffsets, RssSampler
 from bench.workload import SEQUENCE_RULE, Generator
-from shellwatch.local.kafka import create_topic
+from shellwatch.kafka.admin import create_topic
 from shellwatch.local.process import WorkerProcess
 
 POLL_S = 0.25

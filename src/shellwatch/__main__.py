@@ -6,13 +6,13 @@ import argparse
 import io
 import os
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
 from shellwatch.core.pipeline import Pipeline
+from shellwatch.kafka.clock import wall_clock_ms
 from shellwatch.rules.loader import RuleError, load_reverse_shell_rule
 from shellwatch.rules.shell_rule import load_shell_rule
 from shellwatch.settings import Settings, SettingsError
@@ -50,10 +50,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -73,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from shellwatch.tools.demo import run_demo  # noqa: PLC0415 - only these commands pay for Kafka clients
 
-        return run_demo(settings, rule, shell_rule, os.environ, sys.stdout, clock_ms=_wall_clock_ms)
+        return run_demo(settings, rule, shell_rule, os.environ, sys.stdout, clock_ms=wall_clock_ms)
     if args.command == "worker":
         from shellwatch.worker.main import run_worker  # noqa: PLC0415 - only the worker pays for importing Faust
 
@@ -100,11 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         expected = load_expected(args.expect)
         sink = io.BytesIO() if checked else sys.stdout.buffer
         if args.input == "-":
-            status = run_detect(sys.stdin.buffer, pipeline, sink, sys.stderr, _wall_clock_ms)
+            status = run_detect(sys.stdin.buffer, pipeline, sink, sys.stderr, wall_clock_ms)
         else:
             path = Path(str(resources.files("shellwatch.samples").joinpath(SAMPLE)))
             with (path if args.input == "sample" else Path(args.input)).open("rb") as handle:
-                status = run_detect(handle, pipeline, sink, sys.stderr, _wall_clock_ms, batch_lines=FILE_BATCH_LINES)
+                status = run_detect(handle, pipeline, sink, sys.stderr, wall_clock_ms, batch_lines=FILE_BATCH_LINES)
     except OSError as exc:
         print(f"shellwatch: cannot read {exc.filename or args.input}: {exc.strerror or exc}", file=sys.stderr)
         return 2

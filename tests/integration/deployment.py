@@ -12,12 +12,13 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from shellwatch.kafka.admin import create_topic
+from shellwatch.kafka.clock import wall_clock_ms
 from shellwatch.kafka.documents import AlertReader, produce_documents
-from shellwatch.local.kafka import create_topic
 from shellwatch.local.process import WorkerProcess
 
 PARTITIONS = 3
-LIVE = (time.time_ns() // 1_000_000) - 60_000
+LIVE = wall_clock_ms() - 60_000
 
 
 def wait_for(predicate: Any, timeout_s: float, what: str) -> None:

@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
 from shellwatch.core.byte_screen import ByteScreen
-from shellwatch.local.kafka import create_topic
+from shellwatch.kafka.admin import create_topic
 from shellwatch.worker.prefilter.stage import PrefilterConfig, PrefilterStats, SourceKind, run_prefilter_stage
 
 Header = tuple[str, bytes | None]

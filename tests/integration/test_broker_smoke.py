@@ -13,7 +13,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 
-from shellwatch.local.kafka import LocalKafka, create_topic
+from shellwatch.kafka.admin import create_topic
+from shellwatch.local.kafka import LocalKafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(180)]
 

@@ -20,14 +20,13 @@ import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource
 
 from shellwatch.core.pipeline import Pipeline, PipelineConfig
-from shellwatch.kafka.admin import PartitionMismatchError, check_partitions
+from shellwatch.kafka.admin import KafkaAccessError, PartitionMismatchError, check_partitions, create_topic
 from shellwatch.kafka.documents import AlertReader, produce_documents
-from shellwatch.local.kafka import create_topic
 from shellwatch.rules.loader import load_reverse_shell_rule
 from shellwatch.settings import KafkaSettings, Settings
 from shellwatch.worker.prefilter.stage import PrefilterConfig, run_prefilter_stage
 from shellwatch.worker.prefilter.stats import PrefilterStats
-from shellwatch.worker.provision import KafkaAccessError, ensure_worker_topics
+from shellwatch.worker.provision import ensure_worker_topics
 from tests.integration.conftest import SecureKafka
 from tests.integration.deployment import LIVE, PARTITIONS, Deployment
 from tests.integration.test_worker import attack

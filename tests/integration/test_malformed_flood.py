@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -24,6 +23,7 @@ import pytest
 from shellwatch.core.byte_screen import ByteScreen
 from shellwatch.core.pipeline import Pipeline, PipelineConfig
 from shellwatch.formats.event_codec import DecodeReason
+from shellwatch.kafka.clock import wall_clock_ms
 from shellwatch.kafka.partitioning import java_partition
 from shellwatch.samples.ecs_factory import connection, execution
 from shellwatch.worker.prefilter.stage import PrefilterStats
@@ -374,7 +374,7 @@ def relevant_records(bootstrap: str, names: dict[str, str]) -> list[Stored]:
 def detect(relevant: list[Stored]) -> list[dict[str, Any]]:
     """What the correlation agent (stage 2) raises from the relevant topic."""
     runtime = CorrelationRuntime(Pipeline(RULE, PipelineConfig(), SHELL_RULE), DictStore())
-    now_ms = time.time_ns() // 1_000_000
+    now_ms = wall_clock_ms()
     alerts = runtime.reload(set(range(PARTITIONS)), now_ms)
     for r in relevant:
         headers = {k: v for k, v in r.headers if v is not None}

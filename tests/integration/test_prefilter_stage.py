@@ -15,11 +15,11 @@ from aiokafka.errors import MessageSizeTooLargeError
 from shellwatch.core.byte_screen import ByteScreen
 from shellwatch.core.pipeline import Pipeline, PipelineConfig
 from shellwatch.formats.event_codec import DecodeReason
+from shellwatch.kafka.admin import PartitionMismatchError, create_topic
 from shellwatch.kafka.partitioning import java_partition
-from shellwatch.local.kafka import create_topic
 from shellwatch.rules.loader import load_reverse_shell_rule
 from shellwatch.samples.ecs_factory import connection, execution
-from shellwatch.worker.prefilter.stage import PartitionMismatchError, PrefilterStats, run_prefilter_stage
+from shellwatch.worker.prefilter.stage import PrefilterStats, run_prefilter_stage
 from tests.integration.kafka_helpers import (
     At,
     Header,

@@ -16,7 +16,8 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from shellwatch.local.kafka import LocalKafka, create_topic
+from shellwatch.kafka.admin import create_topic
+from shellwatch.local.kafka import LocalKafka
 from tests.integration.deployment import Deployment
 from tests.replay.build_scenarios import SCENARIO_DIR, SCENARIOS
 

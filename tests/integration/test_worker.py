@@ -16,8 +16,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from shellwatch.ecs.timestamps import parse_timestamp_ms
+from shellwatch.kafka.admin import create_topic
 from shellwatch.kafka.documents import produce_documents
-from shellwatch.local.kafka import create_topic
 from shellwatch.local.process import WorkerProcess
 from shellwatch.samples.ecs_factory import connection, execution
 from shellwatch.settings import KafkaSettings

@@ -72,7 +72,6 @@ def test_one_wrong_import_breaks_its_contract(tmp_path: Path, module: str, line:
     target.write_text(target.read_text() + f"\n{line}  # injected\n")
     result = _lint(copy)
     assert result.returncode != 0, result.stdout
-    assert "1 broken" in result.stdout
-    report = result.stdout.split("Broken contracts", 1)[1]
-    assert report.lstrip("-\n").startswith(broken), report
+    report = result.stdout.split("Broken contracts", 1)[1]  # an upward edge may break "pure" as well, transitively
+    assert f"\n{broken}" in report, report
     assert edge in report, report

@@ -12,17 +12,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final, Literal
 
+from shellwatch.kafka.headers import (
+    ERRORS_CLASS_HEADER,
+    ERRORS_MESSAGE_HEADER,
+    ERRORS_OFFSET_HEADER,
+    ERRORS_PARTITION_HEADER,
+    ERRORS_STAGE_HEADER,
+    ERRORS_TOPIC_HEADER,
+    Header,
+)
+
 __all__ = [
-    "ERRORS_PREFIX",
     "MAX_MESSAGE_CHARS",
     "ErrorStage",
-    "Header",
     "dead_letter_headers",
 ]
 
-Header = tuple[str, bytes | None]  # Kafka allows a null header value; aiokafka reads it as None
-
-ERRORS_PREFIX: Final = "__connect.errors."
 MAX_MESSAGE_CHARS: Final = 1000
 _ELLIPSIS: Final = "…"
 
@@ -68,11 +73,11 @@ def dead_letter_headers(
         raise ValueError(f"max_message_chars must be positive, got {max_message_chars}")
     headers: list[Header] = list(original_headers or ())
     headers += [
-        (ERRORS_PREFIX + "topic", _utf8(topic)),
-        (ERRORS_PREFIX + "partition", str(partition).encode()),
-        (ERRORS_PREFIX + "offset", str(offset).encode()),
-        (ERRORS_PREFIX + "stage", stage.encode()),
-        (ERRORS_PREFIX + "exception.class.name", _utf8(error_class)),
-        (ERRORS_PREFIX + "exception.message", _utf8(_truncated(message, max_message_chars))),
+        (ERRORS_TOPIC_HEADER, _utf8(topic)),
+        (ERRORS_PARTITION_HEADER, str(partition).encode()),
+        (ERRORS_OFFSET_HEADER, str(offset).encode()),
+        (ERRORS_STAGE_HEADER, stage.encode()),
+        (ERRORS_CLASS_HEADER, _utf8(error_class)),
+        (ERRORS_MESSAGE_HEADER, _utf8(_truncated(message, max_message_chars))),
     ]
     return headers

@@ -20,9 +20,10 @@ import orjson
 from shellwatch.core.alerts import encode_alert
 from shellwatch.core.pipeline import Pipeline
 from shellwatch.ecs.timestamps import format_rfc3339_ms, parse_timestamp_ms
+from shellwatch.kafka.admin import create_topic
 from shellwatch.kafka.documents import AlertReader, produce_documents
 from shellwatch.kafka.security import KafkaSecurity
-from shellwatch.local.kafka import LocalKafka, create_topic, fetch_jars, jars_dir
+from shellwatch.local.kafka import LocalKafka, fetch_jars, jars_dir
 from shellwatch.local.process import WorkerProcess
 from shellwatch.rules.model import ReverseShellRule
 from shellwatch.rules.shell_rule import ShellRule

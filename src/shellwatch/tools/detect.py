@@ -9,7 +9,7 @@ to the allowed lateness, exactly as on the worker's two topics. End of input flu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any
@@ -19,6 +19,7 @@ import orjson
 from shellwatch.core.alerts import encode_alert
 from shellwatch.core.pipeline import Pipeline
 from shellwatch.formats.capture import CaptureError, parse_capture_line
+from shellwatch.kafka.clock import WallClockMs
 from shellwatch.tools.expectations import (
     Expectation,
     Observed,
@@ -57,7 +58,7 @@ def run_detect(
     pipeline: Pipeline,
     out: IO[bytes],
     err: IO[str],
-    clock_ms: Callable[[], int],
+    clock_ms: WallClockMs,
     *,
     batch_lines: int = 1,
 ) -> int:

@@ -27,17 +27,18 @@ import faust
 
 from shellwatch.core.alerts import AlertFormat, encode_alert
 from shellwatch.core.pipeline import Pipeline
+from shellwatch.kafka.clock import WallClockMs, wall_clock_ms
 from shellwatch.kafka.dead_letters import dead_letter_headers
+from shellwatch.kafka.headers import BROKER_TS_HEADER, PROGRESS_HEADER
 from shellwatch.kafka.schema_registry import RegistryClient
 from shellwatch.kafka.security import faust_kwargs
 from shellwatch.rules.model import ReverseShellRule
 from shellwatch.rules.shell_rule import ShellRule
 from shellwatch.settings import KafkaSettings, Settings
 from shellwatch.worker.alert_latency import RecordTimes
-from shellwatch.worker.prefilter.routing import BROKER_TS_HEADER
 from shellwatch.worker.prefilter.stage import PrefilterConfig, SourceKind, run_prefilter_stage
 from shellwatch.worker.prefilter.stats import PrefilterStats
-from shellwatch.worker.runtime import PROGRESS_HEADER, CorrelationRuntime, RecordError
+from shellwatch.worker.runtime import CorrelationRuntime, RecordError
 from shellwatch.worker.stage_stats import CorrelateStats
 from shellwatch.worker.web import install_monitoring
 
@@ -89,12 +90,15 @@ class _Outputs:
         alert_format: AlertFormat,
         stats: CorrelateStats,
         record_times: RecordTimes,
+        *,
+        clock_ms: WallClockMs = wall_clock_ms,
     ) -> None:
         self.alerts_topic = alerts_topic
         self.alert_format = alert_format
         self.dead_letter_topic = dead_letter_topic
         self.stats = stats
         self.record_times = record_times
+        self.clock_ms = clock_ms
 
     async def deliver(self, alerts: list[dict[str, Any]]) -> None:
         for alert in alerts:
@@ -102,7 +106,7 @@ class _Outputs:
             pending = await self.alerts_topic.send(key=key, value=encode_alert(alert, self.alert_format), force=True)
             await pending  # delivered before the causing record is acknowledged
             record_ms = self.record_times.pop(alert["event"]["id"])
-            self.stats.delivered(alert, None if record_ms is None else (_now_ms() - record_ms) / 1000)
+            self.stats.delivered(alert, None if record_ms is None else (self.clock_ms() - record_ms) / 1000)
 
     async def dead_letter(self, message: Any, reason: str, text: str) -> None:
         self.stats.dead_letters[reason] += 1
@@ -129,22 +133,27 @@ class _RecordHandler:
         outputs: _Outputs,
         stage: CorrelateStats,
         assigned_partitions: Callable[[], set[int]],
+        *,
+        clock_ms: WallClockMs = wall_clock_ms,
+        clock_s: Callable[[], float] = time.monotonic,
     ) -> None:
         self.runtime = runtime
         self.outputs = outputs
         self.stage = stage
         self.assigned_partitions = assigned_partitions
+        self.clock_ms = clock_ms  # event processing time (the core's "now"), epoch ms
+        self.clock_s = clock_s  # the stage's busy/idle timing
 
     async def __call__(self, message: Any) -> None:
-        runtime, outputs = self.runtime, self.outputs
-        self.stage.begin(time.monotonic())
+        runtime, outputs, clock_ms = self.runtime, self.outputs, self.clock_ms
+        self.stage.begin(self.clock_s())
         marker = False
         try:
             if runtime.needs_reload:
-                await outputs.deliver(runtime.reload(self.assigned_partitions(), _now_ms()))
+                await outputs.deliver(runtime.reload(self.assigned_partitions(), clock_ms()))
             headers = dict(_headers(message.headers))
             marker = PROGRESS_HEADER in headers
-            alerts = runtime.handle(message.value, headers, message.partition, _now_ms(), _record_ms(headers))
+            alerts = runtime.handle(message.value, headers, message.partition, clock_ms(), _record_ms(headers))
             await outputs.deliver(alerts)
             runtime.persist()
         except RecordError as exc:
@@ -153,11 +162,7 @@ class _RecordHandler:
             log.exception("record %s[%d]@%d failed", message.topic, message.partition, message.offset)
             await outputs.dead_letter(message, type(exc).__name__, str(exc))
         finally:
-            self.stage.done(message.partition, message.offset, marker=marker, now_s=time.monotonic())
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
+            self.stage.done(message.partition, message.offset, marker=marker, now_s=self.clock_s())
 
 
 def _record_ms(headers: dict[str, bytes]) -> int | None:
@@ -210,7 +215,15 @@ def _forwarder_config(kafka: KafkaSettings, bootstrap: str, allowed_lateness_ms:
     )
 
 
-def create_app(settings: Settings, rule: ReverseShellRule, shell_rule: ShellRule, *, partitions: int) -> faust.App:
+def create_app(
+    settings: Settings,
+    rule: ReverseShellRule,
+    shell_rule: ShellRule,
+    *,
+    partitions: int,
+    clock_ms: WallClockMs = wall_clock_ms,
+) -> faust.App:
+    """The worker's Faust app; ``clock_ms`` is the wall clock the correlation agent reads."""
     kafka = settings.kafka
     if kafka.bootstrap_servers is None:
         raise ValueError("KAFKA_BOOTSTRAP_SERVERS is not set")
@@ -228,7 +241,7 @@ def create_app(settings: Settings, rule: ReverseShellRule, shell_rule: ShellRule
     resolver = RegistryClient(kafka.schema_registry_url) if kafka.schema_registry_url else None
     runtime = CorrelationRuntime(Pipeline(rule, settings.pipeline, shell_rule, resolver), _TableStore(table))
     forwarder_stats, stage = PrefilterStats(), CorrelateStats()
-    outputs = _Outputs(alerts_topic, dead_letters, kafka.alert_format, stage, runtime.record_times)
+    outputs = _Outputs(alerts_topic, dead_letters, kafka.alert_format, stage, runtime.record_times, clock_ms=clock_ms)
     monitor = install_monitoring(
         app, kafka=kafka, health=settings.health, forwarder=forwarder_stats, correlate=stage, runtime=runtime
     )
@@ -242,7 +255,7 @@ def create_app(settings: Settings, rule: ReverseShellRule, shell_rule: ShellRule
     app.on_partitions_assigned.connect(_rebalanced)
     app.on_partitions_revoked.connect(_rebalanced)
 
-    handle = _RecordHandler(runtime, outputs, stage, assigned_partitions)
+    handle = _RecordHandler(runtime, outputs, stage, assigned_partitions, clock_ms=clock_ms)
 
     @app.agent(relevant, name="correlate")
     async def correlate(stream: Any) -> None:

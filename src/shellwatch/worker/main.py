@@ -6,11 +6,12 @@ import sys
 
 import faust
 
+from shellwatch.kafka.admin import KafkaAccessError, PartitionMismatchError
 from shellwatch.rules.model import ReverseShellRule
 from shellwatch.rules.shell_rule import ShellRule
 from shellwatch.settings import Settings
 from shellwatch.worker.app import create_app
-from shellwatch.worker.provision import KafkaAccessError, PartitionMismatchError, ensure_worker_topics
+from shellwatch.worker.provision import ensure_worker_topics
 
 __all__ = ["run_worker"]
 

@@ -20,16 +20,15 @@ from shellwatch.core.pipeline import Pipeline
 from shellwatch.core.snapshot import HostSnapshot, SnapshotError
 from shellwatch.ecs.events import Kind
 from shellwatch.formats.event_codec import DecodeError
+from shellwatch.kafka.headers import AS_OF_HEADER, PROGRESS_HEADER, REPLAY_HEADER
 from shellwatch.worker.alert_latency import RecordTimes
-from shellwatch.worker.prefilter.routing import AS_OF_HEADER, KIND_HEADER, PROGRESS_HEADER
 
-__all__ = ["KIND_HEADER", "PROGRESS_HEADER", "REPLAY_HEADER", "CorrelationRuntime", "RecordError", "StateStore"]
+__all__ = ["CorrelationRuntime", "RecordError", "StateStore"]
 
 # A marker's "caught up as of" is trusted for a host only when the host's newest record was written at
 # least this long before it: records written just before that one may reach the broker a moment later.
 MARKER_MARGIN_MS = 200
 _CLOCK_AHEAD_MS = 2_000  # a record stamped further ahead of the marker than this: clocks differ, don't wait
-REPLAY_HEADER = "shellwatch-replay"  # set by ``shellwatch replay``; forwarded unchanged by the pre-filter stage
 _KINDS: dict[bytes, Kind] = {b"network": "network", b"process": "process"}
 
 

@@ -7,8 +7,9 @@ import pytest
 
 from shellwatch.core.pipeline import Pipeline, PipelineConfig
 from shellwatch.core.snapshot import HostSnapshot
+from shellwatch.kafka.headers import PROGRESS_HEADER, REPLAY_HEADER
 from shellwatch.rules.loader import load_reverse_shell_rule
-from shellwatch.worker.runtime import PROGRESS_HEADER, REPLAY_HEADER, CorrelationRuntime, RecordError
+from shellwatch.worker.runtime import CorrelationRuntime, RecordError
 from tests.shared import DictStore
 from tests.unit.builders import T0, conn_doc, exec_doc
 

@@ -2,14 +2,12 @@
 
 from shellwatch.local.kafka.broker import BrokerStartError, LocalKafka
 from shellwatch.local.kafka.jars import KAFKA_VERSION, KafkaFetchError, fetch_jars, jars_dir
-from shellwatch.local.kafka.topics import create_topic
 
 __all__ = [
     "KAFKA_VERSION",
     "BrokerStartError",
     "KafkaFetchError",
     "LocalKafka",
-    "create_topic",
     "fetch_jars",
     "jars_dir",
 ]

@@ -30,10 +30,10 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
+from shellwatch.kafka.admin import admin_conf
 from shellwatch.local.kafka.jars import KAFKA_VERSION, java_executable, log_tail
 from shellwatch.local.kafka.jvm import JvmService, spawn_bound_to_parent
 from shellwatch.local.kafka.listeners import SecureListener, SecureListeners, scram_format_args, secure_properties
-from shellwatch.local.kafka.topics import admin_conf
 
 __all__ = ["BrokerStartError", "LocalKafka"]
 

@@ -22,6 +22,7 @@ from confluent_kafka import OFFSET_END, Consumer, ConsumerGroupTopicPartitions, 
 from confluent_kafka.admin import AdminClient
 
 from shellwatch.core.alerts import decode_alert
+from shellwatch.kafka.clock import WallClockMs, wall_clock_ms
 from shellwatch.tools.expectations import Expectation, Observed, ReplayDiff, compare, expectation_of_alert
 
 __all__ = ["AlertTopicMissingError", "AlertWatch", "CatchUp", "WaitResult", "await_expectations"]
@@ -34,7 +35,8 @@ class AlertTopicMissingError(RuntimeError):
 class AlertWatch:
     """Reads the alerts topic from its current end (so only alerts raised from now on are seen)."""
 
-    def __init__(self, client_conf: Mapping[str, Any], topic: str) -> None:
+    def __init__(self, client_conf: Mapping[str, Any], topic: str, *, clock_ms: WallClockMs = wall_clock_ms) -> None:
+        self._clock_ms = clock_ms
         self._consumer = Consumer(
             {
                 **client_conf,
@@ -61,7 +63,7 @@ class AlertWatch:
             value = message.value()
             if message.error() is not None or value is None:
                 continue
-            out.append((decode_alert(value), time.time_ns() // 1_000_000))
+            out.append((decode_alert(value), self._clock_ms()))
         return out
 
     def close(self) -> None:

@@ -3,9 +3,10 @@
 Input lines are either captures (``shellwatch record`` output, see :mod:`shellwatch.formats.capture`) or plain ECS
 NDJSON documents. Each record is routed by its events' ``event.category`` (network events to the network
 topic, the rest to the process topic), keyed by ``host.id`` (else its recorded key), and carries its
-recorded headers (minus the worker's own ``shellwatch.*`` headers) plus :data:`REPLAY_HEADER`, which the
-worker turns into ``detection.replayed: true`` on the alerts the record raises. The value is produced
-byte for byte as recorded: event time stays in the documents.
+recorded headers (minus the worker's own ``shellwatch.*`` headers) plus
+:data:`~shellwatch.kafka.headers.REPLAY_HEADER`, which the worker turns into ``detection.replayed: true``
+on the alerts the record raises. The value is produced byte for byte as recorded: event time stays in the
+documents.
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ from typing import Literal
 
 from shellwatch.formats.capture import CapturedRecord, CaptureError, parse_capture_line
 from shellwatch.formats.event_codec import Decoded, DecodeError
-from shellwatch.worker.runtime import REPLAY_HEADER
+from shellwatch.kafka.headers import REPLAY_HEADER, WORKER_PREFIX
 
-__all__ = ["REPLAY_HEADER", "LineError", "ReplayRecord", "Target", "in_recorded_order", "plan_records"]
+__all__ = ["LineError", "ReplayRecord", "Target", "in_recorded_order", "plan_records"]
 
 Target = Literal["network", "process"]
 Decoder = Callable[[bytes], Decoded | DecodeError]
-_WORKER_PREFIX = "shellwatch."
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,7 @@ def plan_records(lines: Iterable[bytes], decode: Decoder, run_id: str) -> Iterat
         kinds = {event.kind for event in events}
         host_id = next((e.host_id for e in events if e.host_id is not None), None)
         event_time = next((e.timestamp_ms for e in events if e.timestamp_ms is not None), None)
-        headers = tuple(h for h in captured.headers if not h[0].startswith(_WORKER_PREFIX) and h[0] != REPLAY_HEADER)
+        headers = tuple(h for h in captured.headers if not h[0].startswith(WORKER_PREFIX) and h[0] != REPLAY_HEADER)
         yield ReplayRecord(
             line=number,
             target="network" if "network" in kinds else "process",

@@ -19,6 +19,7 @@ from typing import IO, Any
 from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient
 
+from shellwatch.kafka.clock import WallClockMs, wall_clock_ms
 from shellwatch.tools.progress import Progress
 from shellwatch.tools.replay.plan import Decoder, LineError, ReplayRecord, Target, in_recorded_order, plan_records
 from shellwatch.tools.terminal import printable
@@ -87,12 +88,13 @@ def replay_files(
     speed: float | None = None,
     clock_s: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    clock_ms: WallClockMs = wall_clock_ms,
 ) -> ReplaySummary:
     """Produce every line of ``paths``; returns once all records are acknowledged."""
     absent = missing_topics(client_conf, [topics.network, topics.process])
     if absent:
         raise ReplayError(f"topic(s) {', '.join(absent)} do not exist; replay never creates topics")
-    summary = ReplaySummary(run_id=run_id, started_ms=time.time_ns() // 1_000_000)
+    summary = ReplaySummary(run_id=run_id, started_ms=clock_ms())
     producer = Producer(
         {**client_conf, "partitioner": "murmur2_random", "linger.ms": 5, "acks": "all", "enable.idempotence": True}
     )

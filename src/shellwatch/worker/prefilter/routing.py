@@ -1,17 +1,7 @@
 """Where the forwarder puts a record, and the headers it adds: pure functions, no I/O.
 
-Headers on the relevant topic (names are the contract with stage 2):
-
-- forwarded record: the original headers, then ``shellwatch.kind`` (``network``, ``process`` or
-  ``network,process``), ``shellwatch.source`` (``topic/partition/offset``) and ``shellwatch.broker_ts``
-  (the source record's broker timestamp in epoch ms; the forwarded record gets a new broker timestamp,
-  so replayed old data is not deleted at once by the relevant topic's time-based retention);
-- progress marker (empty key and value): ``shellwatch.tools.progress`` (the source topic's kind),
-  ``shellwatch.source`` (``topic/partition``) and ``shellwatch.as_of`` (epoch ms at which the fetch that
-  found the partition caught up was answered: records written after it may still be in flight).
-
-Only the forwarder may set ``shellwatch.*`` headers: input headers of that name are dropped, so an input
-record cannot pose as a progress marker.
+The header names and what they carry are in :mod:`shellwatch.kafka.headers`. Input headers starting with
+``shellwatch.`` are dropped from forwarded records, so an input record cannot pose as a progress marker.
 """
 
 from __future__ import annotations
@@ -19,16 +9,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final, Literal
 
-from shellwatch.kafka.dead_letters import Header
+from shellwatch.kafka.headers import (
+    AS_OF_HEADER,
+    BROKER_TS_HEADER,
+    KIND_HEADER,
+    PROGRESS_HEADER,
+    SOURCE_HEADER,
+    WORKER_PREFIX,
+    Header,
+)
 from shellwatch.kafka.partitioning import java_partition
 
 __all__ = [
-    "AS_OF_HEADER",
-    "BROKER_TS_HEADER",
-    "KIND_HEADER",
-    "PROGRESS_HEADER",
-    "REASON_HEADER",
-    "SOURCE_HEADER",
     "SourceKind",
     "forward_headers",
     "forward_target",
@@ -37,13 +29,6 @@ __all__ = [
 
 SourceKind = Literal["network", "process", "mixed"]
 
-KIND_HEADER: Final = "shellwatch.kind"
-SOURCE_HEADER: Final = "shellwatch.source"
-BROKER_TS_HEADER: Final = "shellwatch.broker_ts"
-PROGRESS_HEADER: Final = "shellwatch.progress"
-AS_OF_HEADER: Final = "shellwatch.as_of"  # on markers: when the fetch that found the partition caught up returned
-REASON_HEADER: Final = "shellwatch.error.reason"  # on dead letters, beside the __connect.errors.* headers
-_OUR_PREFIX: Final = "shellwatch."
 MARKER_KINDS: Final[dict[str, bytes]] = {"network": b"network", "process": b"process", "mixed": b"network,process"}
 
 
@@ -68,7 +53,7 @@ def forward_headers(
     headers: Iterable[Header], *, kinds: bytes, topic: str, partition: int, offset: int, broker_ts: int
 ) -> list[Header]:
     """The record's own headers (minus ``shellwatch.*``) plus its kinds and where it came from."""
-    kept = [h for h in headers if not h[0].startswith(_OUR_PREFIX)]
+    kept = [h for h in headers if not h[0].startswith(WORKER_PREFIX)]
     kept += [
         (KIND_HEADER, kinds),
         (SOURCE_HEADER, f"{topic}/{partition}/{offset}".encode()),

@@ -16,7 +16,7 @@ committed. A failed produce raises out of :func:`run_prefilter_stage` without co
 
 Progress markers: after a batch, each assigned source partition that is caught up (position at the
 highwater) gets, at most every ``marker_interval_ms``, an empty record in the same-numbered relevant
-partition with the header ``shellwatch.tools.progress`` (the source's kind) so stage 2 can release events it
+partition with the header ``shellwatch.progress`` (the source's kind) so stage 2 can release events it
 holds while waiting for the other stream. It follows the batch's forwards in that partition.
 """
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -33,13 +34,13 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from shellwatch.core.byte_screen import ByteScreen
 from shellwatch.formats.event_codec import DecodeError, Decoder, decode_record
-from shellwatch.kafka.admin import PartitionMismatchError, check_partitions, require_copartitioned
+from shellwatch.kafka.admin import check_partitions, require_copartitioned
 from shellwatch.kafka.dead_letters import dead_letter_headers
+from shellwatch.kafka.headers import REASON_HEADER
 from shellwatch.kafka.security import KafkaSecurity, aiokafka_kwargs
 from shellwatch.worker.prefilter.balance import CatchUpBalance, Partition
 from shellwatch.worker.prefilter.routing import (
     MARKER_KINDS,
-    REASON_HEADER,
     SourceKind,
     forward_headers,
     forward_target,
@@ -48,11 +49,9 @@ from shellwatch.worker.prefilter.routing import (
 from shellwatch.worker.prefilter.stats import AssignmentListener, PrefilterStats
 
 __all__ = [
-    "PartitionMismatchError",
     "PrefilterConfig",
     "PrefilterStats",
     "SourceKind",
-    "check_partitions",
     "run_prefilter_stage",
 ]
 
@@ -112,8 +111,10 @@ class _PrefilterStage:
         producer: Any,
         partitions: int,
         decode: Decoder = decode_record,
+        clock_s: Callable[[], float] = time.monotonic,
     ) -> None:
         self._decode = decode
+        self._clock_s = clock_s  # monotonic seconds: commit and marker intervals, heartbeat, last record
         self._config = config
         self._prefilter = prefilter
         self._stats = stats
@@ -135,7 +136,7 @@ class _PrefilterStage:
         config, consumer, stats = self._config, self._consumer, self._stats
         pending: list[asyncio.Future[Any]] = []
         uncommitted = False
-        settled_s = time.monotonic()
+        settled_s = self._clock_s()
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=config.poll_timeout_ms, max_records=config.max_batch)
             if batch:
@@ -145,7 +146,7 @@ class _PrefilterStage:
             positions = await self._positions()
             pending += await self._markers(positions)
             self._keep_in_step(positions)
-            now = time.monotonic()
+            now = self._clock_s()
             due = now - settled_s >= config.commit_interval_ms / 1000 or len(pending) >= config.max_unacked
             if (pending or uncommitted) and (due or not batch):
                 await self._settle(pending, commit=uncommitted)
@@ -170,7 +171,7 @@ class _PrefilterStage:
         accepted = self._prefilter.accepted  # one batched check per partition: no Python call per record
         pending: list[asyncio.Future[Any]] = []
         records = dropped = 0
-        now_s = time.monotonic()
+        now_s = self._clock_s()
         for tp, tp_records in batch.items():
             records += len(tp_records)
             dropped_before = dropped
@@ -257,7 +258,7 @@ class _PrefilterStage:
         return positions
 
     async def _markers(self, positions: dict[Any, tuple[int, int]]) -> list[asyncio.Future[Any]]:
-        now = time.monotonic()
+        now = self._clock_s()
         self._stats.heartbeat_s = now
         interval_s = self._config.marker_interval_ms / 1000
         pending: list[asyncio.Future[Any]] = []
@@ -312,11 +313,17 @@ async def run_prefilter_stage(
     stop: asyncio.Event,
     stats: PrefilterStats,
     decode: Decoder = decode_record,
+    *,
+    clock_s: Callable[[], float] = time.monotonic,
 ) -> None:
     """Forward until *stop* is set (the batch in hand is finished and committed first).
 
-    Raises :class:`PartitionMismatchError` before consuming anything when the topics are missing or not
-    co-partitioned, and re-raises any produce failure (nothing of that batch is committed).
+    ``clock_s`` (monotonic seconds) times commits, markers and the health figures in *stats*. The stage
+    reads no wall clock: a marker's ``as_of`` is when the consumer's fetch was answered, as the consumer
+    recorded it.
+
+    Raises :class:`~shellwatch.kafka.admin.PartitionMismatchError` before consuming anything when the topics
+    are missing or not co-partitioned, and re-raises any produce failure (nothing of that batch is committed).
     """
     sources = [name for name, _ in config.source_topics]
     counts = await check_partitions(
@@ -334,7 +341,7 @@ async def run_prefilter_stage(
         auto_offset_reset="earliest",
         **security,
     )
-    consumer.subscribe(sources, listener=AssignmentListener(stats, time.monotonic))
+    consumer.subscribe(sources, listener=AssignmentListener(stats, clock_s))
     producer = AIOKafkaProducer(
         bootstrap_servers=config.bootstrap_servers,
         client_id="shellwatch-forwarder",
@@ -365,6 +372,7 @@ async def run_prefilter_stage(
             producer=producer,
             partitions=partitions,
             decode=decode,
+            clock_s=clock_s,
         ).run(stop)
     finally:
         await _close(consumer, producer)

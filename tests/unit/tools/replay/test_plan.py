@@ -6,7 +6,8 @@ import orjson
 
 from shellwatch.formats.capture import CapturedRecord, capture_line
 from shellwatch.formats.event_codec import decode_record
-from shellwatch.tools.replay.plan import REPLAY_HEADER, LineError, ReplayRecord, in_recorded_order, plan_records
+from shellwatch.kafka.headers import REPLAY_HEADER
+from shellwatch.tools.replay.plan import LineError, ReplayRecord, in_recorded_order, plan_records
 from shellwatch.tools.replay.produce import _Pacer
 from tests.unit.builders import T0, conn_doc, exec_doc
 

@@ -7,7 +7,6 @@ agent trusts it only for hosts whose newest record was written well before that 
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +14,7 @@ import orjson
 from aiokafka import TopicPartition
 
 from shellwatch.core.byte_screen import ByteScreen
+from shellwatch.kafka.clock import wall_clock_ms
 from shellwatch.worker.prefilter.stage import PrefilterConfig, _PrefilterStage
 from shellwatch.worker.prefilter.stats import PrefilterStats
 from tests.unit.builders import T0, exec_doc
@@ -118,7 +118,7 @@ def test_markers_say_when_the_fetch_that_found_the_partition_caught_up_returned(
 def test_a_partition_never_fetched_gets_no_marker() -> None:
     async def scenario() -> None:
         producer = RecordingProducer()
-        stage = forwarder(ScriptedConsumer({PROCESS: int(time.time() * 1000)}), producer)
+        stage = forwarder(ScriptedConsumer({PROCESS: wall_clock_ms()}), producer)
         await stage._markers(await stage._positions())
         assert markers(producer) == {b"proc/0"}
 
@@ -127,7 +127,7 @@ def test_a_partition_never_fetched_gets_no_marker() -> None:
 
 def test_a_partition_ahead_of_its_lagging_partner_is_paused_and_gets_no_marker() -> None:
     async def scenario() -> None:
-        now_ms = int(time.time() * 1000)
+        now_ms = wall_clock_ms()
         consumer = ScriptedConsumer({NETWORK: now_ms, PROCESS: now_ms}, positions={NETWORK: 2})  # network lags
         producer = RecordingProducer()
         stage = forwarder(consumer, producer)
@@ -170,5 +170,38 @@ def test_offsets_are_committed_once_per_interval_and_only_after_every_forward_is
         await acks
         assert len(futures) == 3  # the three execs were forwarded at once, none waited for the others
         assert consumer.log == ["acks", "commit"]  # one commit, once the queue ran dry and all were acknowledged
+
+    asyncio.run(scenario())
+
+
+def test_markers_are_spaced_by_the_injected_clock() -> None:
+    async def scenario() -> None:
+        now_s = [100.0]
+        producer = RecordingProducer()
+        config = PrefilterConfig(
+            bootstrap_servers="unused:9092",
+            source_topics=(("proc", "process"),),
+            relevant_topic="relevant",
+            dead_letter_topic="dead",
+            group_id="g",
+            marker_interval_ms=250,
+        )
+        stage = _PrefilterStage(
+            config,
+            prefilter=ByteScreen.from_patterns(["/usr/lib/jvm/*"], enabled=True),
+            stats=PrefilterStats(),
+            consumer=ScriptedConsumer({PROCESS: wall_clock_ms()}),
+            producer=producer,
+            partitions=1,
+            clock_s=lambda: now_s[0],
+        )
+        positions = {PROCESS: (5, 5)}
+        sent = []
+        for at_s in (100.0, 100.2, 100.25, 100.4, 100.5):
+            now_s[0] = at_s
+            await stage._markers(positions)
+            sent.append(len(producer.sent))
+        assert sent == [1, 1, 2, 2, 3]
+        assert stage._stats.heartbeat_s == 100.5
 
     asyncio.run(scenario())
