@@ -192,6 +192,8 @@ def _faust_app(kafka: KafkaSettings, bootstrap: str, partitions: int) -> faust.A
         producer_max_request_size=MAX_RECORD_BYTES,
         consumer_max_fetch_size=MAX_RECORD_BYTES,
         broker_commit_interval=1.0,
+        broker_session_timeout=kafka.session_timeout_ms / 1000,  # a killed member's partitions move this soon
+        broker_heartbeat_interval=kafka.heartbeat_interval_ms / 1000,
         stream_recovery_delay=0.0,
         stream_wait_empty=False,
         web_enabled=kafka.web_enabled,
@@ -211,7 +213,10 @@ def _forwarder_config(kafka: KafkaSettings, bootstrap: str, allowed_lateness_ms:
         dead_letter_topic=kafka.dead_letter_topic,
         group_id=f"{kafka.app_id}-prefilter",
         security=kafka.security,
-        max_lead_ms=max(500, allowed_lateness_ms // 2),  # keep the topics well within the core's lateness
+        max_buffered=kafka.max_buffered_per_partition,
+        max_partition_fetch_bytes=kafka.max_partition_fetch_bytes,
+        session_timeout_ms=kafka.session_timeout_ms,
+        heartbeat_interval_ms=kafka.heartbeat_interval_ms,
     )
 
 

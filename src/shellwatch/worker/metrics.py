@@ -57,6 +57,11 @@ METRICS: Final[dict[str, str]] = {
     "shellwatch_late_events_total": "Qualifying events that arrived after their host had moved past their "
     "timestamp (beyond the allowed lateness, or behind a progress marker); applied at once, best effort.",
     "shellwatch_far_future_events_total": "Events whose @timestamp is far ahead of their Kafka record timestamp.",
+    "shellwatch_alignment_released_total": "Kept input records released by the prefilter stage's record-time "
+    "merge of its assigned partitions.",
+    "shellwatch_alignment_wait_seconds_total": "Time those records waited in the merge for the other partitions "
+    "to be read past them (divide by shellwatch_alignment_released_total for the mean).",
+    "shellwatch_alignment_buffered_records": "Kept input records waiting in the merge now (not yet committed).",
     "shellwatch_state_evictions_total": "State forced out by a cap, by kind: host (max hosts), connection "
     "(max pending per host), held (held events applied early: max held per host).",
     "shellwatch_silent_partitions": "Assigned input partitions without a record for longer than "
@@ -176,6 +181,9 @@ class WorkerCollector:
         stats = correlator.stats
         yield _counter("shellwatch_late_events_total", stats.late)
         yield _counter("shellwatch_far_future_events_total", fwd.far_future)
+        yield _counter("shellwatch_alignment_released_total", fwd.aligned)
+        yield _counter("shellwatch_alignment_wait_seconds_total", fwd.alignment_wait_ms / 1000)
+        yield _gauge("shellwatch_alignment_buffered_records", fwd.buffered)
         evictions = CounterMetricFamily(
             "shellwatch_state_evictions", _help("shellwatch_state_evictions_total"), labels=["kind"]
         )

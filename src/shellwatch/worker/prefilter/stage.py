@@ -38,7 +38,7 @@ from shellwatch.kafka.admin import check_partitions, require_copartitioned
 from shellwatch.kafka.dead_letters import dead_letter_headers
 from shellwatch.kafka.headers import REASON_HEADER
 from shellwatch.kafka.security import KafkaSecurity, aiokafka_kwargs
-from shellwatch.worker.prefilter.balance import CatchUpBalance, Partition
+from shellwatch.worker.prefilter.alignment import Alignment, Fetched
 from shellwatch.worker.prefilter.routing import (
     MARKER_KINDS,
     SourceKind,
@@ -71,9 +71,11 @@ class PrefilterConfig:
     max_batch: int = 10_000
     poll_timeout_ms: int = 100
     far_future_ms: int = 300_000  # @timestamp this far past the broker timestamp counts as far_future
-    # while catching up, a source partition this far (record time) ahead of a co-numbered partition that
-    # still has records to read is paused (see forwarder_balance); about half the allowed lateness
-    max_lead_ms: int = 2_500
+    # kept records waiting in the record-time merge (see alignment), per source partition, before it is paused
+    max_buffered: int = 20_000
+    max_partition_fetch_bytes: int = 1_048_576
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 2_000
     commit_interval_ms: int = 500  # produce acks awaited and offsets committed this often (and when idle)
     max_unacked: int = 20_000  # ... or once this many produces are unacknowledged
     security: KafkaSecurity = field(default_factory=KafkaSecurity)  # for every aiokafka client (repr masked)
@@ -91,13 +93,15 @@ class PrefilterConfig:
         if len(outputs) != 2 or outputs & set(names):
             raise ValueError("relevant_topic, dead_letter_topic and the source topics must all differ")
         delays = (self.marker_interval_ms, self.poll_timeout_ms, self.far_future_ms)
-        if min(*delays, self.max_lead_ms, self.commit_interval_ms) < 0:
+        if min(*delays, self.commit_interval_ms) < 0:
             raise ValueError(
-                "marker_interval_ms, poll_timeout_ms, far_future_ms, max_lead_ms and "
-                "commit_interval_ms must not be negative"
+                "marker_interval_ms, poll_timeout_ms, far_future_ms and commit_interval_ms must not be negative"
             )
-        if self.max_batch < 1 or self.max_unacked < 1:
-            raise ValueError(f"max_batch and max_unacked must be positive, got {self.max_batch}, {self.max_unacked}")
+        if min(self.max_batch, self.max_unacked, self.max_buffered) < 1:
+            raise ValueError(
+                f"max_batch, max_unacked and max_buffered must be positive, got "
+                f"{self.max_batch}, {self.max_unacked}, {self.max_buffered}"
+            )
 
 
 class _PrefilterStage:
@@ -123,15 +127,16 @@ class _PrefilterStage:
         self._partitions = partitions
         self._kinds = dict(config.source_topics)
         self._last_marker: dict[Any, float] = {}
-        self._balance = CatchUpBalance(config.max_lead_ms)
-        self._paused: set[Partition] = set()
+        self._alignment: Alignment[Any, Any] = Alignment(config.max_buffered)  # (topic, partition) -> records
+        self._paused: set[Any] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Route batches until ``stop``; acknowledge and commit every ``commit_interval_ms`` (or when idle).
 
         Produce acknowledgements are awaited only before a commit: waiting for them after every batch
-        would stall the loop for a linger and a round trip per batch. The records of a batch are routed
-        (handed to the producer, in order) at once, so latency does not depend on the commit interval.
+        would stall the loop for a linger and a round trip per batch. Kept records go through the record-time
+        merge of every assigned partition (:mod:`~shellwatch.worker.prefilter.alignment`) and are routed as soon
+        as it releases them, so latency does not depend on the commit interval.
         """
         config, consumer, stats = self._config, self._consumer, self._stats
         pending: list[asyncio.Future[Any]] = []
@@ -140,12 +145,13 @@ class _PrefilterStage:
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=config.poll_timeout_ms, max_records=config.max_batch)
             if batch:
-                pending += await self._route_batch(batch)
+                self._take_in(batch)
                 stats.batches += 1
                 uncommitted = True
             positions = await self._positions()
+            pending += await self._release(positions)
             pending += await self._markers(positions)
-            self._keep_in_step(positions)
+            self._pause_full()
             now = self._clock_s()
             due = now - settled_s >= config.commit_interval_ms / 1000 or len(pending) >= config.max_unacked
             if (pending or uncommitted) and (due or not batch):
@@ -163,31 +169,58 @@ class _PrefilterStage:
                 raise
         if commit:
             try:
-                await self._consumer.commit()
+                offsets = await self._commit_offsets()
+                if offsets:
+                    await self._consumer.commit(offsets)
             except CommitFailedError as exc:  # a rebalance: the new owner re-reads; duplicates are harmless
                 log.warning("offset commit failed, those records will be re-read: %s", exc)
 
-    async def _route_batch(self, batch: dict[Any, list[Any]]) -> list[asyncio.Future[Any]]:
-        accepted = self._prefilter.accepted  # one batched check per partition: no Python call per record
-        pending: list[asyncio.Future[Any]] = []
+    def _take_in(self, batch: dict[Any, list[Any]]) -> None:
+        """Screen each partition's records (one batched check, no Python call per record) into the merge."""
+        accepted = self._prefilter.accepted
         records = dropped = 0
         now_s = self._clock_s()
         for tp, tp_records in batch.items():
+            kept = set(accepted([record.value or b"" for record in tp_records]))
+            self._alignment.fetched(
+                (tp.topic, tp.partition),
+                [Fetched(r.offset, r.timestamp, r if i in kept else None) for i, r in enumerate(tp_records)],
+                int(now_s * 1000),
+            )
             records += len(tp_records)
-            dropped_before = dropped
-            kept = accepted([record.value or b"" for record in tp_records])
             dropped += len(tp_records) - len(kept)
-            for index in kept:
-                future = await self._route(tp_records[index])
-                if future is not None:
-                    pending.append(future)
-            self._balance.consumed((tp.topic, tp.partition), tp_records[-1].timestamp)
             self._stats.consumed[tp.topic] += len(tp_records)
-            self._stats.prefiltered_by_topic[tp.topic] += dropped - dropped_before
+            self._stats.prefiltered_by_topic[tp.topic] += len(tp_records) - len(kept)
             self._stats.last_record_s[(tp.topic, tp.partition)] = now_s
         self._stats.records += records
         self._stats.prefiltered += dropped
+
+    async def _release(self, positions: dict[Any, tuple[int, int]]) -> list[asyncio.Future[Any]]:
+        """Route what the merge releases now. A partition whose highwater is not known yet waits like a lag."""
+        lag: dict[Any, int | None] = {(tp.topic, tp.partition): None for tp in self._consumer.assignment()}
+        for tp, (highwater, position) in positions.items():
+            lag[(tp.topic, tp.partition)] = max(0, highwater - position)
+        pending: list[asyncio.Future[Any]] = []
+        released = self._alignment.release(lag, int(self._clock_s() * 1000))
+        for item in released:
+            future = await self._route(item.item)
+            if future is not None:
+                pending.append(future)
+            self._stats.alignment_wait_ms += item.waited_ms
+        self._stats.aligned += len(released)
+        self._stats.buffered = self._alignment.buffered()
         return pending
+
+    async def _commit_offsets(self) -> dict[Any, int]:
+        """Per assigned partition: its first record still in the merge, else the consumer's position."""
+        offsets: dict[Any, int] = {}
+        for tp in self._consumer.assignment():
+            try:
+                position = await self._consumer.position(tp)
+            except IllegalStateError:  # revoked meanwhile
+                continue
+            offsets[tp] = self._alignment.commit_offset((tp.topic, tp.partition), position)
+        return offsets
 
     async def _route(self, record: Any) -> asyncio.Future[Any] | None:
         config, stats = self._config, self._stats
@@ -264,7 +297,10 @@ class _PrefilterStage:
         pending: list[asyncio.Future[Any]] = []
         for tp, (highwater, position) in positions.items():
             last = self._last_marker.get(tp)
-            if (last is not None and now - last < interval_s) or (tp.topic, tp.partition) in self._paused:
+            key = (tp.topic, tp.partition)
+            if (last is not None and now - last < interval_s) or key in self._paused:
+                continue
+            if not self._alignment.drained(key):  # records before the marker's time still wait in the merge
                 continue
             as_of_ms = self._fetched_at(tp)
             if position < highwater or as_of_ms is None:
@@ -283,20 +319,23 @@ class _PrefilterStage:
             self._stats.markers += 1
         return pending
 
-    def _keep_in_step(self, positions: dict[Any, tuple[int, int]]) -> None:
-        """Pause source partitions that ran ahead of a lagging co-numbered partition; resume the others."""
+    def _pause_full(self) -> None:
+        """Pause the partitions whose merge buffers are full (the merge waits for others); resume the rest."""
         consumer = self._consumer
         assigned = {(tp.topic, tp.partition): tp for tp in consumer.assignment()}
-        behind = {(tp.topic, tp.partition): position < highwater for tp, (highwater, position) in positions.items()}
-        self._balance.forget([key for key in self._balance.known() if key not in assigned])
-        pause = self._balance.to_pause(assigned, behind)
+        pause = self._alignment.full() & assigned.keys()
         newly, resumed = pause - self._paused, (self._paused - pause) & assigned.keys()
         if newly:
             consumer.pause(*(assigned[key] for key in newly))
-            log.debug("paused %s: ahead of a lagging co-numbered partition", sorted(newly))
+            log.debug("paused %s: merge buffer full, waiting for %s", sorted(newly), self._waiting_on())
         if resumed:
             consumer.resume(*(assigned[key] for key in resumed))
         self._paused = pause
+
+    def _waiting_on(self) -> list[Any]:
+        return sorted(
+            self._alignment.waiting_on({(tp.topic, tp.partition): None for tp in self._consumer.assignment()})
+        )
 
     def _fetched_at(self, tp: Any) -> int | None:
         """When the fetch that last reported ``tp``'s highwater was answered (epoch ms, this host's clock)."""
@@ -339,6 +378,9 @@ async def run_prefilter_stage(
         group_id=config.group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        max_partition_fetch_bytes=config.max_partition_fetch_bytes,
+        session_timeout_ms=config.session_timeout_ms,
+        heartbeat_interval_ms=config.heartbeat_interval_ms,
         **security,
     )
     consumer.subscribe(sources, listener=AssignmentListener(stats, clock_s))

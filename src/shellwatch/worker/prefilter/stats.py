@@ -15,12 +15,13 @@ Partition = tuple[str, int]  # (topic, partition); aiokafka's TopicPartition is 
 
 @dataclass(slots=True)
 class PrefilterStats:
-    """Every consumed record is exactly one of: pre-filtered, forwarded, dead-lettered, other category.
+    """Every consumed record is exactly one of: pre-filtered, forwarded, dead-lettered, other category, or
+    still ``buffered`` in the record-time merge (kept, waiting for the other partitions; not committed).
 
     ``markers``, ``far_future`` and ``batches`` count alongside: progress markers produced, forwarded
     records whose ``@timestamp`` is far ahead of their broker timestamp, and ``getmany`` batches that held
-    at least one record. ``consumed`` and ``prefiltered_by_topic`` split ``records`` and ``prefiltered``
-    per source topic.
+    at least one record; ``aligned`` records left the merge after ``alignment_wait_ms`` in all. ``consumed``
+    and ``prefiltered_by_topic`` split ``records`` and ``prefiltered`` per source topic.
 
     Live state, for metrics and health (times are ``time.monotonic()`` seconds): ``heartbeat_s`` (the
     loop's last turn, ``None`` before the first), ``lag`` (highwater minus position per assigned
@@ -36,6 +37,9 @@ class PrefilterStats:
     other_category: int = 0
     far_future: int = 0
     batches: int = 0
+    aligned: int = 0
+    alignment_wait_ms: int = 0
+    buffered: int = 0
     consumed: Counter[str] = field(default_factory=Counter)
     prefiltered_by_topic: Counter[str] = field(default_factory=Counter)
     heartbeat_s: float | None = field(default=None, repr=False)
@@ -50,8 +54,8 @@ class PrefilterStats:
 
     @property
     def accounted(self) -> int:
-        """Records with a known outcome; equals ``records`` after every completed batch."""
-        return self.prefiltered + self.forwarded + self.dead_lettered + self.other_category
+        """Records with a known outcome or waiting in the merge; equals ``records`` after every turn of the loop."""
+        return self.prefiltered + self.forwarded + self.dead_lettered + self.other_category + self.buffered
 
     def assigned(self, partitions: Iterable[Partition], now_s: float) -> None:
         for tp in partitions:

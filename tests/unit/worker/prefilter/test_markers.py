@@ -1,7 +1,8 @@
-"""The pre-filter stage's loop with a scripted consumer: progress markers, pausing, acknowledgements.
+"""The prefilter stage's loop with a scripted consumer: the merge, progress markers, pausing, acknowledgements.
 
 A marker says a source partition was caught up at the fetch that returned at ``shellwatch.as_of``; the
-agent trusts it only for hosts whose newest record was written well before that (worker_runtime).
+agent trusts it only for hosts whose newest record was written well before that (worker.runtime). Kept
+records wait in the record-time merge until every partner partition was read past them or is caught up.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class ScriptedConsumer:
 
     batches: list[dict[TopicPartition, list[Any]]] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
+    committed: dict[TopicPartition, int] = field(default_factory=dict)
     stop: asyncio.Event | None = None
 
     async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
@@ -40,8 +42,9 @@ class ScriptedConsumer:
             self.stop.set()
         return {}
 
-    async def commit(self) -> None:
+    async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
         self.log.append("commit")
+        self.committed.update(offsets or {})
 
     def pause(self, *tps: TopicPartition) -> None:
         self.paused.update(tps)
@@ -84,8 +87,9 @@ class Record:
     headers: tuple[tuple[str, bytes], ...] = ()
 
 
-def forwarder(consumer: ScriptedConsumer, producer: RecordingProducer) -> _PrefilterStage:
+def stage_with(consumer: ScriptedConsumer, producer: RecordingProducer, max_buffered: int = 20_000) -> _PrefilterStage:
     config = PrefilterConfig(
+        max_buffered=max_buffered,
         bootstrap_servers="unused:9092",
         source_topics=(("net", "network"), ("proc", "process")),
         relevant_topic="relevant",
@@ -107,7 +111,7 @@ def test_markers_say_when_the_fetch_that_found_the_partition_caught_up_returned(
     async def scenario() -> None:
         consumer = ScriptedConsumer({NETWORK: 1_000_150, PROCESS: 1_000_400})
         producer = RecordingProducer()
-        stage = forwarder(consumer, producer)
+        stage = stage_with(consumer, producer)
         await stage._markers(await stage._positions())
         as_of = {headers["shellwatch.source"]: headers["shellwatch.as_of"] for _, _, headers in producer.sent}
         assert as_of == {b"net/0": b"1000150", b"proc/0": b"1000400"}
@@ -118,28 +122,51 @@ def test_markers_say_when_the_fetch_that_found_the_partition_caught_up_returned(
 def test_a_partition_never_fetched_gets_no_marker() -> None:
     async def scenario() -> None:
         producer = RecordingProducer()
-        stage = forwarder(ScriptedConsumer({PROCESS: wall_clock_ms()}), producer)
+        stage = stage_with(ScriptedConsumer({PROCESS: wall_clock_ms()}), producer)
         await stage._markers(await stage._positions())
         assert markers(producer) == {b"proc/0"}
 
     asyncio.run(scenario())
 
 
-def test_a_partition_ahead_of_its_lagging_partner_is_paused_and_gets_no_marker() -> None:
+def test_an_exec_waits_in_the_merge_while_its_partner_lags_and_is_neither_marked_nor_committed() -> None:
     async def scenario() -> None:
         now_ms = wall_clock_ms()
         consumer = ScriptedConsumer({NETWORK: now_ms, PROCESS: now_ms}, positions={NETWORK: 2})  # network lags
         producer = RecordingProducer()
-        stage = forwarder(consumer, producer)
+        stage = stage_with(consumer, producer)
         old = now_ms - 60_000
-        await stage._route_batch({NETWORK: [Record("net", 0, 1, old, b"{}")]})
-        await stage._route_batch({PROCESS: [Record("proc", 0, 4, old + 10_000, orjson.dumps(exec_doc(T0)))]})
-        stage._keep_in_step(await stage._positions())
-        assert consumer.paused == {PROCESS}
+        stage._take_in({NETWORK: [Record("net", 0, 1, old, b"{}")]})
+        stage._take_in({PROCESS: [Record("proc", 0, 4, old + 10_000, orjson.dumps(exec_doc(T0)))]})
+        await stage._release(await stage._positions())
+        assert producer.sent == []  # network was read only up to `old`; its records up to the exec may be unread
+        assert stage._stats.buffered == 1
+        assert stage._stats.accounted == stage._stats.records == 2
         await stage._markers(await stage._positions())
-        assert markers(producer) == set()  # neither: network lags, process is held back
+        assert markers(producer) == set()  # neither: network lags, the exec still waits
+        assert await stage._commit_offsets() == {NETWORK: 2, PROCESS: 4}  # not past the waiting exec
         consumer.positions[NETWORK] = 5  # network caught up
-        stage._keep_in_step(await stage._positions())
+        await stage._release(await stage._positions())
+        assert [topic for topic, _, _ in producer.sent] == ["relevant"]
+        assert (stage._stats.forwarded, stage._stats.buffered) == (1, 0)
+        assert await stage._commit_offsets() == {NETWORK: 5, PROCESS: 5}
+
+    asyncio.run(scenario())
+
+
+def test_a_full_merge_buffer_pauses_its_partition_until_it_drains() -> None:
+    async def scenario() -> None:
+        now_ms = wall_clock_ms()
+        consumer = ScriptedConsumer({NETWORK: now_ms, PROCESS: now_ms}, positions={NETWORK: 2})
+        stage = stage_with(consumer, RecordingProducer(), max_buffered=2)
+        exec_record = orjson.dumps(exec_doc(T0))
+        stage._take_in({PROCESS: [Record("proc", 0, n, now_ms, exec_record) for n in range(2)]})
+        await stage._release(await stage._positions())
+        stage._pause_full()
+        assert consumer.paused == {PROCESS}
+        consumer.positions[NETWORK] = 5
+        await stage._release(await stage._positions())
+        stage._pause_full()
         assert consumer.paused == set()
 
     asyncio.run(scenario())
@@ -164,7 +191,7 @@ def test_offsets_are_committed_once_per_interval_and_only_after_every_forward_is
             for future in futures:
                 future.set_result(None)
 
-        stage = forwarder(consumer, SlowProducer())
+        stage = stage_with(consumer, SlowProducer())
         acks = asyncio.create_task(acknowledge_later())
         await stage.run(consumer.stop)  # type: ignore[arg-type]
         await acks
