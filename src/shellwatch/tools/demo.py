@@ -16,8 +16,8 @@ from typing import IO, Any
 
 import orjson
 
-from shellwatch.core.alerts import encode_alert
 from shellwatch.core.pipeline import Pipeline
+from shellwatch.formats.alert_codec import encode_alert
 from shellwatch.kafka.documents import AlertReader, produce_documents
 from shellwatch.kafka.security import KafkaSecurity
 from shellwatch.local.kafka import LocalKafka, create_topic, fetch_jars, jars_dir

@@ -25,8 +25,8 @@ from typing import Any, cast
 
 import faust
 
-from shellwatch.core.alerts import AlertFormat, encode_alert
 from shellwatch.core.pipeline import Pipeline
+from shellwatch.formats.alert_codec import AlertFormat, encode_alert
 from shellwatch.kafka.dead_letters import dead_letter_headers
 from shellwatch.kafka.schema_registry import RegistryClient
 from shellwatch.kafka.security import faust_kwargs
