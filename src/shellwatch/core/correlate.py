@@ -27,8 +27,9 @@ import heapq
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
-from shellwatch.core.snapshot import HostSnapshot
+from shellwatch.core.snapshot import HostSnapshot, Position
 from shellwatch.core.stages import network_stage_clauses, process_stage_clauses
 from shellwatch.ecs.events import Event, Kind, NetworkEvent, ProcessEvent
 from shellwatch.formats.event_codec import Decoded, decode_json_event
@@ -69,6 +70,21 @@ class CorrelatorStats:
     matches: int = 0
 
 
+class _Held(NamedTuple):
+    """A qualifying event waiting in its host's heap; heap order is :attr:`position` order (``seq`` is
+    unique, so the event and its clauses are never compared)."""
+
+    timestamp_ms: int
+    rank: int
+    seq: int
+    event: Event
+    clauses: tuple[str, ...]
+
+    @property
+    def position(self) -> Position:
+        return Position(self.timestamp_ms, self.rank, self.seq)
+
+
 @dataclass(slots=True)
 class _Pending:
     timestamp_ms: int
@@ -81,6 +97,7 @@ class _Pending:
 class _Applied:
     """A qualifying exec already applied, remembered so a late connection can still pair with it."""
 
+    key: str  # the join key: the exec's process.parent.entity_id
     timestamp_ms: int
     seq: int
     event: ProcessEvent
@@ -92,10 +109,10 @@ class _Applied:
 class _Host:
     network_ms: int = _NEVER
     process_ms: int = _NEVER
-    held: list[tuple[int, int, int, Event, tuple[str, ...]]] = field(default_factory=list)
-    released: tuple[int, int, int] | None = None
-    pending: dict[str, _Pending] = field(default_factory=dict)
-    recent_execs: list[tuple[str, _Applied]] = field(default_factory=list)
+    held: list[_Held] = field(default_factory=list)  # a heap
+    released: Position | None = None  # the latest position applied in order
+    pending: dict[str, _Pending] = field(default_factory=dict)  # by the connection's process.entity_id
+    recent_execs: list[_Applied] = field(default_factory=list)  # in the order applied
 
 
 class Correlator:
@@ -160,7 +177,7 @@ class Correlator:
                 self.stats.no_join_key += 1
             else:
                 self._seq += 1
-                self._admit(event.host_id, host, (ts, rank, self._seq, event, clauses), out)
+                self._admit(event.host_id, host, _Held(ts, rank, self._seq, event, clauses), out)
         self._release(event.host_id, host, frozenset(), out)
         return out
 
@@ -204,12 +221,12 @@ class Correlator:
             process_ms=host.process_ms,
             released=host.released,
             pending=tuple((p.timestamp_ms, p.seq, p.event.raw) for p in host.pending.values()),
-            held=tuple((ts, rank, seq, event.raw) for ts, rank, seq, event, _ in host.held),
-            recent_execs=tuple((a.timestamp_ms, a.seq, a.event.raw, a.paired) for _, a in host.recent_execs),
+            held=tuple((h.timestamp_ms, h.rank, h.seq, h.event.raw) for h in host.held),
+            recent_execs=tuple((a.timestamp_ms, a.seq, a.event.raw, a.paired) for a in host.recent_execs),
             replayed=frozenset(
                 [p.seq for p in host.pending.values() if p.event.replayed]
-                + [seq for _, _, seq, event, _ in host.held if event.replayed]
-                + [a.seq for _, a in host.recent_execs if a.event.replayed]
+                + [h.seq for h in host.held if h.event.replayed]
+                + [a.seq for a in host.recent_execs if a.event.replayed]
             ),
         )
 
@@ -228,13 +245,14 @@ class Correlator:
         for ts, rank, seq, raw in snapshot.held:
             restored = self._restored(raw, NetworkEvent if rank == _CONNECTION else ProcessEvent, seq in replayed)
             if restored is not None:
-                host.held.append((ts, rank, seq, restored[0], restored[1]))
+                host.held.append(_Held(ts, rank, seq, restored[0], restored[1]))
         heapq.heapify(host.held)
         for ts, seq, raw, paired in snapshot.recent_execs:
             execution = self._restored(raw, ProcessEvent, seq in replayed)
             if execution is not None and isinstance(execution[0], ProcessEvent) and execution[0].parent_entity_id:
-                applied = _Applied(ts, seq, execution[0], execution[1], paired)
-                host.recent_execs.append((execution[0].parent_entity_id, applied))
+                host.recent_execs.append(
+                    _Applied(execution[0].parent_entity_id, ts, seq, execution[0], execution[1], paired)
+                )
         seqs = [seq for _, seq, _ in snapshot.pending] + [item[2] for item in snapshot.held]
         self._seq = max([self._seq, *seqs, *(seq for _, seq, _, _ in snapshot.recent_execs)])
         if host.held:
@@ -293,14 +311,8 @@ class Correlator:
             self.stats.evicted_hosts += 1
         return host
 
-    def _admit(
-        self,
-        host_id: str,
-        host: _Host,
-        item: tuple[int, int, int, Event, tuple[str, ...]],
-        out: list[Match],
-    ) -> None:
-        if host.released is not None and item[:3] < host.released:
+    def _admit(self, host_id: str, host: _Host, item: _Held, out: list[Match]) -> None:
+        if host.released is not None and item.position < host.released:
             self.stats.late += 1
             self._apply(host, item, out, late=True)
             return
@@ -313,7 +325,7 @@ class Correlator:
     def _release(self, host_id: str, host: _Host, idle: frozenset[Kind], out: list[Match]) -> None:
         held = host.held
         while held:
-            ts, rank = held[0][0], held[0][1]
+            ts, rank = held[0].timestamp_ms, held[0].rank
             if rank == _CONNECTION:
                 ready = "process" in idle or host.process_ms >= ts
             else:
@@ -325,24 +337,18 @@ class Correlator:
             self._holding.discard(host_id)
         self._expire(host)
 
-    def _apply(
-        self,
-        host: _Host,
-        item: tuple[int, int, int, Event, tuple[str, ...]],
-        out: list[Match],
-        *,
-        late: bool = False,
-    ) -> None:
-        ts, rank, seq, event, clauses = item
-        if not late and (host.released is None or item[:3] > host.released):
-            host.released = (ts, rank, seq)
+    def _apply(self, host: _Host, item: _Held, out: list[Match], *, late: bool = False) -> None:
+        ts, _, seq, event, clauses = item
+        position = item.position
+        if not late and (host.released is None or position > host.released):
+            host.released = position
         if isinstance(event, NetworkEvent):
             self._apply_connection(host, _Pending(ts, seq, event, clauses), out, late=late)
             return
         assert isinstance(event, ProcessEvent) and event.parent_entity_id is not None
         key = event.parent_entity_id
-        applied = _Applied(ts, seq, event, clauses, paired=False)
-        host.recent_execs.append((key, applied))
+        applied = _Applied(key, ts, seq, event, clauses, paired=False)
+        host.recent_execs.append(applied)
         if len(host.recent_execs) > self.max_pending_per_host:
             del host.recent_execs[0]
         pending = host.pending.get(key)
@@ -381,9 +387,9 @@ class Correlator:
         connection, the alert for that exec already exists (alert ids depend on the exec only).
         """
         first: _Applied | None = None
-        for exec_key, applied in host.recent_execs:
+        for applied in host.recent_execs:
             if (
-                exec_key == key
+                applied.key == key
                 and applied.timestamp_ms >= new.timestamp_ms
                 and (first is None or (applied.timestamp_ms, applied.seq) < (first.timestamp_ms, first.seq))
             ):
@@ -403,9 +409,9 @@ class Correlator:
             return
         recent = host.recent_execs
         if recent:
-            keep_from = host.released[0] - self.rule.maxspan_ms - self.allowed_lateness_ms
+            keep_from = host.released.timestamp_ms - self.rule.maxspan_ms - self.allowed_lateness_ms
             drop = 0
-            while drop < len(recent) and recent[drop][1].timestamp_ms < keep_from:
+            while drop < len(recent) and recent[drop].timestamp_ms < keep_from:
                 drop += 1
             if drop:
                 del recent[:drop]
@@ -413,8 +419,8 @@ class Correlator:
             return
         # Every exec still to be applied in order is held (>= the heap head) or yet to arrive (>= the
         # process stream's progress, streams being in order per host), and sorts after `released`.
-        upcoming = min(host.process_ms, host.held[0][0]) if host.held else host.process_ms
-        horizon = max(host.released[0], upcoming) - self.rule.maxspan_ms
+        upcoming = min(host.process_ms, host.held[0].timestamp_ms) if host.held else host.process_ms
+        horizon = max(host.released.timestamp_ms, upcoming) - self.rule.maxspan_ms
         pending = host.pending
         while pending:
             key = next(iter(pending))

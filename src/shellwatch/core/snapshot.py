@@ -8,12 +8,22 @@ under an older rule version cannot smuggle in an event the current rule rejects.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import orjson
 
-__all__ = ["HostSnapshot", "SnapshotError"]
+__all__ = ["HostSnapshot", "Position", "SnapshotError"]
 
 _VERSION = 1
+
+
+class Position(NamedTuple):
+    """Where an event sorts among its host's events: ``@timestamp`` ms, then its rank (connections before
+    execs), then its arrival number. Compares as the plain ``(timestamp_ms, rank, seq)`` tuple."""
+
+    timestamp_ms: int
+    rank: int
+    seq: int
 
 
 class SnapshotError(ValueError):
@@ -32,7 +42,7 @@ def _bytes(text: str) -> bytes:
 class HostSnapshot:
     network_ms: int
     process_ms: int
-    released: tuple[int, int, int] | None
+    released: Position | None
     pending: tuple[tuple[int, int, bytes], ...]  # (timestamp_ms, seq, raw connection)
     held: tuple[tuple[int, int, int, bytes], ...]  # (timestamp_ms, rank, seq, raw event)
     recent_execs: tuple[tuple[int, int, bytes, bool], ...]  # (timestamp_ms, seq, raw exec, paired)
@@ -62,7 +72,7 @@ class HostSnapshot:
             return cls(
                 network_ms=network_ms,
                 process_ms=process_ms,
-                released=(int(released[0]), int(released[1]), int(released[2])) if released else None,
+                released=Position(int(released[0]), int(released[1]), int(released[2])) if released else None,
                 pending=tuple((int(ts), int(seq), _bytes(raw)) for ts, seq, raw in doc["pending"]),
                 held=tuple((int(ts), int(rank), int(seq), _bytes(raw)) for ts, rank, seq, raw in doc["held"]),
                 recent_execs=tuple(
