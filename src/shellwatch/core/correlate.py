@@ -18,7 +18,8 @@ and counted. Progress is per host, so one host's clock never moves another host'
 State is bounded: pending connections expire by their host's event-time progress, each host keeps at
 most ``max_pending_per_host`` keys and ``max_held_per_host`` held events, and at most ``max_hosts``
 hosts are tracked (least recently seen evicted first, after applying what it held). Every forced
-eviction is counted in :class:`CorrelatorStats`.
+eviction is counted in :class:`CorrelatorStats`. A host's state is exported to and restored from a
+snapshot (the worker's changelog) through :mod:`shellwatch.core.snapshot`.
 """
 
 from __future__ import annotations
@@ -26,19 +27,17 @@ from __future__ import annotations
 import heapq
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from shellwatch.core.snapshot import HostSnapshot, Position
+from shellwatch.core.snapshot import CONNECTION, EXEC, HostSnapshot, Position, restore, snapshot_of
 from shellwatch.core.stages import network_stage_clauses, process_stage_clauses
 from shellwatch.ecs.events import Event, Kind, NetworkEvent, ProcessEvent
-from shellwatch.formats.event_codec import Decoded, decode_json_event
 from shellwatch.rules.model import ReverseShellRule
 
 __all__ = ["Correlator", "CorrelatorStats", "Match"]
 
 _NEVER = -(2**63)  # below every valid timestamp, and within int64 for snapshots
-_CONNECTION, _EXEC = 0, 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,13 +162,13 @@ class Correlator:
         if isinstance(event, NetworkEvent):
             host.network_ms = max(host.network_ms, ts)
             clauses = network_stage_clauses(self.rule.network, event)
-            key, rank = event.entity_id, _CONNECTION
+            key, rank = event.entity_id, CONNECTION
             if clauses is not None:
                 self.stats.qualifying_connections += 1
         else:
             host.process_ms = max(host.process_ms, ts)
             clauses = process_stage_clauses(self.rule.process, event)
-            key, rank = event.parent_entity_id, _EXEC
+            key, rank = event.parent_entity_id, EXEC
             if clauses is not None:
                 self.stats.qualifying_execs += 1
         if clauses is not None:
@@ -216,18 +215,13 @@ class Correlator:
         host = self._hosts.get(host_id)
         if host is None or not (host.held or host.pending or host.recent_execs):
             return None
-        return HostSnapshot(
+        return snapshot_of(
             network_ms=host.network_ms,
             process_ms=host.process_ms,
             released=host.released,
-            pending=tuple((p.timestamp_ms, p.seq, p.event.raw) for p in host.pending.values()),
-            held=tuple((h.timestamp_ms, h.rank, h.seq, h.event.raw) for h in host.held),
-            recent_execs=tuple((a.timestamp_ms, a.seq, a.event.raw, a.paired) for a in host.recent_execs),
-            replayed=frozenset(
-                [p.seq for p in host.pending.values() if p.event.replayed]
-                + [h.seq for h in host.held if h.event.replayed]
-                + [a.seq for a in host.recent_execs if a.event.replayed]
-            ),
+            pending=host.pending.values(),
+            held=host.held,
+            recent_execs=host.recent_execs,
         )
 
     def import_host(self, host_id: str, snapshot: HostSnapshot) -> list[Match]:
@@ -236,25 +230,22 @@ class Correlator:
         out: list[Match] = []
         self.forget_host(host_id)
         host = self._touch(host_id, out)
-        host.network_ms, host.process_ms, host.released = snapshot.network_ms, snapshot.process_ms, snapshot.released
-        replayed = snapshot.replayed
-        for ts, seq, raw in snapshot.pending:
-            connection = self._restored(raw, NetworkEvent, seq in replayed)
-            if connection is not None and isinstance(connection[0], NetworkEvent) and connection[0].entity_id:
-                host.pending[connection[0].entity_id] = _Pending(ts, seq, connection[0], connection[1])
-        for ts, rank, seq, raw in snapshot.held:
-            restored = self._restored(raw, NetworkEvent if rank == _CONNECTION else ProcessEvent, seq in replayed)
-            if restored is not None:
-                host.held.append(_Held(ts, rank, seq, restored[0], restored[1]))
+        state = restore(snapshot)
+        host.network_ms, host.process_ms, host.released = state.network_ms, state.process_ms, state.released
+        for ts, seq, connection in state.pending:
+            clauses = network_stage_clauses(self.rule.network, connection)
+            if clauses is not None and connection.entity_id:
+                host.pending[connection.entity_id] = _Pending(ts, seq, connection, clauses)
+        for ts, rank, seq, event in state.held:
+            clauses = self._clauses(event)
+            if clauses is not None:
+                host.held.append(_Held(ts, rank, seq, event, clauses))
         heapq.heapify(host.held)
-        for ts, seq, raw, paired in snapshot.recent_execs:
-            execution = self._restored(raw, ProcessEvent, seq in replayed)
-            if execution is not None and isinstance(execution[0], ProcessEvent) and execution[0].parent_entity_id:
-                host.recent_execs.append(
-                    _Applied(execution[0].parent_entity_id, ts, seq, execution[0], execution[1], paired)
-                )
-        seqs = [seq for _, seq, _ in snapshot.pending] + [item[2] for item in snapshot.held]
-        self._seq = max([self._seq, *seqs, *(seq for _, seq, _, _ in snapshot.recent_execs)])
+        for ts, seq, execution, paired in state.recent_execs:
+            clauses = process_stage_clauses(self.rule.process, execution)
+            if clauses is not None and execution.parent_entity_id:
+                host.recent_execs.append(_Applied(execution.parent_entity_id, ts, seq, execution, clauses, paired))
+        self._seq = max(self._seq, state.last_seq)
         if host.held:
             self._holding.add(host_id)
         self._release(host_id, host, frozenset(), out)
@@ -265,21 +256,6 @@ class Correlator:
         self._hosts.pop(host_id, None)
         self._holding.discard(host_id)
         self._dirty.discard(host_id)
-
-    def _restored(self, raw: bytes, kind: type[Event], replayed: bool) -> tuple[Event, tuple[str, ...]] | None:
-        decoded = decode_json_event(raw)
-        if not isinstance(decoded, Decoded):
-            return None
-        for received in decoded.events:
-            event = replace(received, replayed=True) if replayed else received
-            if isinstance(event, NetworkEvent) and kind is NetworkEvent:
-                clauses = network_stage_clauses(self.rule.network, event)
-            elif isinstance(event, ProcessEvent) and kind is ProcessEvent:
-                clauses = process_stage_clauses(self.rule.process, event)
-            else:
-                continue
-            return (event, clauses) if clauses is not None else None
-        return None
 
     @property
     def host_count(self) -> int:
@@ -294,6 +270,11 @@ class Correlator:
         return sum(len(h.pending) for h in self._hosts.values())
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _clauses(self, event: Event) -> tuple[str, ...] | None:
+        if isinstance(event, NetworkEvent):
+            return network_stage_clauses(self.rule.network, event)
+        return process_stage_clauses(self.rule.process, event)
 
     def _touch(self, host_id: str, out: list[Match]) -> _Host:
         host = self._hosts.get(host_id)
@@ -326,7 +307,7 @@ class Correlator:
         held = host.held
         while held:
             ts, rank = held[0].timestamp_ms, held[0].rank
-            if rank == _CONNECTION:
+            if rank == CONNECTION:
                 ready = "process" in idle or host.process_ms >= ts
             else:
                 ready = "network" in idle or host.network_ms > ts
