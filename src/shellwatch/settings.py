@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from shellwatch.core.alerts import AlertFormat
 from shellwatch.core.pipeline import PipelineConfig
+from shellwatch.formats.alert_codec import AlertFormat
 from shellwatch.kafka.security import (
     SASL_MECHANISMS,
     SECURITY_PROTOCOLS,

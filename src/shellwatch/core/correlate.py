@@ -4,7 +4,8 @@ What it reproduces (DESIGN §3): per join key ``(host.id, process.entity_id)`` o
 connection = ``(host.id, process.parent.entity_id)`` of a qualifying exec, events are applied in
 ``(@timestamp ms, connections before execs, arrival)`` order; one pending connection per key, the
 newest replaces an older one; an exec no later than ``maxspan_ms`` (inclusive) after the pending
-connection completes the sequence and consumes the connection.
+connection completes the sequence and consumes the connection (that step, applied to one host's
+state, is :mod:`shellwatch.core.host_sequence`).
 
 How it stays exact while the two event kinds arrive interleaved (DESIGN §4): each host's network
 and process streams are each in time order, but one may run ahead of the other. A qualifying event
@@ -18,7 +19,8 @@ and counted. Progress is per host, so one host's clock never moves another host'
 State is bounded: pending connections expire by their host's event-time progress, each host keeps at
 most ``max_pending_per_host`` keys and ``max_held_per_host`` held events, and at most ``max_hosts``
 hosts are tracked (least recently seen evicted first, after applying what it held). Every forced
-eviction is counted in :class:`CorrelatorStats`.
+eviction is counted in :class:`CorrelatorStats`. A host's state is exported to and restored from a
+snapshot (the worker's changelog) through :mod:`shellwatch.core.snapshot`.
 """
 
 from __future__ import annotations
@@ -26,76 +28,14 @@ from __future__ import annotations
 import heapq
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
 
-from shellwatch.core.snapshot import HostSnapshot
+from shellwatch.core.host_sequence import Applied, CorrelatorStats, Held, HostSequence, Match, Pending
+from shellwatch.core.snapshot import CONNECTION, EXEC, HostSnapshot, restore, snapshot_of
 from shellwatch.core.stages import network_stage_clauses, process_stage_clauses
-from shellwatch.ecs.events import Event, Kind, NetworkEvent, ProcessEvent
-from shellwatch.formats.event_codec import Decoded, decode_json_event
+from shellwatch.ecs.events import Event, Kind, NetworkEvent
 from shellwatch.rules.model import ReverseShellRule
 
 __all__ = ["Correlator", "CorrelatorStats", "Match"]
-
-_NEVER = -(2**63)  # below every valid timestamp, and within int64 for snapshots
-_CONNECTION, _EXEC = 0, 1
-
-
-@dataclass(frozen=True, slots=True)
-class Match:
-    """A completed sequence: the connection, the exec that completed it, and why each qualified."""
-
-    connection: NetworkEvent
-    execution: ProcessEvent
-    connection_clauses: tuple[str, ...]
-    execution_clauses: tuple[str, ...]
-    gap_ms: int
-    late: bool
-
-
-@dataclass(slots=True)
-class CorrelatorStats:
-    observed: int = 0
-    qualifying_connections: int = 0
-    qualifying_execs: int = 0
-    no_host_id: int = 0
-    no_timestamp: int = 0
-    no_join_key: int = 0
-    late: int = 0
-    replaced_connections: int = 0
-    expired_connections: int = 0
-    evicted_connections: int = 0
-    forced_releases: int = 0
-    evicted_hosts: int = 0
-    matches: int = 0
-
-
-@dataclass(slots=True)
-class _Pending:
-    timestamp_ms: int
-    seq: int
-    event: NetworkEvent
-    clauses: tuple[str, ...]
-
-
-@dataclass(slots=True)
-class _Applied:
-    """A qualifying exec already applied, remembered so a late connection can still pair with it."""
-
-    timestamp_ms: int
-    seq: int
-    event: ProcessEvent
-    clauses: tuple[str, ...]
-    paired: bool
-
-
-@dataclass(slots=True)
-class _Host:
-    network_ms: int = _NEVER
-    process_ms: int = _NEVER
-    held: list[tuple[int, int, int, Event, tuple[str, ...]]] = field(default_factory=list)
-    released: tuple[int, int, int] | None = None
-    pending: dict[str, _Pending] = field(default_factory=dict)
-    recent_execs: list[tuple[str, _Applied]] = field(default_factory=list)
 
 
 class Correlator:
@@ -123,7 +63,7 @@ class Correlator:
         self.max_pending_per_host = max_pending_per_host
         self.max_held_per_host = max_held_per_host
         self.stats = CorrelatorStats()
-        self._hosts: OrderedDict[str, _Host] = OrderedDict()
+        self._hosts: OrderedDict[str, HostSequence] = OrderedDict()
         self._holding: set[str] = set()
         self._dirty: set[str] = set()
         self._seq = 0
@@ -146,13 +86,13 @@ class Correlator:
         if isinstance(event, NetworkEvent):
             host.network_ms = max(host.network_ms, ts)
             clauses = network_stage_clauses(self.rule.network, event)
-            key, rank = event.entity_id, _CONNECTION
+            key, rank = event.entity_id, CONNECTION
             if clauses is not None:
                 self.stats.qualifying_connections += 1
         else:
             host.process_ms = max(host.process_ms, ts)
             clauses = process_stage_clauses(self.rule.process, event)
-            key, rank = event.parent_entity_id, _EXEC
+            key, rank = event.parent_entity_id, EXEC
             if clauses is not None:
                 self.stats.qualifying_execs += 1
         if clauses is not None:
@@ -160,7 +100,7 @@ class Correlator:
                 self.stats.no_join_key += 1
             else:
                 self._seq += 1
-                self._admit(event.host_id, host, (ts, rank, self._seq, event, clauses), out)
+                self._admit(event.host_id, host, Held(ts, rank, self._seq, event, clauses), out)
         self._release(event.host_id, host, frozenset(), out)
         return out
 
@@ -199,18 +139,13 @@ class Correlator:
         host = self._hosts.get(host_id)
         if host is None or not (host.held or host.pending or host.recent_execs):
             return None
-        return HostSnapshot(
+        return snapshot_of(
             network_ms=host.network_ms,
             process_ms=host.process_ms,
             released=host.released,
-            pending=tuple((p.timestamp_ms, p.seq, p.event.raw) for p in host.pending.values()),
-            held=tuple((ts, rank, seq, event.raw) for ts, rank, seq, event, _ in host.held),
-            recent_execs=tuple((a.timestamp_ms, a.seq, a.event.raw, a.paired) for _, a in host.recent_execs),
-            replayed=frozenset(
-                [p.seq for p in host.pending.values() if p.event.replayed]
-                + [seq for _, _, seq, event, _ in host.held if event.replayed]
-                + [a.seq for _, a in host.recent_execs if a.event.replayed]
-            ),
+            pending=host.pending.values(),
+            held=host.held,
+            recent_execs=host.recent_execs,
         )
 
     def import_host(self, host_id: str, snapshot: HostSnapshot) -> list[Match]:
@@ -219,24 +154,22 @@ class Correlator:
         out: list[Match] = []
         self.forget_host(host_id)
         host = self._touch(host_id, out)
-        host.network_ms, host.process_ms, host.released = snapshot.network_ms, snapshot.process_ms, snapshot.released
-        replayed = snapshot.replayed
-        for ts, seq, raw in snapshot.pending:
-            connection = self._restored(raw, NetworkEvent, seq in replayed)
-            if connection is not None and isinstance(connection[0], NetworkEvent) and connection[0].entity_id:
-                host.pending[connection[0].entity_id] = _Pending(ts, seq, connection[0], connection[1])
-        for ts, rank, seq, raw in snapshot.held:
-            restored = self._restored(raw, NetworkEvent if rank == _CONNECTION else ProcessEvent, seq in replayed)
-            if restored is not None:
-                host.held.append((ts, rank, seq, restored[0], restored[1]))
+        state = restore(snapshot)
+        host.network_ms, host.process_ms, host.released = state.network_ms, state.process_ms, state.released
+        for ts, seq, connection in state.pending:
+            clauses = network_stage_clauses(self.rule.network, connection)
+            if clauses is not None and connection.entity_id:
+                host.pending[connection.entity_id] = Pending(ts, seq, connection, clauses)
+        for ts, rank, seq, event in state.held:
+            clauses = self._clauses(event)
+            if clauses is not None:
+                host.held.append(Held(ts, rank, seq, event, clauses))
         heapq.heapify(host.held)
-        for ts, seq, raw, paired in snapshot.recent_execs:
-            execution = self._restored(raw, ProcessEvent, seq in replayed)
-            if execution is not None and isinstance(execution[0], ProcessEvent) and execution[0].parent_entity_id:
-                applied = _Applied(ts, seq, execution[0], execution[1], paired)
-                host.recent_execs.append((execution[0].parent_entity_id, applied))
-        seqs = [seq for _, seq, _ in snapshot.pending] + [item[2] for item in snapshot.held]
-        self._seq = max([self._seq, *seqs, *(seq for _, seq, _, _ in snapshot.recent_execs)])
+        for ts, seq, execution, paired in state.recent_execs:
+            clauses = process_stage_clauses(self.rule.process, execution)
+            if clauses is not None and execution.parent_entity_id:
+                host.recent_execs.append(Applied(execution.parent_entity_id, ts, seq, execution, clauses, paired))
+        self._seq = max(self._seq, state.last_seq)
         if host.held:
             self._holding.add(host_id)
         self._release(host_id, host, frozenset(), out)
@@ -247,21 +180,6 @@ class Correlator:
         self._hosts.pop(host_id, None)
         self._holding.discard(host_id)
         self._dirty.discard(host_id)
-
-    def _restored(self, raw: bytes, kind: type[Event], replayed: bool) -> tuple[Event, tuple[str, ...]] | None:
-        decoded = decode_json_event(raw)
-        if not isinstance(decoded, Decoded):
-            return None
-        for received in decoded.events:
-            event = replace(received, replayed=True) if replayed else received
-            if isinstance(event, NetworkEvent) and kind is NetworkEvent:
-                clauses = network_stage_clauses(self.rule.network, event)
-            elif isinstance(event, ProcessEvent) and kind is ProcessEvent:
-                clauses = process_stage_clauses(self.rule.process, event)
-            else:
-                continue
-            return (event, clauses) if clauses is not None else None
-        return None
 
     @property
     def host_count(self) -> int:
@@ -277,12 +195,17 @@ class Correlator:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _touch(self, host_id: str, out: list[Match]) -> _Host:
+    def _clauses(self, event: Event) -> tuple[str, ...] | None:
+        if isinstance(event, NetworkEvent):
+            return network_stage_clauses(self.rule.network, event)
+        return process_stage_clauses(self.rule.process, event)
+
+    def _touch(self, host_id: str, out: list[Match]) -> HostSequence:
         host = self._hosts.get(host_id)
         if host is not None:
             self._hosts.move_to_end(host_id)
             return host
-        host = self._hosts[host_id] = _Host()
+        host = self._hosts[host_id] = HostSequence()
         while len(self._hosts) > self.max_hosts:
             old_id, old = next(iter(self._hosts.items()))
             while old.held:
@@ -293,14 +216,8 @@ class Correlator:
             self.stats.evicted_hosts += 1
         return host
 
-    def _admit(
-        self,
-        host_id: str,
-        host: _Host,
-        item: tuple[int, int, int, Event, tuple[str, ...]],
-        out: list[Match],
-    ) -> None:
-        if host.released is not None and item[:3] < host.released:
+    def _admit(self, host_id: str, host: HostSequence, item: Held, out: list[Match]) -> None:
+        if host.released is not None and item.position < host.released:
             self.stats.late += 1
             self._apply(host, item, out, late=True)
             return
@@ -310,11 +227,11 @@ class Correlator:
             self.stats.forced_releases += 1
             self._apply(host, heapq.heappop(host.held), out)
 
-    def _release(self, host_id: str, host: _Host, idle: frozenset[Kind], out: list[Match]) -> None:
+    def _release(self, host_id: str, host: HostSequence, idle: frozenset[Kind], out: list[Match]) -> None:
         held = host.held
         while held:
-            ts, rank = held[0][0], held[0][1]
-            if rank == _CONNECTION:
+            ts, rank = held[0].timestamp_ms, held[0].rank
+            if rank == CONNECTION:
                 ready = "process" in idle or host.process_ms >= ts
             else:
                 ready = "network" in idle or host.network_ms > ts
@@ -325,100 +242,10 @@ class Correlator:
             self._holding.discard(host_id)
         self._expire(host)
 
-    def _apply(
-        self,
-        host: _Host,
-        item: tuple[int, int, int, Event, tuple[str, ...]],
-        out: list[Match],
-        *,
-        late: bool = False,
-    ) -> None:
-        ts, rank, seq, event, clauses = item
-        if not late and (host.released is None or item[:3] > host.released):
-            host.released = (ts, rank, seq)
-        if isinstance(event, NetworkEvent):
-            self._apply_connection(host, _Pending(ts, seq, event, clauses), out, late=late)
-            return
-        assert isinstance(event, ProcessEvent) and event.parent_entity_id is not None
-        key = event.parent_entity_id
-        applied = _Applied(ts, seq, event, clauses, paired=False)
-        host.recent_execs.append((key, applied))
-        if len(host.recent_execs) > self.max_pending_per_host:
-            del host.recent_execs[0]
-        pending = host.pending.get(key)
-        if pending is None or pending.timestamp_ms > ts:
-            return
-        del host.pending[key]
-        gap_ms = ts - pending.timestamp_ms
-        if gap_ms > self.rule.maxspan_ms:
-            self.stats.expired_connections += 1
-            return
-        applied.paired = True
-        self.stats.matches += 1
-        out.append(Match(pending.event, event, pending.clauses, clauses, gap_ms, late))
+    def _apply(self, host: HostSequence, item: Held, out: list[Match], *, late: bool = False) -> None:
+        host.apply(
+            item, out, self.stats, maxspan_ms=self.rule.maxspan_ms, max_pending=self.max_pending_per_host, late=late
+        )
 
-    def _apply_connection(self, host: _Host, new: _Pending, out: list[Match], *, late: bool) -> None:
-        assert new.event.entity_id is not None
-        key = new.event.entity_id
-        if late and self._pair_late_connection(host, key, new, out):
-            return
-        current = host.pending.get(key)
-        if current is not None:
-            if (current.timestamp_ms, current.seq) > (new.timestamp_ms, new.seq):
-                return  # a late, older connection: the newer one stands
-            self.stats.replaced_connections += 1
-            del host.pending[key]
-        host.pending[key] = new
-        while len(host.pending) > self.max_pending_per_host:
-            del host.pending[next(iter(host.pending))]
-            self.stats.evicted_connections += 1
-
-    def _pair_late_connection(self, host: _Host, key: str, new: _Pending, out: list[Match]) -> bool:
-        """Pair a late connection with the first exec of its key already applied after it.
-
-        In event-time order that exec would have met this connection (any connection between them
-        would have paired with it instead, so it must be unpaired); if it paired with an older
-        connection, the alert for that exec already exists (alert ids depend on the exec only).
-        """
-        first: _Applied | None = None
-        for exec_key, applied in host.recent_execs:
-            if (
-                exec_key == key
-                and applied.timestamp_ms >= new.timestamp_ms
-                and (first is None or (applied.timestamp_ms, applied.seq) < (first.timestamp_ms, first.seq))
-            ):
-                first = applied
-        if first is None:
-            return False
-        gap_ms = first.timestamp_ms - new.timestamp_ms
-        if first.paired or gap_ms > self.rule.maxspan_ms:
-            return True
-        first.paired = True
-        self.stats.matches += 1
-        out.append(Match(new.event, first.event, new.clauses, first.clauses, gap_ms, late=True))
-        return True
-
-    def _expire(self, host: _Host) -> None:
-        if host.released is None:
-            return
-        recent = host.recent_execs
-        if recent:
-            keep_from = host.released[0] - self.rule.maxspan_ms - self.allowed_lateness_ms
-            drop = 0
-            while drop < len(recent) and recent[drop][1].timestamp_ms < keep_from:
-                drop += 1
-            if drop:
-                del recent[:drop]
-        if not host.pending:
-            return
-        # Every exec still to be applied in order is held (>= the heap head) or yet to arrive (>= the
-        # process stream's progress, streams being in order per host), and sorts after `released`.
-        upcoming = min(host.process_ms, host.held[0][0]) if host.held else host.process_ms
-        horizon = max(host.released[0], upcoming) - self.rule.maxspan_ms
-        pending = host.pending
-        while pending:
-            key = next(iter(pending))
-            if pending[key].timestamp_ms >= horizon:
-                break
-            del pending[key]
-            self.stats.expired_connections += 1
+    def _expire(self, host: HostSequence) -> None:
+        host.expire(self.stats, maxspan_ms=self.rule.maxspan_ms, allowed_lateness_ms=self.allowed_lateness_ms)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from shellwatch.core.alerts import exec_identity, sequence_alert, shell_alert
 from shellwatch.core.byte_screen import ByteScreen
@@ -54,6 +54,13 @@ class RecordOutcome:
     prefiltered: bool = False
 
 
+class _ExecKey(NamedTuple):
+    """One exec across hosts: its ``host.id`` and its :func:`~shellwatch.core.alerts.exec_identity`."""
+
+    host_id: str
+    exec_identity: str
+
+
 _KNOWN_BAD = "java_shell_execution_known_bad"
 _REMEMBERED_SHELL_ALERTS = 100_000
 
@@ -78,8 +85,8 @@ class Pipeline:
             [*rule.network.executables.patterns, *rule.process.parent_executables.patterns, *shell_patterns],
             enabled=config.prefilter_enabled,
         )
-        # (host.id, exec identity) -> id of the shell alert actually emitted for that exec
-        self._shell_alert_ids: OrderedDict[tuple[str, str], str] = OrderedDict()
+        # id of the shell alert actually emitted for each exec
+        self._shell_alert_ids: OrderedDict[_ExecKey, str] = OrderedDict()
         self.correlator = Correlator(
             rule,
             allowed_lateness_ms=config.allowed_lateness_ms,
@@ -151,7 +158,7 @@ class Pipeline:
             mask_secrets=self.config.mask_secrets,
         )
         remembered = self._shell_alert_ids
-        remembered[(event.host_id or "", exec_identity(event))] = alert["event"]["id"]
+        remembered[_ExecKey(event.host_id or "", exec_identity(event))] = alert["event"]["id"]
         if len(remembered) > _REMEMBERED_SHELL_ALERTS:
             remembered.popitem(last=False)
         self.stats.alerts += 1
@@ -168,7 +175,7 @@ class Pipeline:
         alerts = []
         for match in matches:
             execution = match.execution
-            related = self._shell_alert_ids.get((execution.host_id or "", exec_identity(execution)))
+            related = self._shell_alert_ids.get(_ExecKey(execution.host_id or "", exec_identity(execution)))
             alerts.append(
                 sequence_alert(
                     self.rule.meta,

@@ -1,19 +1,89 @@
-"""Snapshots of one host's sequence state, for the worker's changelog-backed table.
+"""One host's sequence state outside the correlator: exported as a snapshot, and restored from one.
 
-A snapshot holds the events as received (raw bytes) plus the ordering data the correlator keeps;
-restoring decodes the events again and re-checks them against the loaded rule, so a snapshot taken
-under an older rule version cannot smuggle in an event the current rule rejects.
+The correlator (:mod:`shellwatch.core.correlate`) is the sequence engine; this module is its state at rest.
+:func:`snapshot_of` turns a host's entries into a :class:`HostSnapshot`: the events as received (raw
+bytes) plus the ordering data the correlator keeps, which :meth:`HostSnapshot.to_bytes` writes for the
+worker's changelog-backed table. :func:`restore` turns a snapshot back into typed events
+(:class:`RestoredHost`), decoding each again with :mod:`shellwatch.formats.event_codec`; the correlator
+then re-checks them against the loaded rule, so a snapshot taken under an older rule version cannot
+smuggle in an event the current rule rejects.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, replace
+from typing import NamedTuple, Protocol, TypeVar
 
 import orjson
 
-__all__ = ["HostSnapshot", "SnapshotError"]
+from shellwatch.ecs.events import Event, NetworkEvent, ProcessEvent
+from shellwatch.formats.event_codec import Decoded, decode_json_event
+
+__all__ = [
+    "CONNECTION",
+    "EXEC",
+    "AppliedExec",
+    "HeldEvent",
+    "HostSnapshot",
+    "PendingConnection",
+    "Position",
+    "RestoredHost",
+    "SnapshotError",
+    "restore",
+    "snapshot_of",
+]
 
 _VERSION = 1
+CONNECTION, EXEC = 0, 1  # ranks: at equal timestamps, a host's connections apply before its execs
+
+
+class Position(NamedTuple):
+    """Where an event sorts among its host's events: ``@timestamp`` ms, then its rank (connections before
+    execs), then its arrival number. Compares as the plain ``(timestamp_ms, rank, seq)`` tuple."""
+
+    timestamp_ms: int
+    rank: int
+    seq: int
+
+
+class PendingConnection(NamedTuple):
+    """A connection waiting for an exec of its join key."""
+
+    timestamp_ms: int
+    seq: int
+    event: NetworkEvent
+
+
+class HeldEvent(NamedTuple):
+    """A qualifying event not applied yet (an event that sorts before it may still arrive)."""
+
+    timestamp_ms: int
+    rank: int
+    seq: int
+    event: Event
+
+
+class AppliedExec(NamedTuple):
+    """An exec already applied, kept so that a late connection can still pair with it."""
+
+    timestamp_ms: int
+    seq: int
+    event: ProcessEvent
+    paired: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RestoredHost:
+    """A host's state read back from a snapshot, its events decoded (not yet checked against the rule)."""
+
+    network_ms: int
+    process_ms: int
+    released: Position | None
+    pending: tuple[PendingConnection, ...]
+    held: tuple[HeldEvent, ...]
+    recent_execs: tuple[AppliedExec, ...]
+    last_seq: int  # the highest arrival number in the snapshot, entries left out included (0 if none)
 
 
 class SnapshotError(ValueError):
@@ -30,9 +100,12 @@ def _bytes(text: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class HostSnapshot:
+    """A host's state as the changelog keeps it: stream progress, the last position applied in order, and
+    each entry's ordering data with its event's bytes as received."""
+
     network_ms: int
     process_ms: int
-    released: tuple[int, int, int] | None
+    released: Position | None
     pending: tuple[tuple[int, int, bytes], ...]  # (timestamp_ms, seq, raw connection)
     held: tuple[tuple[int, int, int, bytes], ...]  # (timestamp_ms, rank, seq, raw event)
     recent_execs: tuple[tuple[int, int, bytes, bool], ...]  # (timestamp_ms, seq, raw exec, paired)
@@ -62,7 +135,7 @@ class HostSnapshot:
             return cls(
                 network_ms=network_ms,
                 process_ms=process_ms,
-                released=(int(released[0]), int(released[1]), int(released[2])) if released else None,
+                released=Position(int(released[0]), int(released[1]), int(released[2])) if released else None,
                 pending=tuple((int(ts), int(seq), _bytes(raw)) for ts, seq, raw in doc["pending"]),
                 held=tuple((int(ts), int(rank), int(seq), _bytes(raw)) for ts, rank, seq, raw in doc["held"]),
                 recent_execs=tuple(
@@ -74,3 +147,98 @@ class HostSnapshot:
             raise
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SnapshotError(f"not a host snapshot: {exc}") from None
+
+
+class _Entry(Protocol):
+    """What a snapshot keeps of any entry (the correlator's own entry types have these fields)."""
+
+    @property
+    def timestamp_ms(self) -> int: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def event(self) -> Event: ...
+
+
+class _HeldEntry(_Entry, Protocol):
+    @property
+    def rank(self) -> int: ...
+
+
+class _AppliedEntry(_Entry, Protocol):
+    @property
+    def paired(self) -> bool: ...
+
+
+def snapshot_of(
+    *,
+    network_ms: int,
+    process_ms: int,
+    released: Position | None,
+    pending: Collection[_Entry],
+    held: Collection[_HeldEntry],
+    recent_execs: Collection[_AppliedEntry],
+) -> HostSnapshot:
+    """A host's state as a snapshot: each entry's event as received, and which of them were replayed."""
+    return HostSnapshot(
+        network_ms=network_ms,
+        process_ms=process_ms,
+        released=released,
+        pending=tuple((p.timestamp_ms, p.seq, p.event.raw) for p in pending),
+        held=tuple((h.timestamp_ms, h.rank, h.seq, h.event.raw) for h in held),
+        recent_execs=tuple((a.timestamp_ms, a.seq, a.event.raw, a.paired) for a in recent_execs),
+        replayed=frozenset(
+            [p.seq for p in pending if p.event.replayed]
+            + [h.seq for h in held if h.event.replayed]
+            + [a.seq for a in recent_execs if a.event.replayed]
+        ),
+    )
+
+
+def restore(snapshot: HostSnapshot) -> RestoredHost:
+    """The snapshot's events decoded again, ``replayed`` as recorded. An entry whose bytes no longer decode
+    to an event of its kind (a connection when pending or held at the connection rank, else an exec) is
+    left out."""
+    replayed = snapshot.replayed
+    pending = []
+    for ts, seq, raw in snapshot.pending:
+        connection = _decoded(raw, NetworkEvent, seq in replayed)
+        if connection is not None:
+            pending.append(PendingConnection(ts, seq, connection))
+    held = []
+    for ts, rank, seq, raw in snapshot.held:
+        if rank == CONNECTION:
+            event: Event | None = _decoded(raw, NetworkEvent, seq in replayed)
+        else:
+            event = _decoded(raw, ProcessEvent, seq in replayed)
+        if event is not None:
+            held.append(HeldEvent(ts, rank, seq, event))
+    recent_execs = []
+    for ts, seq, raw, paired in snapshot.recent_execs:
+        execution = _decoded(raw, ProcessEvent, seq in replayed)
+        if execution is not None:
+            recent_execs.append(AppliedExec(ts, seq, execution, paired))
+    seqs = [seq for _, seq, _ in snapshot.pending] + [seq for _, _, seq, _ in snapshot.held]
+    seqs += [seq for _, seq, _, _ in snapshot.recent_execs]
+    return RestoredHost(
+        network_ms=snapshot.network_ms,
+        process_ms=snapshot.process_ms,
+        released=snapshot.released,
+        pending=tuple(pending),
+        held=tuple(held),
+        recent_execs=tuple(recent_execs),
+        last_seq=max(seqs, default=0),
+    )
+
+
+_E = TypeVar("_E", NetworkEvent, ProcessEvent)
+
+
+def _decoded(raw: bytes, kind: type[_E], replayed: bool) -> _E | None:
+    decoded = decode_json_event(raw)
+    if not isinstance(decoded, Decoded):
+        return None
+    for event in decoded.events:
+        if isinstance(event, kind):
+            return replace(event, replayed=True) if replayed else event
+    return None

@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaError, Producer
 
-from shellwatch.core.alerts import decode_alert
 from shellwatch.ecs.fields import keyword_values, single_keyword
+from shellwatch.formats.alert_codec import decode_alert
 from shellwatch.kafka.security import KafkaSecurity, librdkafka_conf
 
 __all__ = ["AlertReader", "produce_documents"]

@@ -17,9 +17,9 @@ from typing import IO, Any
 
 import orjson
 
-from shellwatch.core.alerts import encode_alert
 from shellwatch.core.pipeline import Pipeline
 from shellwatch.ecs.timestamps import format_rfc3339_ms, parse_timestamp_ms
+from shellwatch.formats.alert_codec import encode_alert
 from shellwatch.kafka.admin import create_topic
 from shellwatch.kafka.documents import AlertReader, produce_documents
 from shellwatch.kafka.security import KafkaSecurity

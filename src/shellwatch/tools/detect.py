@@ -16,8 +16,8 @@ from typing import IO, Any
 
 import orjson
 
-from shellwatch.core.alerts import encode_alert
 from shellwatch.core.pipeline import Pipeline
+from shellwatch.formats.alert_codec import encode_alert
 from shellwatch.formats.capture import CaptureError, parse_capture_line
 from shellwatch.kafka.clock import WallClockMs
 from shellwatch.tools.expectations import (

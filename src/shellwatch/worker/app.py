@@ -25,8 +25,8 @@ from typing import Any, cast
 
 import faust
 
-from shellwatch.core.alerts import AlertFormat, encode_alert
 from shellwatch.core.pipeline import Pipeline
+from shellwatch.formats.alert_codec import AlertFormat, encode_alert
 from shellwatch.kafka.clock import WallClockMs, wall_clock_ms
 from shellwatch.kafka.dead_letters import dead_letter_headers
 from shellwatch.kafka.headers import BROKER_TS_HEADER, PROGRESS_HEADER

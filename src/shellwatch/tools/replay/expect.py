@@ -21,7 +21,7 @@ from typing import Any
 from confluent_kafka import OFFSET_END, Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from shellwatch.core.alerts import decode_alert
+from shellwatch.formats.alert_codec import decode_alert
 from shellwatch.kafka.clock import WallClockMs, wall_clock_ms
 from shellwatch.tools.expectations import Expectation, Observed, ReplayDiff, compare, expectation_of_alert
 
