@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from shellwatch.core.pipeline import PipelineConfig
+from shellwatch.errors import SettingsError
 from shellwatch.formats.alert_codec import AlertFormat
 from shellwatch.kafka.security import (
     SASL_MECHANISMS,
@@ -24,10 +25,6 @@ from shellwatch.kafka.security import (
 __all__ = ["ENV_PREFIX", "SECURITY_VARIABLES", "HealthSettings", "KafkaSettings", "Settings", "SettingsError"]
 
 ENV_PREFIX = "SHELLWATCH_"
-
-
-class SettingsError(ValueError):
-    """A setting that cannot be used; the message names the variable."""
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:

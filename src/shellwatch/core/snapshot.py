@@ -18,6 +18,7 @@ from typing import NamedTuple, Protocol, TypeVar
 import orjson
 
 from shellwatch.ecs.events import Event, NetworkEvent, ProcessEvent
+from shellwatch.errors import SnapshotError
 from shellwatch.formats.event_codec import Decoded, decode_json_event
 
 __all__ = [
@@ -84,10 +85,6 @@ class RestoredHost:
     held: tuple[HeldEvent, ...]
     recent_execs: tuple[AppliedExec, ...]
     last_seq: int  # the highest arrival number in the snapshot, entries left out included (0 if none)
-
-
-class SnapshotError(ValueError):
-    """Bytes that are not a host snapshot of a supported version."""
 
 
 def _text(raw: bytes) -> str:

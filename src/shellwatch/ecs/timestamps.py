@@ -10,6 +10,8 @@ import math
 import re
 from datetime import UTC, datetime, timedelta
 
+from shellwatch.errors import InvalidTimestampError
+
 __all__ = ["InvalidTimestampError", "format_rfc3339_ms", "parse_timestamp_ms"]
 
 _ISO = re.compile(
@@ -21,10 +23,6 @@ _ISO = re.compile(
 _DIGITS = re.compile(r"\d{1,19}", re.ASCII)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INT64_MIN, _INT64_MAX = -(2**63) + 1, 2**63 - 1  # int64, less its minimum (the correlator's "never")
-
-
-class InvalidTimestampError(ValueError):
-    """A present ``@timestamp`` value that is neither ISO-8601 nor epoch milliseconds."""
 
 
 def parse_timestamp_ms(value: object) -> int:

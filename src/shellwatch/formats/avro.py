@@ -21,19 +21,13 @@ import fastavro
 import orjson
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
+from shellwatch.errors import AvroDecodeError
+
 __all__ = ["SINGLE_OBJECT_MAGIC", "AvroDecodeError", "AvroSchemas", "encode_single_object", "shipped_schemas"]
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
 _HEADER = len(SINGLE_OBJECT_MAGIC) + 8
-
-
-class AvroDecodeError(ValueError):
-    """An Avro record that cannot be read; ``reason`` is the dead-letter reason."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 def _fingerprint(schema: Any) -> bytes:

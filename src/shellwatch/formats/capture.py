@@ -22,14 +22,12 @@ from typing import Any, Literal
 
 import orjson
 
+from shellwatch.errors import CaptureError
+
 __all__ = ["CaptureError", "CapturedRecord", "TimestampType", "capture_line", "parse_capture_line"]
 
 TimestampType = Literal["create", "log_append", "none"]
 _PREFIX = b'{"topic":'
-
-
-class CaptureError(ValueError):
-    """A line that starts like a capture record but is not a valid one."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
+from shellwatch.errors import KafkaAccessError, PartitionMismatchError
 from shellwatch.kafka.security import KafkaSecurity, aiokafka_kwargs, librdkafka_conf
 
 __all__ = [
@@ -38,14 +39,6 @@ __all__ = [
 
 DEFAULT_MAX_MESSAGE_BYTES = 1_048_588  # the broker's default message.max.bytes
 _ATTEMPT_S = 2.0
-
-
-class PartitionMismatchError(RuntimeError):
-    """A source, relevant or dead-letter topic is missing, or the partition counts differ."""
-
-
-class KafkaAccessError(RuntimeError):
-    """The cluster could not be reached or refused us (authentication, authorization, TLS)."""
 
 
 def admin_conf(bootstrap: str, security: KafkaSecurity | None = None) -> dict[str, str | int]:

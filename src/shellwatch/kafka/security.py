@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from shellwatch.errors import SecurityConfigError
+
 __all__ = [
     "SASL_MECHANISMS",
     "SECURITY_PROTOCOLS",
@@ -64,15 +66,6 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
-
-
-class SecurityConfigError(ValueError):
-    """A security setting that cannot work; ``field`` names the :class:`KafkaSecurity` field at fault."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)

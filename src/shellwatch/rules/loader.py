@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from shellwatch.errors import RuleError
 from shellwatch.match.comparisons import IpRanges, compile_wildcards
 from shellwatch.rules.model import (
     SEVERITIES,
@@ -30,14 +31,6 @@ __all__ = ["REVERSE_SHELL_RULE_FILE", "RuleError", "load_reverse_shell_rule", "s
 
 REVERSE_SHELL_RULE_FILE = "potential_reverse_shell_via_java.toml"
 T = TypeVar("T")
-
-
-class RuleError(ValueError):
-    """A rule file that cannot be loaded; ``problems`` holds ``file: field: message`` lines."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 def shipped_rule_path(name: str) -> Path:

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from shellwatch.ecs.fields import single_keyword
+from shellwatch.errors import ExpectationError
 
 __all__ = [
     "AlertKey",
@@ -34,10 +35,6 @@ __all__ = [
 ]
 
 AlertKey = tuple[str, str, frozenset[str]]
-
-
-class ExpectationError(ValueError):
-    """An expectation line that cannot be used; the message names the line."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,14 +24,11 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from shellwatch.errors import RecordingError
 from shellwatch.formats.capture import CapturedRecord, TimestampType, capture_line
 from shellwatch.tools.progress import Progress
 
-__all__ = ["RecordBounds", "RecordError", "record_topics"]
-
-
-class RecordError(RuntimeError):
-    """Recording cannot start (a topic that does not exist)."""
+__all__ = ["RecordBounds", "RecordingError", "record_topics"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +96,7 @@ def _partitions(consumer: Consumer, topics: Sequence[str]) -> list[TopicPartitio
     for topic in dict.fromkeys(topics):
         info = consumer.list_topics(topic, timeout=15).topics.get(topic)
         if info is None or info.error is not None or not info.partitions:
-            raise RecordError(f"topic {topic} does not exist")
+            raise RecordingError(f"topic {topic} does not exist")
         partitions += [TopicPartition(topic, p) for p in sorted(info.partitions)]
     return partitions
 

@@ -38,7 +38,7 @@ from shellwatch.settings import KafkaSettings, Settings
 from shellwatch.worker.alert_latency import RecordTimes
 from shellwatch.worker.prefilter.stage import PrefilterConfig, SourceKind, run_prefilter_stage
 from shellwatch.worker.prefilter.stats import PrefilterStats
-from shellwatch.worker.runtime import CorrelationRuntime, RecordError
+from shellwatch.worker.runtime import CorrelationRuntime, UnusableRecordError
 from shellwatch.worker.stage_stats import CorrelateStats
 from shellwatch.worker.web import install_monitoring
 
@@ -156,7 +156,7 @@ class _RecordHandler:
             alerts = runtime.handle(message.value, headers, message.partition, clock_ms(), _record_ms(headers))
             await outputs.deliver(alerts)
             runtime.persist()
-        except RecordError as exc:
+        except UnusableRecordError as exc:
             await outputs.dead_letter(message, exc.reason, exc.message)
         except Exception as exc:  # one bad record must never stop or silently skip
             log.exception("record %s[%d]@%d failed", message.topic, message.partition, message.offset)

@@ -19,11 +19,12 @@ from shellwatch.core.correlate import Match
 from shellwatch.core.pipeline import Pipeline
 from shellwatch.core.snapshot import HostSnapshot, SnapshotError
 from shellwatch.ecs.events import Kind
+from shellwatch.errors import UnusableRecordError
 from shellwatch.formats.event_codec import DecodeError
 from shellwatch.kafka.headers import AS_OF_HEADER, PROGRESS_HEADER, REPLAY_HEADER
 from shellwatch.worker.alert_latency import RecordTimes
 
-__all__ = ["CorrelationRuntime", "RecordError", "StateStore"]
+__all__ = ["CorrelationRuntime", "StateStore", "UnusableRecordError"]
 
 # A marker's "caught up as of" is trusted for a host only when the host's newest record was written at
 # least this long before it: records written just before that one may reach the broker a moment later.
@@ -37,15 +38,6 @@ class StateStore(Protocol):
     def put(self, key: str, value: bytes) -> None: ...
     def delete(self, key: str) -> None: ...
     def items(self) -> Iterable[tuple[str, bytes]]: ...
-
-
-class RecordError(Exception):
-    """A record the agent cannot use; it goes to the dead-letter topic with this reason."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +118,7 @@ class CorrelationRuntime:
         detected_ms: int,
         record_ms: int | None = None,
     ) -> list[dict[str, Any]]:
-        """The alerts one record completes. Raises :class:`RecordError` for an unusable record.
+        """The alerts one record completes. Raises :class:`UnusableRecordError` for an unusable record.
 
         ``record_ms``: the Kafka timestamp of the input record (for the detection-latency metric).
         """
@@ -134,10 +126,10 @@ class CorrelationRuntime:
         if progress is not None:
             return self._progress(progress, partition, detected_ms, _as_of(headers))
         if value is None:
-            raise RecordError("empty", "record without a value")
+            raise UnusableRecordError("empty", "record without a value")
         decoded = self.pipeline.decode(value)
         if isinstance(decoded, DecodeError):
-            raise RecordError(decoded.reason, decoded.message)
+            raise UnusableRecordError(decoded.reason, decoded.message)
         events = decoded.events
         if REPLAY_HEADER in headers:
             events = tuple(replace(event, replayed=True) for event in events)

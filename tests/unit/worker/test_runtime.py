@@ -9,7 +9,7 @@ from shellwatch.core.pipeline import Pipeline, PipelineConfig
 from shellwatch.core.snapshot import HostSnapshot
 from shellwatch.kafka.headers import PROGRESS_HEADER, REPLAY_HEADER
 from shellwatch.rules.loader import load_reverse_shell_rule
-from shellwatch.worker.runtime import CorrelationRuntime, RecordError
+from shellwatch.worker.runtime import CorrelationRuntime, UnusableRecordError
 from tests.shared import DictStore
 from tests.unit.builders import T0, conn_doc, exec_doc
 
@@ -83,10 +83,10 @@ def test_corrupt_state_is_counted_not_fatal() -> None:
 
 def test_undecodable_record_is_a_record_error() -> None:
     rt = runtime(DictStore())
-    with pytest.raises(RecordError) as caught:
+    with pytest.raises(UnusableRecordError) as caught:
         rt.handle(b'{"process": ', {}, 0, NOW)
     assert caught.value.reason == "invalid_json"
-    with pytest.raises(RecordError):
+    with pytest.raises(UnusableRecordError):
         rt.handle(None, {}, 0, NOW)
 
 

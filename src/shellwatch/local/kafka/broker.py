@@ -30,6 +30,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
+from shellwatch.errors import BrokerStartError
 from shellwatch.kafka.admin import admin_conf
 from shellwatch.local.kafka.jars import KAFKA_VERSION, java_executable, log_tail
 from shellwatch.local.kafka.jvm import JvmService, spawn_bound_to_parent
@@ -41,10 +42,6 @@ _PACKAGE = "shellwatch.local.kafka"
 _LOG_TAIL_LINES = 40
 
 log = logging.getLogger(__name__)
-
-
-class BrokerStartError(RuntimeError):
-    """The local broker could not be formatted, launched or did not become ready."""
 
 
 def _free_ports(count: int) -> list[int]:

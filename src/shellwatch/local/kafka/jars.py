@@ -12,6 +12,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from shellwatch.errors import KafkaFetchError
+
 __all__ = [
     "CACHE_ENV_VAR",
     "KAFKA_VERSION",
@@ -34,10 +36,6 @@ _PACKAGE = "shellwatch.local.kafka"
 _MVN_TAIL_LINES = 40
 
 log = logging.getLogger(__name__)
-
-
-class KafkaFetchError(RuntimeError):
-    """Fetching the Kafka jars with Maven failed."""
 
 
 def jars_dir(cache_root: str | os.PathLike[str] | None = None, version: str = KAFKA_VERSION) -> Path:

@@ -24,6 +24,7 @@ import urllib.request
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
+from shellwatch.errors import RegistryBuildError, RegistryError, RegistryStartError
 from shellwatch.local.kafka.jars import CACHE_ENV_VAR, java_executable, log_tail, run_maven
 from shellwatch.local.kafka.jvm import JvmService
 
@@ -59,18 +60,6 @@ _MVN_ARGS = (
 )
 
 log = logging.getLogger(__name__)
-
-
-class RegistryError(RuntimeError):
-    """Base class for local schema registry failures (also raised for unexpected HTTP answers)."""
-
-
-class RegistryBuildError(RegistryError):
-    """Building the registry runner jar with Maven failed."""
-
-
-class RegistryStartError(RegistryError):
-    """The registry JVM could not be launched or did not become ready."""
 
 
 # ------------------------------------------------------------------------------------------------ build

@@ -58,14 +58,14 @@ def run_record(args: argparse.Namespace, kafka: KafkaSettings, err: IO[str]) -> 
             return 2
     from confluent_kafka import KafkaException  # noqa: PLC0415 - only these commands pay for Kafka clients
 
-    from shellwatch.tools.record import RecordBounds, RecordError, record_topics  # noqa: PLC0415
+    from shellwatch.tools.record import RecordBounds, RecordingError, record_topics  # noqa: PLC0415
 
     bounds = RecordBounds(max_records=args.max_records, duration_s=args.duration_s, from_end=args.from_end)
     try:
         with ExitStack() as stack:
             out = sys.stdout.buffer if args.out == "-" else stack.enter_context(Path(args.out).open("wb"))
             count = record_topics(conf, args.topic, out, err, bounds)
-    except (RecordError, KafkaException, OSError) as exc:
+    except (RecordingError, KafkaException, OSError) as exc:
         print(f"shellwatch: record failed: {exc}", file=err)
         return 2
     print(f"record: {count} records from {', '.join(args.topic)} to {args.out}", file=err)

@@ -21,15 +21,12 @@ from typing import Any
 from confluent_kafka import OFFSET_END, Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from shellwatch.errors import AlertTopicMissingError
 from shellwatch.formats.alert_codec import decode_alert
 from shellwatch.kafka.clock import WallClockMs, wall_clock_ms
 from shellwatch.tools.expectations import Expectation, Observed, ReplayDiff, compare, expectation_of_alert
 
 __all__ = ["AlertTopicMissingError", "AlertWatch", "CatchUp", "WaitResult", "await_expectations"]
-
-
-class AlertTopicMissingError(RuntimeError):
-    """The alerts topic is not there: no worker has run with these settings."""
 
 
 class AlertWatch:

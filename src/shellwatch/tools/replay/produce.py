@@ -19,16 +19,13 @@ from typing import IO, Any
 from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient
 
+from shellwatch.errors import ReplayError
 from shellwatch.kafka.clock import WallClockMs, wall_clock_ms
 from shellwatch.tools.progress import Progress
 from shellwatch.tools.replay.plan import Decoder, LineError, ReplayRecord, Target, in_recorded_order, plan_records
 from shellwatch.tools.terminal import printable
 
 __all__ = ["ReplayError", "ReplaySummary", "ReplayTopics", "missing_topics", "replay_files"]
-
-
-class ReplayError(RuntimeError):
-    """The replay could not be carried out (a missing topic, undelivered records)."""
 
 
 @dataclass(frozen=True, slots=True)
