@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from shellwatch.core.byte_screen import ByteScreen
@@ -379,6 +381,10 @@ async def run_prefilter_stage(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=config.max_partition_fetch_bytes,
+        # co-numbered partitions of the inputs on one member, so the merge sees a host's streams together (range
+        # assigns partition i of every topic to the same member); round robin, aiokafka's default and what
+        # earlier versions used, stays second so a group mid-upgrade still agrees on a protocol
+        partition_assignment_strategy=(RangePartitionAssignor, RoundRobinPartitionAssignor),
         session_timeout_ms=config.session_timeout_ms,
         heartbeat_interval_ms=config.heartbeat_interval_ms,
         **security,
