@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,6 +21,7 @@ from shellwatch.core.pipeline import Pipeline
 from shellwatch.ecs.timestamps import format_rfc3339_ms, parse_timestamp_ms
 from shellwatch.formats.alert_codec import encode_alert
 from shellwatch.kafka.admin import create_topic
+from shellwatch.kafka.clock import WallClockMs
 from shellwatch.kafka.documents import AlertReader, produce_documents
 from shellwatch.kafka.security import KafkaSecurity
 from shellwatch.local.kafka import LocalKafka, fetch_jars, jars_dir
@@ -100,7 +101,7 @@ def run_demo(
     environ: Mapping[str, str],
     out: IO[str],
     *,
-    clock_ms: Callable[[], int],
+    clock_ms: WallClockMs,
 ) -> int:
     """Run the demo; ``clock_ms`` (epoch milliseconds) dates the sample when it is produced."""
     docs = sample_documents()

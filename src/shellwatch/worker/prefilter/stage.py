@@ -11,13 +11,18 @@ few µs, so this loop reads the raw source topics and hands the Faust agent (sta
   in the Java partitioner's choice for ``host.id`` (repartitioning unkeyed or wrongly keyed input);
 - it decodes to neither kind: counted as ``other_category``.
 
-Delivery is at-least-once: after each batch every produce is awaited, and only then are the offsets
-committed. A failed produce raises out of :func:`run_prefilter_stage` without committing (the caller restarts).
+Kept records are not routed as they are fetched: they wait in a record-time merge of every assigned source
+partition (:mod:`~shellwatch.worker.prefilter.alignment`), so one topic's fetch never runs ahead of its
+partner's, and are routed as the merge releases them.
 
-Progress markers: after a batch, each assigned source partition that is caught up (position at the
-highwater) gets, at most every ``marker_interval_ms``, an empty record in the same-numbered relevant
-partition with the header ``shellwatch.progress`` (the source's kind) so stage 2 can release events it
-holds while waiting for the other stream. It follows the batch's forwards in that partition.
+Delivery is at-least-once: every ``commit_interval_ms`` (or when idle) every produce is awaited, and only
+then are offsets committed, each up to the first record still waiting in the merge. A failed produce raises
+out of :func:`run_prefilter_stage` without committing (the caller restarts).
+
+Progress markers: each assigned source partition that is caught up (position at the highwater) and has
+nothing waiting in the merge gets, at most every ``marker_interval_ms``, an empty record in the
+same-numbered relevant partition with the header ``shellwatch.progress`` (the source's kind) so stage 2 can
+release events it holds while waiting for the other stream. It follows the partition's forwards.
 """
 
 from __future__ import annotations
@@ -131,6 +136,7 @@ class _PrefilterStage:
         self._last_marker: dict[Any, float] = {}
         self._alignment: Alignment[Any, Any] = Alignment(config.max_buffered)  # (topic, partition) -> records
         self._paused: set[Any] = set()
+        self._lag: dict[Any, int | None] = {}  # per assigned (topic, partition), as the merge last saw it
 
     async def run(self, stop: asyncio.Event) -> None:
         """Route batches until ``stop``; acknowledge and commit every ``commit_interval_ms`` (or when idle).
@@ -179,8 +185,7 @@ class _PrefilterStage:
 
     def _take_in(self, batch: dict[Any, list[Any]]) -> None:
         """Screen each partition's records (one batched check, no Python call per record) into the merge."""
-        accepted = self._prefilter.accepted
-        records = dropped = 0
+        accepted, stats = self._prefilter.accepted, self._stats
         now_s = self._clock_s()
         for tp, tp_records in batch.items():
             kept = set(accepted([record.value or b"" for record in tp_records]))
@@ -189,19 +194,19 @@ class _PrefilterStage:
                 [Fetched(r.offset, r.timestamp, r if i in kept else None) for i, r in enumerate(tp_records)],
                 int(now_s * 1000),
             )
-            records += len(tp_records)
-            dropped += len(tp_records) - len(kept)
-            self._stats.consumed[tp.topic] += len(tp_records)
-            self._stats.prefiltered_by_topic[tp.topic] += len(tp_records) - len(kept)
-            self._stats.last_record_s[(tp.topic, tp.partition)] = now_s
-        self._stats.records += records
-        self._stats.prefiltered += dropped
+            dropped = len(tp_records) - len(kept)
+            stats.records += len(tp_records)
+            stats.prefiltered += dropped
+            stats.consumed[tp.topic] += len(tp_records)
+            stats.prefiltered_by_topic[tp.topic] += dropped
+            stats.last_record_s[(tp.topic, tp.partition)] = now_s
 
     async def _release(self, positions: dict[Any, tuple[int, int]]) -> list[asyncio.Future[Any]]:
         """Route what the merge releases now. A partition whose highwater is not known yet waits like a lag."""
         lag: dict[Any, int | None] = {(tp.topic, tp.partition): None for tp in self._consumer.assignment()}
         for tp, (highwater, position) in positions.items():
             lag[(tp.topic, tp.partition)] = max(0, highwater - position)
+        self._lag = lag
         pending: list[asyncio.Future[Any]] = []
         released = self._alignment.release(lag, int(self._clock_s() * 1000))
         for item in released:
@@ -329,15 +334,12 @@ class _PrefilterStage:
         newly, resumed = pause - self._paused, (self._paused - pause) & assigned.keys()
         if newly:
             consumer.pause(*(assigned[key] for key in newly))
-            log.debug("paused %s: merge buffer full, waiting for %s", sorted(newly), self._waiting_on())
+            log.debug(
+                "paused %s: merge buffer full, waiting for %s", sorted(newly), self._alignment.waiting_on(self._lag)
+            )
         if resumed:
             consumer.resume(*(assigned[key] for key in resumed))
         self._paused = pause
-
-    def _waiting_on(self) -> list[Any]:
-        return sorted(
-            self._alignment.waiting_on({(tp.topic, tp.partition): None for tp in self._consumer.assignment()})
-        )
 
     def _fetched_at(self, tp: Any) -> int | None:
         """When the fetch that last reported ``tp``'s highwater was answered (epoch ms, this host's clock)."""
