@@ -107,6 +107,9 @@ class HostSnapshot:
     held: tuple[tuple[int, int, int, bytes], ...]  # (timestamp_ms, rank, seq, raw event)
     recent_execs: tuple[tuple[int, int, bytes, bool], ...]  # (timestamp_ms, seq, raw exec, paired)
     replayed: frozenset[int] = frozenset()  # seqs of the events above that ``shellwatch replay`` produced
+    # the newest input position applied to this state per input partition, as the caller names them:
+    # (input, offset, record timestamp); opaque to the core, kept so a replayed input is not applied twice
+    sources: tuple[tuple[str, int, int], ...] = ()
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(
@@ -118,6 +121,9 @@ class HostSnapshot:
                 "held": [[ts, rank, seq, _text(raw)] for ts, rank, seq, raw in self.held],
                 "recent": [[ts, seq, _text(raw), paired] for ts, seq, raw, paired in self.recent_execs],
                 "replayed": sorted(self.replayed),
+                # written only when known, so a snapshot without them is byte for byte what it was before;
+                # readers that predate them ignore the key
+                **({"sources": [list(s) for s in self.sources]} if self.sources else {}),
             }
         )
 
@@ -139,6 +145,7 @@ class HostSnapshot:
                     (int(ts), int(seq), _bytes(raw), bool(paired)) for ts, seq, raw, paired in doc["recent"]
                 ),
                 replayed=frozenset(int(seq) for seq in doc.get("replayed", ())),  # absent in older snapshots
+                sources=tuple((str(name), int(offset), int(ts)) for name, offset, ts in doc.get("sources", ())),
             )
         except SnapshotError:
             raise

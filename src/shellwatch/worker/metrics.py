@@ -68,6 +68,8 @@ METRICS: Final[dict[str, str]] = {
     "SHELLWATCH_SILENT_PARTITION_S.",
     "shellwatch_alerts_suppressed_total": "Shell alerts folded into an earlier alert of their group.",
     "shellwatch_bad_state_records_total": "Table state records that could not be restored.",
+    "shellwatch_replayed_records_skipped_total": "Events of forwarded records whose source position the host's "
+    "state had applied already (re-forwarded or re-read after a crash or rebalance), skipped.",
 }
 
 
@@ -104,6 +106,7 @@ class MetricSources:
     correlate_lag: Callable[[], Mapping[Partition, int]]
     silent_partitions: Callable[[], int]
     bad_state_records: Callable[[], int]
+    skipped_replays: Callable[[], int]
     build: Mapping[str, str]
 
 
@@ -194,6 +197,7 @@ class WorkerCollector:
         yield _gauge("shellwatch_silent_partitions", src.silent_partitions())
         yield _counter("shellwatch_alerts_suppressed_total", src.pipeline.stats.suppressed)
         yield _counter("shellwatch_bad_state_records_total", src.bad_state_records())
+        yield _counter("shellwatch_replayed_records_skipped_total", src.skipped_replays())
 
 
 def _counter(name: str, value: float) -> CounterMetricFamily:

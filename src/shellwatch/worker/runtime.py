@@ -6,6 +6,14 @@ state into a key-value store (the worker's changelog-backed table), so a restart
 worker resumes exactly where the previous owner of the partition stopped. Alerts must be delivered
 before :meth:`CorrelationRuntime.persist` is called, so a crash in between repeats an alert (same id)
 rather than losing it.
+
+Replays are idempotent. After a crash the prefilter stage re-forwards records it had forwarded but not
+committed (at new offsets of the relevant topic), and the agent re-reads records whose offsets it had not
+committed. Each host's state remembers, per *source* topic partition (the ``shellwatch.source`` header), the
+newest offset it applied and that record's timestamp; a record at or below that offset, and not newer than
+that timestamp (a re-created topic starts its offsets again, with newer timestamps), was applied already and
+is skipped, so a replayed connection can never pair twice. The memory lives in the host's state value, so it
+is written together with the state it describes.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from shellwatch.core.snapshot import HostSnapshot, SnapshotError
 from shellwatch.ecs.events import Kind
 from shellwatch.errors import UnusableRecordError
 from shellwatch.formats.event_codec import DecodeError
-from shellwatch.kafka.headers import AS_OF_HEADER, PROGRESS_HEADER, REPLAY_HEADER
+from shellwatch.kafka.headers import AS_OF_HEADER, BROKER_TS_HEADER, PROGRESS_HEADER, REPLAY_HEADER, SOURCE_HEADER
 from shellwatch.worker.alert_latency import RecordTimes
 
 __all__ = ["CorrelationRuntime", "StateStore", "UnusableRecordError"]
@@ -73,6 +81,8 @@ class CorrelationRuntime:
         self._partition_of: dict[str, int] = {}
         self._hosts_in: defaultdict[int, set[str]] = defaultdict(set)
         self._newest_record_ms: dict[str, int] = {}  # per host: Kafka timestamp of its newest input record
+        self._applied: dict[str, dict[str, tuple[int, int]]] = {}  # per host, source: (offset, record ms) applied
+        self.skipped_replays = 0  # events of records this state had applied already
 
     def reload(self, partitions: set[int], detected_ms: int) -> list[dict[str, Any]]:
         """After a rebalance: forget hosts of partitions this worker lost, restore those it gained."""
@@ -81,6 +91,7 @@ class CorrelationRuntime:
             for host_id in self._hosts_in.pop(partition):
                 correlator.forget_host(host_id)
                 self._newest_record_ms.pop(host_id, None)
+                self._applied.pop(host_id, None)
                 if self.pipeline.grouper is not None:
                     self.pipeline.grouper.forget_host(host_id)
                 self._partition_of.pop(host_id, None)
@@ -103,6 +114,8 @@ class CorrelationRuntime:
         matches = []
         if state.sequence is not None:
             matches = self.pipeline.correlator.import_host(host_id, state.sequence)
+            if state.sequence.sources:
+                self._applied[host_id] = {name: (offset, ts) for name, offset, ts in state.sequence.sources}
         if state.groups is not None and self.pipeline.grouper is not None:
             try:
                 self.pipeline.grouper.import_host(host_id, state.groups)
@@ -133,12 +146,8 @@ class CorrelationRuntime:
         events = decoded.events
         if REPLAY_HEADER in headers:
             events = tuple(replace(event, replayed=True) for event in events)
-        if record_ms is not None:
-            self.record_times.note(events, record_ms)
         for event in events:
             host_id = event.host_id
-            if host_id is not None and record_ms is not None:
-                self._newest_record_ms[host_id] = max(record_ms, self._newest_record_ms.get(host_id, record_ms))
             if host_id is None or host_id in self._partition_of:
                 continue
             self._place(host_id, partition)
@@ -148,7 +157,29 @@ class CorrelationRuntime:
                     self._restore(host_id, _HostState.from_bytes(stored))
                 except SnapshotError:
                     self.bad_state_records += 1
+        source = _source(headers)
+        if source is not None:
+            fresh = tuple(e for e in events if not self._applied_already(e.host_id, source))
+            self.skipped_replays += len(events) - len(fresh)
+            events = fresh
+        if record_ms is not None:
+            self.record_times.note(events, record_ms)
+        for event in events:
+            host_id = event.host_id
+            if host_id is None:
+                continue
+            if record_ms is not None:
+                self._newest_record_ms[host_id] = max(record_ms, self._newest_record_ms.get(host_id, record_ms))
+            if source is not None:
+                self._applied.setdefault(host_id, {})[source[0]] = source[1:]
         return self.pipeline.observe(events, detected_ms)
+
+    def _applied_already(self, host_id: str | None, source: tuple[str, int, int]) -> bool:
+        if host_id is None:
+            return False
+        name, offset, record_ms = source
+        applied = self._applied.get(host_id, {}).get(name)
+        return applied is not None and offset <= applied[0] and record_ms <= applied[1]
 
     def persist(self) -> None:
         """Write every changed host's state to the store (or delete it once nothing is left)."""
@@ -158,6 +189,9 @@ class CorrelationRuntime:
             sequence = correlator.export_host(host_id)
             groups = grouper.export_host(host_id) if grouper is not None else None
             partition = self._partition_of.get(host_id)
+            applied = self._applied.get(host_id)
+            if sequence is not None and applied:
+                sequence = replace(sequence, sources=tuple((name, *at) for name, at in sorted(applied.items())))
             if (sequence is not None or groups is not None) and partition is not None:
                 self.store.put(host_id, _HostState(partition, sequence, groups).to_bytes())
             else:
@@ -167,6 +201,7 @@ class CorrelationRuntime:
                     self._hosts_in[partition].discard(host_id)
                     self._partition_of.pop(host_id, None)
                     self._newest_record_ms.pop(host_id, None)
+                    self._applied.pop(host_id, None)
 
     def _progress(self, kinds: bytes, partition: int, detected_ms: int, as_of_ms: int | None) -> list[dict[str, Any]]:
         """A source partition is caught up: its hosts stop waiting for that stream, except hosts whose newest
@@ -192,6 +227,18 @@ class CorrelationRuntime:
             self._hosts_in[previous].discard(host_id)
         self._partition_of[host_id] = partition
         self._hosts_in[partition].add(host_id)
+
+
+def _source(headers: Mapping[str, bytes]) -> tuple[str, int, int] | None:
+    """(source ``topic/partition``, offset, record timestamp) of a forwarded record; None if not forwarded."""
+    raw, broker_ts = headers.get(SOURCE_HEADER), headers.get(BROKER_TS_HEADER)
+    if raw is None or broker_ts is None:
+        return None
+    name, _, offset = raw.decode("utf-8", "replace").rpartition("/")
+    try:
+        return name, int(offset), int(broker_ts)
+    except ValueError:
+        return None
 
 
 def _as_of(headers: Mapping[str, bytes]) -> int | None:

@@ -57,6 +57,7 @@ def install_monitoring(
             correlate_lag=monitor.correlate_lag,
             silent_partitions=monitor.silent_partitions,
             bad_state_records=lambda: runtime.bad_state_records,
+            skipped_replays=lambda: runtime.skipped_replays,
             build=build_info(runtime.pipeline.ruleset),
         )
         monitor.install_pages(worker_registry(sources))

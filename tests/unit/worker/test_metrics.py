@@ -35,6 +35,7 @@ def sources(
         correlate_lag=lambda: dict(lag or {}),
         silent_partitions=lambda: silent,
         bad_state_records=lambda: 3,
+        skipped_replays=lambda: 2,
         build=build_info(pipeline.ruleset),
     )
 
@@ -85,6 +86,7 @@ def test_prefilter_stage_counters_per_topic_and_outcome() -> None:
     assert value(samples, "shellwatch_consumer_lag_records", group="sw", topic="sw-relevant", partition="1") == 5
     assert value(samples, "shellwatch_silent_partitions") == 2
     assert value(samples, "shellwatch_bad_state_records_total") == 3
+    assert value(samples, "shellwatch_replayed_records_skipped_total") == 2
 
 
 def test_core_state_and_counters_are_read_live_not_copied() -> None:

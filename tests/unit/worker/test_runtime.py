@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import orjson
 import pytest
 
 from shellwatch.core.pipeline import Pipeline, PipelineConfig
 from shellwatch.core.snapshot import HostSnapshot
-from shellwatch.kafka.headers import PROGRESS_HEADER, REPLAY_HEADER
+from shellwatch.kafka.headers import BROKER_TS_HEADER, PROGRESS_HEADER, REPLAY_HEADER, SOURCE_HEADER
 from shellwatch.rules.loader import load_reverse_shell_rule
 from shellwatch.worker.runtime import CorrelationRuntime, UnusableRecordError
 from tests.shared import DictStore
@@ -136,3 +139,57 @@ def test_a_record_clock_far_ahead_of_the_marker_does_not_hold_the_host_back() ->
     headers = {PROGRESS_HEADER: b"network", "shellwatch.as_of": b"5400000"}
     (alert,) = rt.handle(b"", headers, 0, NOW)
     assert alert["detection"]["explanation"]["gap_ms"] == 1000
+
+
+def forwarded(rt: CorrelationRuntime, doc: dict[str, Any], offset: int, broker_ts: int = 1_000) -> list[dict[str, Any]]:
+    """One record as the prefilter stage forwards it: with its source position and record timestamp."""
+    topic = "src-process" if doc["event"]["category"] == ["process"] else "src-network"
+    headers = {SOURCE_HEADER: f"{topic}/0/{offset}".encode(), BROKER_TS_HEADER: str(broker_ts).encode()}
+    alerts = rt.handle(orjson.dumps(doc), headers, 0, NOW)
+    rt.persist()
+    return alerts
+
+
+def sequence_alerts(alerts: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return [a for a in alerts if a["rule"]["id"] == "potential-reverse-shell-via-java"]
+
+
+def test_a_replayed_connection_never_pairs_twice_even_after_a_restart() -> None:
+    store = DictStore()
+    first = runtime(store)
+    forwarded(first, conn_doc(T0), offset=7)
+    forwarded(first, exec_doc(T0 + 1_000), offset=3)
+    assert len(sequence_alerts(marker(first, b"network,process"))) == 1
+    # a crash: the prefilter stage re-forwards the connection (same source position), a new worker reads it
+    second = runtime(store)
+    second.reload({0}, NOW)
+    forwarded(second, conn_doc(T0), offset=7)
+    assert second.skipped_replays == 1
+    forwarded(second, exec_doc(T0 + 2_000, pid=4243), offset=4)  # a later shell of the same JVM
+    assert sequence_alerts(marker(second, b"network,process")) == []  # nothing left to pair with
+    state = HostSnapshot.from_bytes(store.data["host-a"].partition(b"\n")[2])
+    assert dict((name, offset) for name, offset, _ in state.sources) == {"src-network/0": 7, "src-process/0": 4}
+
+
+def test_a_replayed_record_is_skipped_not_reapplied() -> None:
+    """The correlator alone would re-apply a replayed connection as a late event (today it then finds the
+    exec it paired with and stops there); with the source positions the replay never reaches it."""
+    bare, remembering = runtime(DictStore()), runtime(DictStore())
+    for rt, send in ((bare, lambda d, o: feed(bare, d)), (remembering, lambda d, o: forwarded(remembering, d, o))):
+        send(conn_doc(T0), 7)
+        send(exec_doc(T0 + 1_000), 3)
+        marker(rt, b"network,process")
+        send(conn_doc(T0), 7)  # the replay
+    assert (bare.pipeline.correlator.stats.observed, bare.pipeline.correlator.stats.late) == (3, 1)
+    assert (remembering.pipeline.correlator.stats.observed, remembering.pipeline.correlator.stats.late) == (2, 0)
+    assert (bare.skipped_replays, remembering.skipped_replays) == (0, 1)
+
+
+def test_a_recreated_source_topic_is_not_mistaken_for_a_replay() -> None:
+    rt = runtime(DictStore())
+    forwarded(rt, conn_doc(T0), offset=7, broker_ts=1_000)
+    forwarded(rt, conn_doc(T0 + 10_000), offset=0, broker_ts=9_000)  # offsets start again, newer record time
+    assert rt.skipped_replays == 0
+    forwarded(rt, exec_doc(T0 + 11_000), offset=0, broker_ts=9_500)
+    (alert,) = sequence_alerts(marker(rt, b"network,process"))
+    assert alert["detection"]["explanation"]["gap_ms"] == 1_000
