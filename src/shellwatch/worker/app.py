@@ -19,7 +19,7 @@ import asyncio
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -124,6 +124,19 @@ class _Outputs:
         await pending
 
 
+async def hand_over_changelog(buffer: Any) -> None:
+    """Hand every buffered table write to the Kafka producer before the record that caused it is acknowledged.
+
+    Table writes go through Faust's producer buffer. Before committing offsets Faust flushes that buffer with
+    ``flush_atmost``, which gives up after 0.1 s without progress, so an offset could be committed while the
+    state change it implies was never sent, and a crash then would lose it. Once the buffer is empty here,
+    every acknowledged record's changelog writes sit in the producer, whose flush Faust awaits in full
+    before it commits. Returns at once when nothing is buffered; stops trying when the buffer stops.
+    """
+    while buffer.size and buffer.state == "running":
+        await buffer.flush_atmost(None)
+
+
 class _RecordHandler:
     """The correlate agent's work on one record of the relevant topic; never raises for a bad record."""
 
@@ -136,7 +149,9 @@ class _RecordHandler:
         *,
         clock_ms: WallClockMs = wall_clock_ms,
         clock_s: Callable[[], float] = time.monotonic,
+        state_written: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        self.state_written = state_written  # awaited after the state is persisted, before the record is acked
         self.runtime = runtime
         self.outputs = outputs
         self.stage = stage
@@ -156,6 +171,8 @@ class _RecordHandler:
             alerts = runtime.handle(message.value, headers, message.partition, clock_ms(), _record_ms(headers))
             await outputs.deliver(alerts)
             runtime.persist()
+            if self.state_written is not None:
+                await self.state_written()
         except UnusableRecordError as exc:
             await outputs.dead_letter(message, exc.reason, exc.message)
         except Exception as exc:  # one bad record must never stop or silently skip
@@ -260,7 +277,12 @@ def create_app(
     app.on_partitions_assigned.connect(_rebalanced)
     app.on_partitions_revoked.connect(_rebalanced)
 
-    handle = _RecordHandler(runtime, outputs, stage, assigned_partitions, clock_ms=clock_ms)
+    async def state_written() -> None:
+        await hand_over_changelog(app.producer.buffer)
+
+    handle = _RecordHandler(
+        runtime, outputs, stage, assigned_partitions, clock_ms=clock_ms, state_written=state_written
+    )
 
     @app.agent(relevant, name="correlate")
     async def correlate(stream: Any) -> None:

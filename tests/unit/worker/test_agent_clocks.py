@@ -11,7 +11,7 @@ import orjson
 from shellwatch.core.pipeline import Pipeline, PipelineConfig
 from shellwatch.ecs.timestamps import format_rfc3339_ms
 from shellwatch.kafka.headers import BROKER_TS_HEADER, PROGRESS_HEADER
-from shellwatch.worker.app import _Outputs, _RecordHandler
+from shellwatch.worker.app import _Outputs, _RecordHandler, hand_over_changelog
 from shellwatch.worker.runtime import CorrelationRuntime
 from shellwatch.worker.stage_stats import CorrelateStats
 from tests.shared import RULE, DictStore
@@ -62,3 +62,31 @@ def test_agent_uses_the_injected_clocks() -> None:
     assert alert["@timestamp"] == format_rfc3339_ms(NOW_MS)
     assert stats.latency.count == 1 and stats.latency.sum_s == (NOW_MS - exec_broker_ms) / 1000
     assert stats.records == 3 and stats.last_done_s == 42.0
+
+
+class StallingBuffer:
+    """Faust's producer buffer as the commit path meets it: ``flush_atmost`` gives up after a stall."""
+
+    def __init__(self, size: int, stalls: int) -> None:
+        self.size, self.stalls, self.state, self.calls = size, stalls, "running", 0
+
+    async def flush_atmost(self, max_messages: int | None) -> int:
+        self.calls += 1
+        if self.stalls:
+            self.stalls -= 1
+            return 0  # the 0.1 s wait passed without a message sent
+        sent, self.size = self.size, 0
+        return sent
+
+
+def test_the_changelog_is_handed_over_in_full_even_when_a_flush_gives_up() -> None:
+    buffer = StallingBuffer(size=3, stalls=2)
+    asyncio.run(hand_over_changelog(buffer))
+    assert (buffer.size, buffer.calls) == (0, 3)
+    idle = StallingBuffer(size=0, stalls=0)
+    asyncio.run(hand_over_changelog(idle))
+    assert idle.calls == 0
+    stopped = StallingBuffer(size=2, stalls=5)
+    stopped.state = "stopping"
+    asyncio.run(hand_over_changelog(stopped))  # returns: a stopping buffer is not waited for
+    assert stopped.calls == 0
