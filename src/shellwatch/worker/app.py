@@ -271,11 +271,16 @@ def create_app(
     def assigned_partitions() -> set[int]:
         return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == kafka.relevant_topic}
 
-    def _rebalanced(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    def _revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         runtime.needs_reload = True
+        stage.rebalances.revoked(time.monotonic())
 
-    app.on_partitions_assigned.connect(_rebalanced)
-    app.on_partitions_revoked.connect(_rebalanced)
+    def _assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        runtime.needs_reload = True
+        stage.rebalances.assigned(time.monotonic())
+
+    app.on_partitions_assigned.connect(_assigned)
+    app.on_partitions_revoked.connect(_revoked)
 
     async def state_written() -> None:
         await hand_over_changelog(app.producer.buffer)

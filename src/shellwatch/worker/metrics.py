@@ -27,7 +27,7 @@ from prometheus_client.metrics_core import (
 
 from shellwatch.core.pipeline import Pipeline
 from shellwatch.worker.prefilter.stats import Partition, PrefilterStats
-from shellwatch.worker.stage_stats import CorrelateStats
+from shellwatch.worker.stage_stats import CorrelateStats, Rebalances
 
 __all__ = ["CONTENT_TYPE", "METRICS", "MetricSources", "WorkerCollector", "build_info", "exposition", "worker_registry"]
 
@@ -68,6 +68,10 @@ METRICS: Final[dict[str, str]] = {
     "SHELLWATCH_SILENT_PARTITION_S.",
     "shellwatch_alerts_suppressed_total": "Shell alerts folded into an earlier alert of their group.",
     "shellwatch_bad_state_records_total": "Table state records that could not be restored.",
+    "shellwatch_rebalances_total": "Rebalances of each consumer group this member took part in (the first join "
+    "included).",
+    "shellwatch_rebalance_seconds_total": "Time those rebalances left this member without partitions, from the "
+    "revocation to the new assignment, by consumer group.",
     "shellwatch_replayed_records_skipped_total": "Events of forwarded records whose source position the host's "
     "state had applied already (re-forwarded or re-read after a crash or rebalance), skipped.",
 }
@@ -198,6 +202,18 @@ class WorkerCollector:
         yield _counter("shellwatch_alerts_suppressed_total", src.pipeline.stats.suppressed)
         yield _counter("shellwatch_bad_state_records_total", src.bad_state_records())
         yield _counter("shellwatch_replayed_records_skipped_total", src.skipped_replays())
+        yield from _rebalance_families({src.prefilter_group: fwd.rebalances, src.correlate_group: stage.rebalances})
+
+
+def _rebalance_families(by_group: Mapping[str, Rebalances]) -> tuple[CounterMetricFamily, CounterMetricFamily]:
+    rebalances = CounterMetricFamily("shellwatch_rebalances", _help("shellwatch_rebalances_total"), labels=["group"])
+    seconds = CounterMetricFamily(
+        "shellwatch_rebalance_seconds", _help("shellwatch_rebalance_seconds_total"), labels=["group"]
+    )
+    for group, done in by_group.items():
+        rebalances.add_metric([group], done.count)
+        seconds.add_metric([group], done.seconds_total)
+    return rebalances, seconds
 
 
 def _counter(name: str, value: float) -> CounterMetricFamily:

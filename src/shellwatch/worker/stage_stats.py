@@ -14,13 +14,38 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-__all__ = ["LATENCY_BUCKETS_S", "AlertKey", "CorrelateStats", "LatencyHistogram"]
+__all__ = ["LATENCY_BUCKETS_S", "AlertKey", "CorrelateStats", "LatencyHistogram", "Rebalances"]
 
 # Live detection takes a few hundred ms (cross-topic skew and the forwarder's marker interval); the
 # upper buckets catch a lagging or recovering worker.
 LATENCY_BUCKETS_S: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 AlertKey = tuple[str, str, str]  # (rule id, case or "", severity)
+
+
+@dataclass(slots=True)
+class Rebalances:
+    """How long a consumer group's rebalances (the first join included) left this member without partitions:
+    from the revocation that starts one to the assignment that ends it, in monotonic seconds. Either stage's
+    share of a failover as this member sees it; the dead member's session timeout comes before it."""
+
+    count: int = 0
+    seconds_total: float = 0.0
+    last_s: float | None = None
+    started_s: float | None = field(default=None, repr=False)
+
+    def revoked(self, now_s: float) -> None:
+        if self.started_s is None:
+            self.started_s = now_s
+
+    def assigned(self, now_s: float) -> None:
+        if self.started_s is None:
+            return
+        took_s = max(0.0, now_s - self.started_s)
+        self.count += 1
+        self.seconds_total += took_s
+        self.last_s = took_s
+        self.started_s = None
 
 
 @dataclass(slots=True)
@@ -66,6 +91,7 @@ class CorrelateStats:
     positions: dict[int, int] = field(default_factory=dict, repr=False)  # partition -> next offset to handle
     in_flight_since_s: float | None = field(default=None, repr=False)  # a record is being handled since then
     last_done_s: float | None = field(default=None, repr=False)
+    rebalances: Rebalances = field(default_factory=Rebalances)
 
     def begin(self, now_s: float) -> None:
         self.in_flight_since_s = now_s

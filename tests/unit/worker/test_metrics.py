@@ -11,7 +11,7 @@ from prometheus_client.samples import Sample
 
 from shellwatch.core.pipeline import Pipeline, PipelineConfig
 from shellwatch.worker.metrics import CONTENT_TYPE, METRICS, MetricSources, build_info, exposition, worker_registry
-from shellwatch.worker.prefilter.stats import Partition, PrefilterStats
+from shellwatch.worker.prefilter.stats import AssignmentListener, Partition, PrefilterStats
 from shellwatch.worker.stage_stats import LATENCY_BUCKETS_S, CorrelateStats, LatencyHistogram
 from tests.shared import RULE, SHELL_RULE
 from tests.unit.builders import T0, conn_doc, exec_doc
@@ -184,3 +184,20 @@ def test_build_info_names_the_versions_and_the_ruleset() -> None:
 def _samples(src: MetricSources) -> list[Sample]:
     text = exposition(worker_registry(src)).decode()
     return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+
+
+def test_rebalances_are_timed_from_revocation_to_assignment_per_group() -> None:
+    forwarder, stage = PrefilterStats(), CorrelateStats()
+    listener = AssignmentListener(forwarder, iter([10.0, 13.5]).__next__)
+    listener.on_partitions_revoked([])  # the first join: nothing to revoke yet
+    listener.on_partitions_assigned([("net", 0)])
+    stage.rebalances.revoked(20.0)
+    stage.rebalances.revoked(21.0)  # a second revocation inside the same rebalance does not restart it
+    stage.rebalances.assigned(26.0)
+    stage.rebalances.assigned(27.0)  # an assignment without a revocation first is not a rebalance
+    samples = scrape(sources(forwarder=forwarder, stage=stage))
+    assert value(samples, "shellwatch_rebalances_total", group="sw-prefilter") == 1
+    assert value(samples, "shellwatch_rebalance_seconds_total", group="sw-prefilter") == 3.5
+    assert value(samples, "shellwatch_rebalances_total", group="sw") == 1
+    assert value(samples, "shellwatch_rebalance_seconds_total", group="sw") == 6.0
+    assert stage.rebalances.last_s == 6.0

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from aiokafka.abc import ConsumerRebalanceListener
 
+from shellwatch.worker.stage_stats import Rebalances
+
 __all__ = ["AssignmentListener", "Partition", "PrefilterStats"]
 
 Partition = tuple[str, int]  # (topic, partition); aiokafka's TopicPartition is such a tuple
@@ -47,6 +49,7 @@ class PrefilterStats:
     assignment_complete: bool = field(default=False, repr=False)
     assigned_since: dict[Partition, float] = field(default_factory=dict, repr=False)
     last_record_s: dict[Partition, float] = field(default_factory=dict, repr=False)
+    rebalances: Rebalances = field(default_factory=Rebalances, repr=False)
 
     @property
     def dead_lettered(self) -> int:
@@ -88,7 +91,10 @@ class AssignmentListener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.clock = clock
 
     def on_partitions_revoked(self, revoked: Iterable[Partition]) -> None:
+        self.stats.rebalances.revoked(self.clock())
         self.stats.revoked(revoked)
 
     def on_partitions_assigned(self, assigned: Iterable[Partition]) -> None:
-        self.stats.assigned(assigned, self.clock())
+        now_s = self.clock()
+        self.stats.assigned(assigned, now_s)
+        self.stats.rebalances.assigned(now_s)

@@ -7,7 +7,7 @@ from shellwatch.worker.prefilter.stats import AssignmentListener, PrefilterStats
 
 def test_silent_partitions_count_from_assignment_or_last_record() -> None:
     stats = PrefilterStats()
-    clock = iter([100.0, 500.0])
+    clock = iter([100.0, 499.0, 500.0])  # assigned, revoked (which times the rebalance), assigned
     listener = AssignmentListener(stats, lambda: next(clock))
     assert not stats.assignment_complete
     listener.on_partitions_assigned([("net", 0), ("net", 1), ("proc", 0)])
