@@ -466,13 +466,20 @@ async def _abandon(client: Any) -> None:
     """Cancel what a client that would not stop still runs: the producer's sender, then its connections."""
     for part in (getattr(client, "_sender", None), getattr(client, "_fetcher", None)):
         if part is not None:
-            try:
-                await asyncio.wait_for(part.close(), 2.0)
-            except Exception:
-                log.debug("closing %r of an abandoned client failed", part, exc_info=True)
+            await _quietly(part.close(), f"closing {type(part).__name__} of an abandoned client")
     inner = getattr(client, "client", None) or getattr(client, "_client", None)
     if inner is not None:
-        try:
-            await asyncio.wait_for(inner.close(), 2.0)
-        except Exception:
-            log.debug("closing the connections of an abandoned client failed", exc_info=True)
+        await _quietly(inner.close(), "closing the connections of an abandoned client")
+
+
+async def _quietly(closing: Any, what: str) -> None:
+    """Await ``closing`` for at most 2 s; its failures (a cancellation from within included) are only logged."""
+    try:
+        await asyncio.wait_for(closing, 2.0)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.debug("%s: cancelled from within", what)
+    except Exception:
+        log.debug("%s failed", what, exc_info=True)
