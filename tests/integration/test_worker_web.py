@@ -127,6 +127,7 @@ def wait_until_ready(port: int, worker: Any) -> None:
             "prefilter_assigned": True,
             "correlate_assigned": True,
             "recovery_complete": True,
+            "cluster_reachable": True,
             "live": True,
         },
         "problems": [],

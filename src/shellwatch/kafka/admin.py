@@ -137,13 +137,14 @@ def _access_failure(bootstrap: str, security: KafkaSecurity, exc: KafkaException
 
 
 async def check_partitions(
-    bootstrap: str, topics: Iterable[str], *, security: KafkaSecurity | None = None
+    bootstrap: str, topics: Iterable[str], *, security: KafkaSecurity | None = None, retry_backoff_ms: int = 100
 ) -> dict[str, int]:
     """Partition count of each of *topics* that exists; missing topics are absent from the result (aiokafka)."""
     wanted = list(dict.fromkeys(topics))
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap,
         client_id="shellwatch-forwarder-admin",
+        retry_backoff_ms=retry_backoff_ms,
         **aiokafka_kwargs(security or KafkaSecurity()),
     )
     await admin.start()

@@ -11,6 +11,10 @@ Two stages run in one worker process (and scale out as two consumer groups):
    sequence state into the ``sequence-state`` table (changelog-backed, co-partitioned with the
    relevant topic, emptied by event time as sequences complete or expire). A record the agent cannot
    handle goes to the dead-letter topic; the loop never stops on one record.
+
+Broker outages: the pre-filter stage is started again (fresh clients, committed offsets) after a backoff
+whenever it fails; alerts and dead letters that the cluster does not acknowledge are sent again after a
+backoff, never dead-lettered or dropped; Faust declaring a topic while no broker answers tries again too.
 """
 
 from __future__ import annotations
@@ -30,14 +34,17 @@ from shellwatch.formats.alert_codec import AlertFormat, encode_alert
 from shellwatch.kafka.clock import WallClockMs, wall_clock_ms
 from shellwatch.kafka.dead_letters import dead_letter_headers
 from shellwatch.kafka.headers import BROKER_TS_HEADER, PROGRESS_HEADER
+from shellwatch.kafka.reconnect import CLUSTER, Backoff, is_transient
 from shellwatch.kafka.schema_registry import RegistryClient
 from shellwatch.kafka.security import faust_kwargs
 from shellwatch.rules.model import ReverseShellRule
 from shellwatch.rules.shell_rule import ShellRule
 from shellwatch.settings import KafkaSettings, Settings
 from shellwatch.worker.alert_latency import RecordTimes
+from shellwatch.worker.log_limit import RepeatLimiter
 from shellwatch.worker.prefilter.stage import PrefilterConfig, SourceKind, run_prefilter_stage
 from shellwatch.worker.prefilter.stats import PrefilterStats
+from shellwatch.worker.restarts import run_restarting
 from shellwatch.worker.runtime import CorrelationRuntime, UnusableRecordError
 from shellwatch.worker.stage_stats import CorrelateStats
 from shellwatch.worker.web import install_monitoring
@@ -48,6 +55,46 @@ log = logging.getLogger("shellwatch.worker")
 FAUST_ENV_PREFIX = "SHELLWATCH_FAUST_"
 STATS_INTERVAL_S = 30.0
 MAX_RECORD_BYTES = 8 * 1024 * 1024
+# a failed pre-filter stage is started again after 1 s, 2 s, 4 s, ... at most 10 s (after a broker outage it
+# resumes within that); the worker's own sends and Faust's topic declarations retry on the same pace
+RESTART_BACKOFF_S = (1.0, 10.0)
+
+
+def _backoff() -> Backoff:
+    return Backoff(*RESTART_BACKOFF_S)
+
+
+async def _retrying(attempt: Callable[[], Any], what: str, *, unreachable: Callable[[], bool]) -> Any:
+    """``await attempt()`` until it succeeds; failures that a broker outage explains are retried after a backoff.
+
+    An outage explains a transient Kafka error (:func:`~shellwatch.kafka.reconnect.is_transient`), or any error
+    while no broker answers (``unreachable()``). Others are raised. Each retry logs one warning.
+    """
+    backoff = _backoff()
+    while True:
+        try:
+            return await attempt()
+        except Exception as exc:
+            if not (is_transient(exc) or unreachable()):
+                raise
+            delay = backoff.next()
+            log.warning("%s failed (%s: %s); trying again in %.1f s", what, type(exc).__name__, exc, delay)
+            await asyncio.sleep(delay)
+
+
+class _PatientTopic(faust.Topic):
+    """Faust's topic, whose declaration (Faust creating the changelog topic when its metadata lacks it) waits for
+    the cluster instead of crashing the worker with ``NodeNotReadyError`` while no broker answers."""
+
+    async def declare(self) -> None:
+        declare = super().declare
+        if self.app.should_stop:
+            return
+        await _retrying(declare, f"declaring topic(s) {', '.join(self.topics)}", unreachable=_unreachable)
+
+
+def _unreachable() -> bool:
+    return not CLUSTER.reachable
 
 
 class _TableStore:
@@ -103,8 +150,13 @@ class _Outputs:
     async def deliver(self, alerts: list[dict[str, Any]]) -> None:
         for alert in alerts:
             key = str(alert["host"]["id"]).encode()
-            pending = await self.alerts_topic.send(key=key, value=encode_alert(alert, self.alert_format), force=True)
-            await pending  # delivered before the causing record is acknowledged
+            value = encode_alert(alert, self.alert_format)
+
+            async def send(key: bytes = key, value: bytes = value) -> None:
+                pending = await self.alerts_topic.send(key=key, value=value, force=True)
+                await pending  # delivered before the causing record is acknowledged
+
+            await _retrying(send, f"delivering alert {alert['event']['id']}", unreachable=_unreachable)
             record_ms = self.record_times.pop(alert["event"]["id"])
             self.stats.delivered(alert, None if record_ms is None else (self.clock_ms() - record_ms) / 1000)
 
@@ -118,10 +170,15 @@ class _Outputs:
             error_class=reason,
             message=text,
         )
-        pending = await self.dead_letter_topic.send(
-            key=message.key, value=message.value, headers=[(k, v or b"") for k, v in headers], force=True
-        )
-        await pending
+
+        async def send() -> None:
+            pending = await self.dead_letter_topic.send(
+                key=message.key, value=message.value, headers=[(k, v or b"") for k, v in headers], force=True
+            )
+            await pending
+
+        where = f"{message.topic}[{message.partition}]@{message.offset}"
+        await _retrying(send, f"dead-lettering {where}", unreachable=_unreachable)
 
 
 async def hand_over_changelog(buffer: Any) -> None:
@@ -175,6 +232,8 @@ class _RecordHandler:
                 await self.state_written()
         except UnusableRecordError as exc:
             await outputs.dead_letter(message, exc.reason, exc.message)
+        except asyncio.CancelledError:
+            raise
         except Exception as exc:  # one bad record must never stop or silently skip
             log.exception("record %s[%d]@%d failed", message.topic, message.partition, message.offset)
             await outputs.dead_letter(message, type(exc).__name__, str(exc))
@@ -218,6 +277,7 @@ def _faust_app(kafka: KafkaSettings, bootstrap: str, partitions: int) -> faust.A
         web_bind="0.0.0.0",
         web_tables_enabled=False,  # would serve the sequence state (raw events) to anyone on the port
         web_router_enabled=False,  # would list the other workers; we route nothing over HTTP
+        Topic=_PatientTopic,  # declaring a topic waits out a broker outage (see the class)
         **faust_kwargs(kafka.security),  # broker_credentials: the same SASL/TLS as every other client
     )
 
@@ -244,8 +304,10 @@ def create_app(
     *,
     partitions: int,
     clock_ms: WallClockMs = wall_clock_ms,
+    log_limiter: RepeatLimiter | None = None,
 ) -> faust.App:
-    """The worker's Faust app; ``clock_ms`` is the wall clock the correlation agent reads."""
+    """The worker's Faust app; ``clock_ms`` is the wall clock the correlation agent reads; the stats timer reports
+    what ``log_limiter`` suppressed."""
     kafka = settings.kafka
     if kafka.bootstrap_servers is None:
         raise ValueError("KAFKA_BOOTSTRAP_SERVERS is not set")
@@ -296,23 +358,33 @@ def create_app(
 
     forwarder_config = _forwarder_config(kafka, kafka.bootstrap_servers, settings.pipeline.allowed_lateness_ms)
 
+    async def run_stage_once() -> None:
+        pipeline = runtime.pipeline
+        await run_prefilter_stage(
+            forwarder_config, pipeline.prefilter, asyncio.Event(), forwarder_stats, pipeline.decode
+        )
+
+    def stage_failed(exc: BaseException, delay_s: float) -> None:
+        first = monitor.prefilter_failure is None or monitor.prefilter_running()  # ran again since the last one
+        monitor.prefilter_failed(f"{type(exc).__name__}: {exc}")
+        log.warning(
+            "pre-filter stage failed (%s: %s)%s; starting it again in %.1f s from the committed offsets",
+            type(exc).__name__,
+            exc,
+            "" if CLUSTER.reachable else " while no Kafka broker answers",
+            delay_s,
+            exc_info=exc if first else None,  # the traceback once per run of failures
+        )
+
     @app.task  # type: ignore[untyped-decorator]
     async def prefilter_stage() -> None:
-        stop = asyncio.Event()
-        try:
-            pipeline = runtime.pipeline
-            await run_prefilter_stage(forwarder_config, pipeline.prefilter, stop, forwarder_stats, pipeline.decode)
-        except asyncio.CancelledError:
-            stop.set()
-            raise
-        except Exception as exc:
-            monitor.prefilter_stopped = f"{type(exc).__name__}: {exc}"
-            log.exception("pre-filter stage failed; stopping the worker")
-            await app.crash(RuntimeError("pre-filter stage failed"))
-            raise
+        await run_restarting(run_stage_once, backoff=_backoff(), on_failure=stage_failed)
+        monitor.prefilter_stopped = "the pre-filter stage returned"  # only a set stop event ends it: never here
 
     @app.timer(STATS_INTERVAL_S)  # type: ignore[untyped-decorator]
     async def report_stats() -> None:
+        if log_limiter is not None:
+            log_limiter.flush()
         correlator = runtime.pipeline.correlator
         log.info(
             "stats forwarder=%s correlator=%s hosts=%d held=%d pending=%d correlate=%s",

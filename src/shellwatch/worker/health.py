@@ -20,7 +20,12 @@ and while they do (a rebalance or a recovery makes it 503 until it completes):
 - ``prefilter_assigned``: the pre-filter consumer group has assigned this member its partitions;
 - ``correlate_assigned``: the correlate group (Faust) has assigned this member its partitions;
 - ``recovery_complete``: Faust's table recovery (the sequence state of the assigned partitions) finished;
+- ``cluster_reachable``: the latest metadata request of the worker's Kafka clients got an answer (during a
+  broker outage the worker keeps running and retries; it is not ready until a broker answers again);
 - ``live``: the liveness checks pass.
+
+Time a stage spends waiting for an unreachable cluster is not a stall (the wiring excuses it): restarting the
+worker would not bring the broker back.
 
 An assignment of zero partitions (more workers than partitions) counts as complete. 503 names the
 checks that do not hold yet.
@@ -100,6 +105,8 @@ class ReadinessFacts:
     prefilter_assigned: bool
     correlate_assigned: bool
     recovery_complete: bool
+    cluster_unreachable_s: float | None = None  # how long no broker has answered; None while one does
+    prefilter_failure: str | None = None  # why the pre-filter stage, being started again, failed
 
 
 _WHY_NOT = {
@@ -117,7 +124,16 @@ def readiness(facts: ReadinessFacts, live: Verdict) -> Verdict:
         "correlate_assigned": facts.correlate_assigned,
         "recovery_complete": facts.recovery_complete,
     }
-    problems = [_WHY_NOT[name] for name, ok in checks.items() if not ok]
+    why_not = dict(_WHY_NOT)
+    if facts.prefilter_failure is not None:
+        why_not["prefilter_running"] = (
+            f"the pre-filter stage failed and is being started again ({facts.prefilter_failure})"
+        )
+    problems = [why_not[name] for name, ok in checks.items() if not ok]
+    outage = facts.cluster_unreachable_s
+    checks["cluster_reachable"] = outage is None
+    if outage is not None:
+        problems.append(f"the Kafka cluster is unreachable: no broker has answered for {outage:.0f}s (retrying)")
     checks["live"] = live.ok
     problems += live.problems
     return Verdict(not problems, checks, tuple(problems))

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from shellwatch.kafka.reconnect import CLUSTER, ClusterReachability
 from shellwatch.settings import HealthSettings, KafkaSettings
 from shellwatch.worker.health import LivenessFacts, ReadinessFacts, Verdict, liveness, readiness
 from shellwatch.worker.metrics import CONTENT_TYPE, MetricSources, build_info, exposition, worker_registry
@@ -76,8 +77,10 @@ class WorkerMonitor:
         correlate: CorrelateStats,
         settings: HealthSettings,
         clock: Callable[[], float] = time.monotonic,
+        cluster: ClusterReachability = CLUSTER,
     ) -> None:
         self.app = app
+        self.cluster = cluster
         self.relevant_topic = relevant_topic
         self.forwarder = forwarder
         self.correlate = correlate
@@ -85,6 +88,9 @@ class WorkerMonitor:
         self.clock = clock
         self.heartbeat_s: float | None = None
         self.prefilter_stopped: str | None = None
+        self.prefilter_failure: str | None = None  # why the pre-filter stage last failed (it is started again)
+        self.prefilter_failed_s: float | None = None
+        self.outage_s: float | None = None  # the last heartbeat that found no Kafka broker answering
         self.correlate_assigned = False
         self.recovered = False
         self.excused_s: float | None = None  # the correlate stage had a reason not to progress until then
@@ -110,8 +116,21 @@ class WorkerMonitor:
     def beat(self) -> None:
         now = self.clock()
         self.heartbeat_s = now
-        if not self.recovered or self.app.in_recovery:
+        if not self.cluster.reachable:
+            self.outage_s = now  # a stage that waits for the cluster is not stuck: restarting us would not help
+        if not self.recovered or self.app.in_recovery or not self.cluster.reachable:
             self.excused_s = now
+
+    def prefilter_failed(self, reason: str) -> None:
+        """The pre-filter stage failed and will be started again: not ready until its loop turns again."""
+        self.prefilter_failure = reason
+        self.prefilter_failed_s = self.clock()
+        self.forwarder.revoked(list(self.forwarder.assigned_since))  # its consumer and assignment are gone
+
+    def prefilter_running(self) -> bool:
+        """Its loop has turned, and turned again since the last failure (if any), and the stage has not ended."""
+        beat, failed = self.forwarder.heartbeat_s, self.prefilter_failed_s
+        return beat is not None and self.prefilter_stopped is None and (failed is None or beat > failed)
 
     # -- samples -----------------------------------------------------------------------------
 
@@ -140,12 +159,15 @@ class WorkerMonitor:
         def age(since: float | None) -> float | None:
             return None if since is None else now - since
 
+        def excused(since: float | None) -> float | None:  # time waiting for an absent cluster does not count
+            return None if since is None else max(since, self.outage_s or since)
+
         progress = max((t for t in (stage.last_done_s, self.excused_s) if t is not None), default=None)
         facts = LivenessFacts(
             heartbeat_age_s=age(self.heartbeat_s),
-            prefilter_beat_age_s=age(self.forwarder.heartbeat_s),
+            prefilter_beat_age_s=age(excused(self.forwarder.heartbeat_s)),
             prefilter_stopped=self.prefilter_stopped,
-            correlate_in_flight_s=age(stage.in_flight_since_s),
+            correlate_in_flight_s=age(excused(stage.in_flight_since_s)),
             correlate_quiet_s=age(progress),
             correlate_lag=sum(self.correlate_lag().values()),
         )
@@ -153,11 +175,14 @@ class WorkerMonitor:
 
     def readiness(self) -> Verdict:
         recovery_done = self.recovered and not self.app.in_recovery
+        outage_since = self.cluster.unreachable_since_s
         facts = ReadinessFacts(
-            prefilter_running=self.forwarder.heartbeat_s is not None and self.prefilter_stopped is None,
+            prefilter_running=self.prefilter_running(),
             prefilter_assigned=self.forwarder.assignment_complete,
             correlate_assigned=self.correlate_assigned,
             recovery_complete=recovery_done,
+            cluster_unreachable_s=None if outage_since is None else max(0.0, self.clock() - outage_since),
+            prefilter_failure=None if self.prefilter_running() else self.prefilter_failure,
         )
         return readiness(facts, self.liveness())
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import pytest
 
 from shellwatch.worker.health import LivenessFacts, ReadinessFacts, liveness, readiness
@@ -63,9 +66,8 @@ def test_liveness(live: LivenessFacts, failing: set[str], problem: str | None) -
     "missing", ["prefilter_running", "prefilter_assigned", "correlate_assigned", "recovery_complete"]
 )
 def test_readiness_names_what_is_missing(missing: str) -> None:
-    values = {name: True for name in ReadinessFacts.__slots__}
-    values[missing] = False
-    verdict = readiness(ReadinessFacts(**values), liveness(RUNNING, STALL_S))
+    changes: dict[str, Any] = {missing: False}
+    verdict = readiness(replace(READY, **changes), liveness(RUNNING, STALL_S))
     assert verdict.status == 503
     assert [name for name, ok in verdict.checks.items() if not ok] == [missing]
     assert len(verdict.problems) == 1
@@ -79,6 +81,7 @@ def test_ready_when_everything_holds_and_not_when_not_live() -> None:
             "prefilter_assigned": True,
             "correlate_assigned": True,
             "recovery_complete": True,
+            "cluster_reachable": True,
             "live": True,
         },
         "problems": [],
@@ -86,6 +89,22 @@ def test_ready_when_everything_holds_and_not_when_not_live() -> None:
     stuck = readiness(READY, liveness(facts(correlate_in_flight_s=600.0), STALL_S))
     assert stuck.status == 503 and stuck.checks["live"] is False
     assert stuck.problems == ("correlate stage has been handling one record for 600.0s",)
+
+
+def test_not_ready_while_no_broker_answers() -> None:
+    verdict = readiness(replace(READY, cluster_unreachable_s=12.4), liveness(RUNNING, STALL_S))
+    assert verdict.status == 503
+    assert [name for name, ok in verdict.checks.items() if not ok] == ["cluster_reachable"]
+    assert verdict.problems == ("the Kafka cluster is unreachable: no broker has answered for 12s (retrying)",)
+
+
+def test_a_prefilter_stage_being_restarted_says_why() -> None:
+    failed = replace(READY, prefilter_running=False, prefilter_failure="KafkaTimeoutError: batch expired")
+    verdict = readiness(failed, liveness(RUNNING, STALL_S))
+    assert verdict.status == 503 and [name for name, ok in verdict.checks.items() if not ok] == ["prefilter_running"]
+    assert verdict.problems == (
+        "the pre-filter stage failed and is being started again (KafkaTimeoutError: batch expired)",
+    )
 
 
 def test_a_worker_that_just_started_is_live_but_not_ready() -> None:

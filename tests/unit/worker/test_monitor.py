@@ -7,6 +7,7 @@ import asyncio
 import faust
 from faust.types import TP
 
+from shellwatch.kafka.reconnect import ClusterReachability
 from shellwatch.settings import HealthSettings
 from shellwatch.worker.prefilter.stats import PrefilterStats
 from shellwatch.worker.stage_stats import CorrelateStats
@@ -96,3 +97,68 @@ def test_silent_partitions_use_the_configured_threshold() -> None:
     forwarder.last_record_s[("net", 1)] = clock.now + 20
     clock.now += 31
     assert monitor.silent_partitions() == 1
+
+
+def test_an_outage_makes_the_worker_unready_but_not_dead() -> None:
+    app = faust.App("monitor-outage", broker="kafka://127.0.0.1:1", env={}, env_prefix="SHELLWATCH_FAUST_")
+    clock, forwarder, stage = Clock(), PrefilterStats(), CorrelateStats()
+    cluster = ClusterReachability(clock=clock)
+    monitor = WorkerMonitor(
+        app,
+        relevant_topic="sw-relevant",
+        forwarder=forwarder,
+        correlate=stage,
+        settings=HealthSettings(stall_s=10),
+        clock=clock,
+        cluster=cluster,
+    )
+
+    async def rebalance() -> None:
+        await app.on_partitions_assigned.send({TP("sw-relevant", 0)})
+        await app.on_rebalance_complete.send()
+
+    asyncio.run(rebalance())
+    forwarder.heartbeat_s = clock.now
+    forwarder.assigned([("net", 0)], clock.now)
+    monitor.beat()
+    assert monitor.readiness().status == 200
+
+    cluster.failed()  # no broker answers; both stages wait (the agent on one alert's delivery)
+    stage.begin(clock.now)
+    for _ in range(30):
+        clock.now += 1
+        monitor.beat()
+        verdict = monitor.readiness()
+        assert verdict.status == 503 and not verdict.checks["cluster_reachable"] and verdict.checks["live"]
+    assert verdict.problems == ("the Kafka cluster is unreachable: no broker has answered for 30s (retrying)",)
+    assert monitor.liveness().status == 200  # 30 s without progress, all of it waiting for the cluster
+
+    cluster.succeeded()
+    clock.now += 5
+    monitor.beat()
+    assert monitor.readiness().checks["cluster_reachable"]
+    clock.now += 6  # stall_s (10) after the outage, still stuck: that is a stall again
+    monitor.beat()
+    assert [name for name, ok in monitor.liveness().checks.items() if not ok] == ["prefilter", "correlate"]
+
+
+def test_a_failed_prefilter_stage_is_unready_until_its_loop_turns_again() -> None:
+    app = faust.App("monitor-restart", broker="kafka://127.0.0.1:1", env={}, env_prefix="SHELLWATCH_FAUST_")
+    clock, forwarder = Clock(), PrefilterStats()
+    monitor = WorkerMonitor(
+        app, relevant_topic="r", forwarder=forwarder, correlate=CorrelateStats(), settings=HealthSettings(), clock=clock
+    )
+    forwarder.heartbeat_s = clock.now
+    forwarder.assigned([("net", 0)], clock.now)
+    assert monitor.prefilter_running()
+    clock.now += 1
+    monitor.prefilter_failed("KafkaTimeoutError: batch expired")
+    assert not monitor.prefilter_running() and not forwarder.assignment_complete
+    verdict = monitor.readiness()
+    assert not verdict.checks["prefilter_running"] and not verdict.checks["prefilter_assigned"]
+    assert "the pre-filter stage failed and is being started again (KafkaTimeoutError: batch expired)" in (
+        verdict.problems
+    )
+    clock.now += 2
+    forwarder.heartbeat_s = clock.now  # the new run's loop turned
+    assert monitor.prefilter_running()

@@ -187,6 +187,33 @@ class LocalKafka(JvmService):
             raise RuntimeError(f"LocalKafka has no running {listener} listener")
         return f"127.0.0.1:{self.secure_ports[listener]}"
 
+    def halt(self) -> None:
+        """Stop the broker JVM (SIGTERM, then SIGKILL after ``stop_timeout``) but keep its data dir and ports.
+
+        :meth:`restart` brings the same broker back; :meth:`stop` still removes everything.
+        """
+        with self._lock:
+            self._terminate(force=False)
+
+    def restart(self) -> str:
+        """Start the broker again on the same ports and data dir (halting it first if it runs); waits until
+        it is ready and returns its bootstrap address. Topics, offsets and group state survive."""
+        with self._lock:
+            if self.data_dir is None or self.port is None:
+                raise RuntimeError("LocalKafka was never started (or was stopped): nothing to restart")
+            self._terminate(force=False)
+            data = self.data_dir
+            with (data / "logs" / "console.log").open("ab") as out:
+                self._spawn(
+                    [self._java, *self._java_opts(), "kafka.Kafka", str(data / "server.properties")], out, cwd=data
+                )
+            try:
+                self._wait_ready()
+            except BaseException:
+                self._terminate(force=True)
+                raise
+            return self.address()
+
     def _prepare(self) -> None:
         if not (self.libs_dir / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file() and not any(
             self.libs_dir.glob("kafka_2.13-*.jar")

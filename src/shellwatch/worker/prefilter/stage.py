@@ -17,7 +17,9 @@ partner's, and are routed as the merge releases them.
 
 Delivery is at-least-once: every ``commit_interval_ms`` (or when idle) every produce is awaited, and only
 then are offsets committed, each up to the first record still waiting in the merge. A failed produce raises
-out of :func:`run_prefilter_stage` without committing (the caller restarts).
+out of :func:`run_prefilter_stage` without committing (the caller restarts it, and it reads again from the
+committed offsets). Its clients wait ``retry_backoff_ms`` between retries; closing them is bounded, so a stage
+failing while no broker answers can be started again.
 
 Progress markers: each assigned source partition that is caught up (position at the highwater) and has
 nothing waiting in the merge gets, at most every ``marker_interval_ms``, an empty record in the
@@ -84,6 +86,8 @@ class PrefilterConfig:
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 2_000
     commit_interval_ms: int = 500  # produce acks awaited and offsets committed this often (and when idle)
+    retry_backoff_ms: int = 500  # the consumer's, producer's and admin client's wait before a retry
+    close_timeout_s: float = 10.0  # per client, when the stage ends
     max_unacked: int = 20_000  # ... or once this many produces are unacknowledged
     security: KafkaSecurity = field(default_factory=KafkaSecurity)  # for every aiokafka client (repr masked)
 
@@ -370,7 +374,10 @@ async def run_prefilter_stage(
     """
     sources = [name for name, _ in config.source_topics]
     counts = await check_partitions(
-        config.bootstrap_servers, [*sources, config.relevant_topic, config.dead_letter_topic], security=config.security
+        config.bootstrap_servers,
+        [*sources, config.relevant_topic, config.dead_letter_topic],
+        security=config.security,
+        retry_backoff_ms=config.retry_backoff_ms,
     )
     partitions = require_copartitioned(
         counts, source_topics=sources, relevant_topic=config.relevant_topic, dead_letter_topic=config.dead_letter_topic
@@ -389,6 +396,7 @@ async def run_prefilter_stage(
         partition_assignment_strategy=(RangePartitionAssignor, RoundRobinPartitionAssignor),
         session_timeout_ms=config.session_timeout_ms,
         heartbeat_interval_ms=config.heartbeat_interval_ms,
+        retry_backoff_ms=config.retry_backoff_ms,
         **security,
     )
     consumer.subscribe(sources, listener=AssignmentListener(stats, clock_s))
@@ -399,6 +407,7 @@ async def run_prefilter_stage(
         enable_idempotence=True,
         linger_ms=5,
         max_request_size=MAX_REQUEST_BYTES,
+        retry_backoff_ms=config.retry_backoff_ms,
         **security,
     )
     try:
@@ -425,12 +434,52 @@ async def run_prefilter_stage(
             clock_s=clock_s,
         ).run(stop)
     finally:
-        await _close(consumer, producer)
+        await _close(consumer, producer, config.close_timeout_s)
 
 
-async def _close(consumer: Any, producer: Any) -> None:
+async def _close(consumer: Any, producer: Any, timeout_s: float) -> None:
+    """Stop both clients, each within ``timeout_s``: while no broker answers, a producer's stop waits for its
+    unacknowledged batches to expire and a consumer's for its group coordinator. Past the timeout the client's
+    background work is cancelled; the records in question were not committed and will be read again."""
     for name, client in (("consumer", consumer), ("producer", producer)):
         try:
-            await client.stop()
+            await asyncio.wait_for(asyncio.shield(_stop(client)), timeout_s)
+        except TimeoutError:
+            log.warning("the forwarder's %s did not stop within %.0f s; abandoning it", name, timeout_s)
+            await _abandon(client)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            # aiokafka's consumer can raise a CancelledError of its own from stop() after a lost coordinator
+            log.warning("stopping the forwarder's %s ended in a cancellation from within; abandoning it", name)
+            await _abandon(client)
         except Exception:  # don't let a failing stop hide the error that brought us here
             log.exception("stopping the forwarder's %s failed", name)
+
+
+async def _stop(client: Any) -> None:
+    await client.stop()
+
+
+async def _abandon(client: Any) -> None:
+    """Cancel what a client that would not stop still runs: the producer's sender, then its connections."""
+    for part in (getattr(client, "_sender", None), getattr(client, "_fetcher", None)):
+        if part is not None:
+            await _quietly(part.close(), f"closing {type(part).__name__} of an abandoned client")
+    inner = getattr(client, "client", None) or getattr(client, "_client", None)
+    if inner is not None:
+        await _quietly(inner.close(), "closing the connections of an abandoned client")
+
+
+async def _quietly(closing: Any, what: str) -> None:
+    """Await ``closing`` for at most 2 s; its failures (a cancellation from within included) are only logged."""
+    try:
+        await asyncio.wait_for(closing, 2.0)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.debug("%s: cancelled from within", what)
+    except Exception:
+        log.debug("%s failed", what, exc_info=True)
