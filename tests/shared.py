@@ -30,11 +30,15 @@ def committed_and_end(
     return committed, ends
 
 
+def offline_alerts(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The alerts ``shellwatch detect`` raises for the same documents (both rules), in order."""
+    pipeline = Pipeline(RULE, PipelineConfig(), SHELL_RULE)
+    return [a for doc in docs for a in pipeline.process(orjson.dumps(doc), 0).alerts] + pipeline.flush(0)
+
+
 def offline_alert_ids(docs: list[dict[str, Any]]) -> set[str]:
     """What ``shellwatch detect`` raises for the same documents (both rules)."""
-    pipeline = Pipeline(RULE, PipelineConfig(), SHELL_RULE)
-    alerts = [a for doc in docs for a in pipeline.process(orjson.dumps(doc), 0).alerts] + pipeline.flush(0)
-    return {a["event"]["id"] for a in alerts}
+    return {a["event"]["id"] for a in offline_alerts(docs)}
 
 
 class DictStore:

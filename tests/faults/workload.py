@@ -9,12 +9,15 @@ is grouped away. Documents are returned in event-time order, the order a live fe
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from shellwatch.samples.ecs_factory import connection, execution
 
-__all__ = ["Accounting", "account", "java_hosts"]
+__all__ = ["Accounting", "account", "java_hosts", "matched_events"]
 
 
 def java_hosts(*, hosts: int, span_ms: int, period_ms: int, start_ms: int, seed: int) -> list[dict[str, Any]]:
@@ -77,17 +80,42 @@ class Accounting:
     missing: int
     extra: int
     duplicates: int  # alert records beyond the first of each id (same id: harmless redelivery)
+    mispaired: int | None = None  # alert records of an expected id quoting other events than offline (if checked)
 
     def line(self) -> str:
-        return (
+        line = (
             f"{self.run}: expected {self.expected} / present {self.present} / missing {self.missing} / "
             f"extra {self.extra} / duplicates {self.duplicates}"
         )
+        return line if self.mispaired is None else f"{line} / mispaired {self.mispaired}"
 
 
-def account(run: str, expected: set[str], alerts: list[dict[str, Any]]) -> Accounting:
+def matched_events(alert: Mapping[str, Any]) -> tuple[str, ...]:
+    """The ``event.id`` of each event an alert quotes (its connection and exec, or its exec)."""
+    events = orjson.loads(orjson.dumps(alert["detection"]["events"]))  # offline alerts quote orjson Fragments
+    return tuple(str(event.get("event", {}).get("id")) for event in events)
+
+
+def account(
+    run: str,
+    expected: set[str],
+    alerts: list[dict[str, Any]],
+    pairs: Mapping[str, tuple[str, ...]] | None = None,
+) -> Accounting:
+    """``pairs``: the events each expected alert quotes offline (``{id: matched_events(alert)}``); when given,
+    every alert record of an expected id is checked against them, since the id names the exec only: an exec
+    paired with the wrong connection keeps its id."""
     ids = [str(a["event"]["id"]) for a in alerts]
     got = set(ids)
+    mispaired = None
+    if pairs is not None:
+        mispaired = sum(1 for a, i in zip(alerts, ids, strict=True) if i in pairs and matched_events(a) != pairs[i])
     return Accounting(
-        run, len(expected), len(got & expected), len(expected - got), len(got - expected), len(ids) - len(got)
+        run,
+        len(expected),
+        len(got & expected),
+        len(expected - got),
+        len(got - expected),
+        len(ids) - len(got),
+        mispaired,
     )

@@ -28,14 +28,20 @@ def produce_documents(
     network_topic: str,
     process_topic: str,
     security: KafkaSecurity | None = None,
+    producer_config: Mapping[str, Any] | None = None,
 ) -> int:
-    """Produce each document to its kind's topic; returns how many were sent (all acknowledged)."""
+    """Produce each document to its kind's topic; returns how many were sent (all acknowledged).
+
+    ``producer_config``: further librdkafka settings, e.g. ``enable.idempotence`` so a broker restart neither
+    reorders nor duplicates what is retried.
+    """
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
             "partitioner": "murmur2_random",
             "linger.ms": 5,
             **librdkafka_conf(security or KafkaSecurity()),
+            **(producer_config or {}),
         }
     )
     failures: list[str] = []

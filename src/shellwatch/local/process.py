@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -51,6 +52,26 @@ class WorkerProcess:
             self._log.close()
             self._log = None
         return status
+
+    def kill(self) -> int | None:
+        """SIGKILL the worker's process group at once (a crash: nothing is flushed or committed); returns the
+        exit status."""
+        process, self.process = self.process, None
+        status = None
+        if process is not None:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            status = process.returncode
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        return status
+
+    def exit_status(self) -> int | None:
+        """The exit status once the worker has exited on its own, else None (running, or not started)."""
+        return None if self.process is None else self.process.poll()
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -187,30 +187,36 @@ class LocalKafka(JvmService):
             raise RuntimeError(f"LocalKafka has no running {listener} listener")
         return f"127.0.0.1:{self.secure_ports[listener]}"
 
-    def halt(self) -> None:
-        """Stop the broker JVM (SIGTERM, then SIGKILL after ``stop_timeout``) but keep its data dir and ports.
+    def halt(self, *, kill: bool = False) -> None:
+        """Stop the broker JVM but keep its data dir and ports, for :meth:`restart` (a broker outage).
 
-        :meth:`restart` brings the same broker back; :meth:`stop` still removes everything.
+        ``kill=False``: SIGTERM, a controlled shutdown (SIGKILL after ``stop_timeout``); ``kill=True``: SIGKILL at
+        once, a crash (the logs are recovered on restart). :meth:`stop` still removes everything afterwards.
         """
         with self._lock:
-            self._terminate(force=False)
+            if self.data_dir is None or self.port is None:
+                raise RuntimeError("LocalKafka was never started")
+            self._terminate(force=kill)
 
     def restart(self) -> str:
-        """Start the broker again on the same ports and data dir (halting it first if it runs); waits until
-        it is ready and returns its bootstrap address. Topics, offsets and group state survive."""
+        """Start the halted broker again on the same ports, data dir and cluster id; waits until it is ready.
+
+        Raises :class:`BrokerStartError` with the log tails if it does not come back (the data dir is kept for
+        :meth:`stop`, which removes it as usual).
+        """
         with self._lock:
             if self.data_dir is None or self.port is None:
-                raise RuntimeError("LocalKafka was never started (or was stopped): nothing to restart")
-            self._terminate(force=False)
-            data = self.data_dir
-            with (data / "logs" / "console.log").open("ab") as out:
-                self._spawn(
-                    [self._java, *self._java_opts(), "kafka.Kafka", str(data / "server.properties")], out, cwd=data
-                )
+                raise RuntimeError("LocalKafka was never started")
+            if self.process is not None:
+                raise RuntimeError("LocalKafka is running; halt() it first")
             try:
+                self._run_broker(append=True)
                 self._wait_ready()
-            except BaseException:
+            except BaseException as exc:
+                detail = self._failure_log()
                 self._terminate(force=True)
+                if isinstance(exc, BrokerStartError):
+                    raise BrokerStartError(f"{exc}\n{detail}") from None
                 raise
             return self.address()
 
@@ -277,8 +283,13 @@ class LocalKafka(JvmService):
             raise BrokerStartError(f"kafka.tools.StorageTool format exited with {rc}")
 
         # 2. the broker itself
-        with (data / "logs" / "console.log").open("wb") as out:
-            self._spawn([java, *self._java_opts(), "kafka.Kafka", str(config)], out, cwd=data)
+        self._run_broker(append=False)
+
+    def _run_broker(self, *, append: bool) -> None:
+        assert self.data_dir is not None
+        data = self.data_dir
+        with (data / "logs" / "console.log").open("ab" if append else "wb") as out:
+            self._spawn([self._java, *self._java_opts(), "kafka.Kafka", str(data / "server.properties")], out, cwd=data)
 
     def _wait_ready(self) -> None:
         assert self.process is not None and self.port is not None

@@ -1,0 +1,227 @@
+"""A live feed for the fault suite: the workload produced at a steady pace while faults are injected, the alerts
+read back with the time each was produced, a supervisor that restarts exited workers, and failover times.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException
+from confluent_kafka.admin import AdminClient
+
+from shellwatch.ecs.timestamps import parse_timestamp_ms
+from shellwatch.formats.alert_codec import decode_alert
+from shellwatch.kafka.clock import wall_clock_ms
+from shellwatch.kafka.documents import produce_documents
+from shellwatch.kafka.partitioning import java_partition
+from tests.integration.deployment import PARTITIONS, Deployment
+
+__all__ = [
+    "PacedProducer",
+    "Supervisor",
+    "TimedAlert",
+    "alerts_flowing_after",
+    "group_members",
+    "read_alerts",
+    "wait_replaced",
+]
+
+# Idempotent, so a broker restart neither reorders nor duplicates the input (the worker's input order is the test);
+# librdkafka logs critical lines only (not a connection-refused line every few ms while a broker restarts; a failed
+# delivery still raises)
+FEED_PRODUCER = {"enable.idempotence": True, "acks": "all", "log_level": 2}
+
+
+class PacedProducer:
+    """Produces ``docs`` (in event-time order) from a background thread as a live feed would: each when as much
+    wall time has passed since the first as event time has (divided by ``speed``), until all are sent or
+    :meth:`stop`. :meth:`finish` returns the documents sent (a prefix of ``docs``: what offline detection of
+    the same feed must see)."""
+
+    def __init__(self, deployment: Deployment, docs: list[dict[str, Any]], *, speed: float = 1.0) -> None:
+        self.deployment, self.docs = deployment, docs
+        first = parse_timestamp_ms(docs[0]["@timestamp"])
+        self._due_s = [(parse_timestamp_ms(doc["@timestamp"]) - first) / 1000 / speed for doc in docs]
+        self.sent = 0
+        self.started_s = 0.0
+        self.ended_s: float | None = None
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._acked = 0
+        self._thread = threading.Thread(target=self._run, name="paced-producer", daemon=True)
+
+    def start(self) -> PacedProducer:
+        self.started_s = time.monotonic()
+        self._thread.start()
+        return self
+
+    def elapsed_s(self) -> float:
+        """Seconds since the feed started, or how long it ran once it ended."""
+        return (self.ended_s or time.monotonic()) - self.started_s
+
+    def producing(self) -> bool:
+        return self._thread.is_alive() and not self._stop.is_set()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def finish(self, timeout_s: float = 120.0) -> list[dict[str, Any]]:
+        """Stop (if still producing), wait until every document sent is acknowledged; the documents sent."""
+        self._stop.set()
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            raise AssertionError(f"the producer did not finish within {timeout_s:.0f} s")
+        if self._error is not None:
+            raise AssertionError(f"producing failed: {self._error!r}") from self._error
+        assert self._acked == self.sent, (self._acked, self.sent)
+        return self.docs[: self.sent]
+
+    def _paced(self) -> Iterator[dict[str, Any]]:
+        for doc, due_s in zip(self.docs, self._due_s, strict=True):
+            delay = self.started_s + due_s - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            if self._stop.is_set():
+                return
+            self.sent += 1
+            yield doc
+
+    def _run(self) -> None:
+        d = self.deployment
+        try:
+            self._acked = produce_documents(
+                d.bootstrap,
+                self._paced(),
+                network_topic=d.network,
+                process_topic=d.process,
+                producer_config=FEED_PRODUCER,
+            )
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            self.ended_s = time.monotonic()
+
+
+@dataclass(frozen=True)
+class TimedAlert:
+    alert: dict[str, Any]
+    produced_ms: int  # the alert record's Kafka timestamp: when the worker sent it (its create time)
+
+    @property
+    def partition(self) -> int:
+        """The input (and relevant) partition of the alert's host: which worker's share it came from."""
+        return java_partition(str(self.alert["host"]["id"]).encode(), PARTITIONS)
+
+
+def read_alerts(
+    bootstrap: str,
+    topic: str,
+    expected: set[str],
+    *,
+    timeout_s: float,
+    settle_s: float,
+    tick: Callable[[], None] | None = None,
+) -> list[TimedAlert]:
+    """Every alert on ``topic`` until all ``expected`` ids are there (then ``settle_s`` more, for late extras and
+    duplicates) or ``timeout_s`` passed; ``tick`` is called about once a second meanwhile (supervision)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"shellwatch-fault-reader-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    alerts: list[TimedAlert] = []
+    missing = set(expected)
+    deadline = time.monotonic() + timeout_s
+    settle_end: float | None = None
+    next_tick = time.monotonic() + 1.0
+    try:
+        while time.monotonic() < (settle_end if settle_end is not None else deadline):
+            if tick is not None and time.monotonic() >= next_tick:
+                tick()
+                next_tick = time.monotonic() + 1.0
+            message = consumer.poll(0.2)
+            if message is None or message.error() is not None:
+                continue
+            alert = decode_alert(message.value() or b"{}")
+            alerts.append(TimedAlert(alert, message.timestamp()[1]))
+            missing.discard(str(alert.get("event", {}).get("id")))
+            if not missing and settle_end is None:
+                settle_end = min(deadline, time.monotonic() + settle_s)
+    finally:
+        consumer.close()
+    return alerts
+
+
+def alerts_flowing_after(alerts: list[TimedAlert], fault_ms: int, until_ms: int | None = None) -> dict[int, float]:
+    """Per partition: seconds from ``fault_ms`` to the first alert of that partition's hosts produced after it
+    (before ``until_ms``); a partition without one is left out. Their maximum is when alerts flow again
+    everywhere: the partitions a killed worker held stall until their new owner has taken over."""
+    first: dict[int, int] = {}
+    for timed in alerts:
+        ms = timed.produced_ms
+        if ms >= fault_ms and (until_ms is None or ms < until_ms):
+            p = timed.partition
+            first[p] = min(first.get(p, ms), ms)
+    return {p: (ms - fault_ms) / 1000 for p, ms in sorted(first.items())}
+
+
+def group_members(deployment: Deployment, admin: AdminClient | None = None) -> dict[str, frozenset[str]] | None:
+    """The member ids of both consumer groups (pre-filter and agent) if both are stable, else None."""
+    admin = admin or AdminClient({"bootstrap.servers": deployment.bootstrap})
+    groups = [f"{deployment.app_id}-prefilter", deployment.app_id]
+    try:
+        described: list[Any] = [f.result(timeout=10) for f in admin.describe_consumer_groups(groups).values()]
+    except KafkaException:  # no coordinator (yet, or the broker is away)
+        return None
+    if not all(str(d.state).endswith("STABLE") for d in described):
+        return None
+    return {d.group_id: frozenset(m.member_id for m in d.members) for d in described}
+
+
+def wait_replaced(
+    deployment: Deployment, before: dict[str, frozenset[str]], members: int, timeout_s: float
+) -> dict[str, frozenset[str]]:
+    """Until both groups are stable with ``members`` members and neither is the membership ``before`` (a killed
+    worker stays a member until its session times out: the groups look stable meanwhile)."""
+    admin = AdminClient({"bootstrap.servers": deployment.bootstrap})
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        now = group_members(deployment, admin)
+        if now is not None and all(len(ids) == members and ids != before.get(g) for g, ids in now.items()):
+            return now
+        time.sleep(0.3)
+    raise AssertionError(f"the groups did not settle with {members} new members within {timeout_s:.0f} s")
+
+
+class Supervisor:
+    """Restarts workers of a deployment that exited on their own (as Kubernetes would), and says so."""
+
+    def __init__(self, deployment: Deployment, clock_s: Callable[[], float] = time.monotonic) -> None:
+        self.deployment = deployment
+        self.clock_s = clock_s
+        self.restarts: list[str] = []
+
+    def check(self) -> None:
+        d = self.deployment
+        for worker in list(d.workers):
+            status = worker.exit_status()
+            if status is None:
+                continue
+            name = worker.log_path.name
+            worker.stop()  # reaps it and closes its log; it stays listed, so the replacement's log is a new file
+            replacement = d.start_worker()
+            note = (
+                f"[supervisor] {name} exited with status {status} at {wall_clock_ms()}; "
+                f"restarted as {replacement.log_path.name}; its last lines:\n{worker.log_tail(12)}"
+            )
+            print(note)
+            self.restarts.append(note.splitlines()[0])
