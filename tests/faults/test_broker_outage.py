@@ -1,8 +1,8 @@
 """A worker rides out a broker outage: it stays up, logs the outage a few times, says it is not ready, and then
 raises every alert of the traffic before and after; SIGTERM during an outage still ends it promptly.
 
-Each test runs a broker of its own (the session's broker must not go away under the other tests) and stops and
-restarts it on the same ports and data directory (``LocalKafka.halt`` / ``restart``). The traffic is live: each
+The tests share a broker of their own (the session's broker must not go away under the other tests), which they
+stop and restart on the same ports and data directory (``LocalKafka.halt`` / ``restart``). The traffic is live: each
 document is produced when the wall clock reaches its ``@timestamp``.
 """
 
@@ -33,19 +33,27 @@ from tests.shared import offline_alert_ids
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(300)]
 
 OUTAGE_S = 60
-TRAFFIC_MS = 10_000
+TRAFFIC_MS = 8_000
 MAX_OUTAGE_LOG_LINES = 300
 SIGTERM_EXIT_S = 30
 
 
-@pytest.fixture
-def own_broker(kafka_libs: Path) -> Iterator[LocalKafka]:
+@pytest.fixture(scope="module")
+def module_broker(kafka_libs: Path) -> Iterator[LocalKafka]:
     broker = LocalKafka(kafka_libs)
     try:
         broker.start()
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def own_broker(module_broker: LocalKafka) -> LocalKafka:
+    """The module's broker, running (a test before may have left it halted)."""
+    if not module_broker.is_running():
+        module_broker.restart()
+    return module_broker
 
 
 def free_port() -> int:
@@ -104,7 +112,7 @@ def test_a_minute_without_the_broker_costs_no_alert_and_few_log_lines(own_broker
     deployment, worker = start_worker(own_broker, tmp_path, port)
     try:
         before = live_traffic(deployment, seed=31)
-        time.sleep(2)
+        time.sleep(1)
 
         lines_at_stop, cpu_at_stop = log_lines(worker), cpu_seconds(worker)
         stopped = time.monotonic()
@@ -126,7 +134,7 @@ def test_a_minute_without_the_broker_costs_no_alert_and_few_log_lines(own_broker
         after = live_traffic(deployment, seed=32)
 
         expected = offline_alert_ids(before + after)
-        alerts = deployment.alerts_for(len(expected), timeout_s=60, settle_s=5)
+        alerts = deployment.alerts_for(len(expected), timeout_s=60, settle_s=3)
         result = account("broker outage", expected, alerts)
         not_ready = [t for t, status, _ in samples if status == 503]
         first = min(not_ready, default=-1)
@@ -149,9 +157,9 @@ def test_sigterm_while_the_broker_is_away_ends_the_worker_promptly(own_broker: L
     deployment, worker = start_worker(own_broker, tmp_path, port)
     try:
         deployment.produce(java_hosts(hosts=3, span_ms=3_000, period_ms=1_000, start_ms=wall_clock_ms(), seed=33))
-        time.sleep(3)
+        time.sleep(2)
         own_broker.halt()
-        time.sleep(5)
+        time.sleep(3)
         assert worker.running() and worker.process is not None
         signalled = time.monotonic()
         worker.process.send_signal(signal.SIGTERM)
