@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration kafka-jars deploy-tools bench clean
+.PHONY: demo test lint unit integration kafka-jars deploy-tools bench chaos clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -38,6 +38,12 @@ integration: kafka-jars
 ## bench/results/. Quick run: make bench BENCH_ARGS="--events 200000 --paced-seconds 15"
 bench: kafka-jars
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+## chaos: the soak (bench/chaos.py, about 15 min): 1 M events through two workers with 10 worker SIGKILLs and 2 broker
+## restarts, then the accounting (expected / present / missing / extra / duplicates / mispaired) and failover times.
+## Quick run: make chaos CHAOS_ARGS="--events 100000 --feed-seconds 120 --kills 3 --broker-restarts 1"
+chaos: kafka-jars
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 ## kafka-jars: fetch Apache Kafka from Maven Central into ~/.cache/shellwatch (once)
 kafka-jars: $(STAMP)
