@@ -34,8 +34,8 @@ import orjson
 from shellwatch.kafka.clock import wall_clock_ms
 from shellwatch.local.kafka import LocalKafka, fetch_jars, jars_dir
 from shellwatch.samples.ecs_factory import connection, execution
-from tests.faults.stream import PacedProducer, Supervisor, alerts_flowing_after, read_alerts
-from tests.faults.workload import account, java_hosts, matched_events
+from tests.faults.stream import PacedProducer, Supervisor, TimedAlert, alerts_flowing_after, read_alerts
+from tests.faults.workload import Accounting, account, java_hosts, matched_events
 from tests.integration.deployment import PARTITIONS, Deployment
 from tests.shared import offline_alerts
 
@@ -139,6 +139,41 @@ def _inject(kind: str, deployment: Deployment, broker: LocalKafka | None, down_s
     return f"down {down_s:.0f} s"
 
 
+def _report(result: Accounting, faults: list[Fault], timed: list[TimedAlert], supervisor: Supervisor) -> None:
+    """Print each fault's failover and the accounting; keep them in ``bench/results/chaos-<time>.json``."""
+    failovers: list[dict[str, Any]] = []
+    ends = [f.at_ms for f in faults[1:]] + [None]
+    for fault, end_ms in zip(faults, ends, strict=True):
+        flowing = alerts_flowing_after(timed, fault.at_ms, end_ms)
+        worst = max(flowing.values()) if len(flowing) == PARTITIONS else None
+        failovers.append(
+            {"fault": fault.kind, "detail": fault.detail, "at_s": round(fault.at_s, 1), "flowing_again_s": worst}
+        )
+        shown = "no alert on some partition before the next fault" if worst is None else f"{worst:.1f} s"
+        print(
+            f"[chaos] {fault.kind} ({fault.detail}) at {fault.at_s:.0f} s: "
+            f"alerts flowing on every partition after {shown}"
+        )
+    for line in supervisor.restarts:
+        print(line)
+    print(result.line())
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = RESULTS / f"chaos-{stamp}.json"
+    out.write_bytes(
+        orjson.dumps(
+            {
+                "command": " ".join(["python -m bench.chaos", *sys.argv[1:]]),
+                "accounting": result.__dict__,
+                "failovers": failovers,
+                "supervisor_restarts": supervisor.restarts,
+            },
+            option=orjson.OPT_INDENT_2,
+        )
+    )
+    print(f"[chaos] results: {out}")
+
+
 def run(bootstrap: str, broker: LocalKafka | None, args: argparse.Namespace, workdir: Path) -> int:
     rng = random.Random(args.seed)
     deployment = Deployment(bootstrap, workdir)
@@ -185,37 +220,7 @@ def run(bootstrap: str, broker: LocalKafka | None, args: argparse.Namespace, wor
         if feed is not None:
             feed.stop()
         deployment.stop()
-    failovers: list[dict[str, Any]] = []
-    ends = [f.at_ms for f in faults[1:]] + [None]
-    for fault, end_ms in zip(faults, ends, strict=True):
-        flowing = alerts_flowing_after(timed, fault.at_ms, end_ms)
-        worst = max(flowing.values()) if len(flowing) == PARTITIONS else None
-        failovers.append(
-            {"fault": fault.kind, "detail": fault.detail, "at_s": round(fault.at_s, 1), "flowing_again_s": worst}
-        )
-        shown = "no alert on some partition before the next fault" if worst is None else f"{worst:.1f} s"
-        print(
-            f"[chaos] {fault.kind} ({fault.detail}) at {fault.at_s:.0f} s: "
-            f"alerts flowing on every partition after {shown}"
-        )
-    for line in supervisor.restarts:
-        print(line)
-    print(result.line())
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = RESULTS / f"chaos-{stamp}.json"
-    out.write_bytes(
-        orjson.dumps(
-            {
-                "command": " ".join(["python -m bench.chaos", *sys.argv[1:]]),
-                "accounting": result.__dict__,
-                "failovers": failovers,
-                "supervisor_restarts": supervisor.restarts,
-            },
-            option=orjson.OPT_INDENT_2,
-        )
-    )
-    print(f"[chaos] results: {out}")
+    _report(result, faults, timed, supervisor)
     return 0 if (result.missing, result.extra, result.mispaired or 0) == (0, 0, 0) else 1
 
 
