@@ -61,8 +61,8 @@ def test_a_lone_member_with_two_assignors_joins_a_fresh_group_in_one_generation(
 
     async def scenario() -> int:
         consumer = _consumer(kafka_bootstrap, unique_group, topic_name)
-        await consumer.start()
         try:
+            await asyncio.wait_for(consumer.start(), timeout=30)
             await _until_assigned([consumer], timeout_s=30)
             return _generation(consumer)
         finally:
@@ -86,14 +86,15 @@ def test_two_members_with_two_assignors_started_together_settle(
             await asyncio.sleep(stagger_ms / 1000)
             await second.start()
 
-        await asyncio.gather(first.start(), start_second())
         try:
+            # start() returns once the member holds its first assignment: a follower caught in the loop never does
+            await asyncio.wait_for(asyncio.gather(first.start(), start_second()), timeout=30)
             await _until_assigned([first, second], timeout_s=30)
             settled = [_generation(first), _generation(second)]
             await asyncio.gather(*(_poll(c, seconds=4.0) for c in (first, second)))
             return settled, [_generation(first), _generation(second)]
         finally:
-            await asyncio.gather(first.stop(), second.stop())
+            await asyncio.wait_for(asyncio.gather(first.stop(), second.stop()), timeout=30)
 
     settled, later = asyncio.run(scenario())
     assert settled[0] == settled[1] <= 4, settled  # one rebalance per member that joined, give or take one
