@@ -45,6 +45,7 @@ from shellwatch.core.byte_screen import ByteScreen
 from shellwatch.formats.event_codec import DecodeError, Decoder, decode_record
 from shellwatch.kafka.admin import check_partitions, require_copartitioned
 from shellwatch.kafka.dead_letters import dead_letter_headers
+from shellwatch.kafka.group_join import install_single_join_group
 from shellwatch.kafka.headers import REASON_HEADER
 from shellwatch.kafka.security import KafkaSecurity, aiokafka_kwargs
 from shellwatch.worker.prefilter.alignment import Alignment, Fetched
@@ -383,6 +384,7 @@ async def run_prefilter_stage(
         counts, source_topics=sources, relevant_topic=config.relevant_topic, dead_letter_topic=config.dead_letter_topic
     )
     security = aiokafka_kwargs(config.security)
+    install_single_join_group()  # two assignors: aiokafka 0.14 would send a JoinGroup for each (see group_join)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=config.bootstrap_servers,
         client_id="shellwatch-forwarder",
