@@ -19,14 +19,18 @@ from shellwatch.formats.alert_codec import decode_alert
 from shellwatch.kafka.clock import wall_clock_ms
 from shellwatch.kafka.documents import produce_documents
 from shellwatch.kafka.partitioning import java_partition
+from tests.faults.workload import Accounting, account, matched_events, mispair_lines
 from tests.integration.deployment import PARTITIONS, Deployment
+from tests.shared import offline_alerts
 
 __all__ = [
+    "Outcome",
     "PacedProducer",
     "Supervisor",
     "TimedAlert",
     "alerts_flowing_after",
     "group_members",
+    "outcome",
     "read_alerts",
     "wait_replaced",
 ]
@@ -45,10 +49,10 @@ class PacedProducer:
 
     def __init__(self, deployment: Deployment, docs: list[dict[str, Any]], *, speed: float = 1.0) -> None:
         self.deployment, self.docs = deployment, docs
-        first = parse_timestamp_ms(docs[0]["@timestamp"])
-        self._due_s = [(parse_timestamp_ms(doc["@timestamp"]) - first) / 1000 / speed for doc in docs]
+        self._first_ms, self._speed = parse_timestamp_ms(docs[0]["@timestamp"]), speed
+        self._due_s = [(parse_timestamp_ms(doc["@timestamp"]) - self._first_ms) / 1000 / speed for doc in docs]
         self.sent = 0
-        self.started_s = 0.0
+        self.started_s, self.started_ms = 0.0, 0
         self.ended_s: float | None = None
         self._stop = threading.Event()
         self._error: BaseException | None = None
@@ -56,9 +60,13 @@ class PacedProducer:
         self._thread = threading.Thread(target=self._run, name="paced-producer", daemon=True)
 
     def start(self) -> PacedProducer:
-        self.started_s = time.monotonic()
+        self.started_s, self.started_ms = time.monotonic(), wall_clock_ms()
         self._thread.start()
         return self
+
+    def produced_ms(self, event_ms: int) -> int:
+        """When (wall clock) the document with this event time was produced, or is due."""
+        return self.started_ms + round((event_ms - self._first_ms) / self._speed)
 
     def elapsed_s(self) -> float:
         """Seconds since the feed started, or how long it ran once it ended."""
@@ -125,10 +133,13 @@ def read_alerts(
     *,
     timeout_s: float,
     settle_s: float,
+    quiet_s: float = 12.0,
     tick: Callable[[], None] | None = None,
 ) -> list[TimedAlert]:
     """Every alert on ``topic`` until all ``expected`` ids are there (then ``settle_s`` more, for late extras and
-    duplicates) or ``timeout_s`` passed; ``tick`` is called about once a second meanwhile (supervision)."""
+    duplicates), or none came for ``quiet_s`` (read once the feed has ended: the workers are done, and a test that
+    lost alerts does not wait ``timeout_s`` for them), or ``timeout_s`` passed; ``tick`` is called about once a
+    second meanwhile (supervision)."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -142,15 +153,16 @@ def read_alerts(
     missing = set(expected)
     deadline = time.monotonic() + timeout_s
     settle_end: float | None = None
-    next_tick = time.monotonic() + 1.0
+    next_tick = last_s = time.monotonic()
     try:
-        while time.monotonic() < (settle_end if settle_end is not None else deadline):
+        while time.monotonic() < (settle_end if settle_end is not None else min(deadline, last_s + quiet_s)):
             if tick is not None and time.monotonic() >= next_tick:
                 tick()
                 next_tick = time.monotonic() + 1.0
             message = consumer.poll(0.2)
             if message is None or message.error() is not None:
                 continue
+            last_s = time.monotonic()
             alert = decode_alert(message.value() or b"{}")
             alerts.append(TimedAlert(alert, message.timestamp()[1]))
             missing.discard(str(alert.get("event", {}).get("id")))
@@ -200,6 +212,53 @@ def wait_replaced(
             return now
         time.sleep(0.3)
     raise AssertionError(f"the groups did not settle with {members} new members within {timeout_s:.0f} s")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The alerts a feed got, accounted against offline detection of the documents sent."""
+
+    result: Accounting
+    timed: list[TimedAlert]
+    offline: list[dict[str, Any]]
+    examples: list[str]  # a few mis-paired and missing alerts, for the diagnosis
+
+    def missing(self) -> list[dict[str, Any]]:
+        """The offline alerts that never came."""
+        got = {str(t.alert["event"]["id"]) for t in self.timed}
+        return [a for a in self.offline if str(a["event"]["id"]) not in got]
+
+    def mispaired(self) -> list[dict[str, Any]]:
+        """The alert records that quote other events than offline detection's alert of the same id."""
+        pairs = {str(a["event"]["id"]): matched_events(a) for a in self.offline}
+        alerts = (t.alert for t in self.timed)
+        return [a for a in alerts if pairs.get(str(a["event"]["id"]), matched_events(a)) != matched_events(a)]
+
+
+def outcome(
+    deployment: Deployment,
+    run: str,
+    sent: list[dict[str, Any]],
+    *,
+    timeout_s: float = 240.0,
+    tick: Callable[[], None] | None = None,
+) -> Outcome:
+    """Read the deployment's alerts (see :func:`read_alerts`) and account for them, pairing checked."""
+    offline = offline_alerts(sent)
+    pairs = {str(a["event"]["id"]): matched_events(a) for a in offline}
+    timed = read_alerts(deployment.bootstrap, deployment.alerts, set(pairs), timeout_s=timeout_s, settle_s=5, tick=tick)
+    alerts = [t.alert for t in timed]
+    result = account(run, set(pairs), alerts, pairs)
+    got = {str(a["event"]["id"]) for a in alerts}
+    examples = (
+        mispair_lines(alerts, pairs)
+        + [
+            f"missing: {a['rule']['id']} quoting {matched_events(a)}"
+            for a in offline
+            if str(a["event"]["id"]) not in got
+        ][:5]
+    )
+    return Outcome(result, timed, offline, examples)
 
 
 class Supervisor:

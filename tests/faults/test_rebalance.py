@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 
 from shellwatch.kafka.clock import wall_clock_ms
-from tests.faults.stream import PacedProducer, read_alerts
-from tests.faults.workload import account, java_hosts, matched_events
+from tests.faults.stream import PacedProducer, outcome
+from tests.faults.workload import java_hosts, require_exact
 from tests.integration.deployment import Deployment
-from tests.shared import offline_alerts
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(420)]
 
@@ -68,20 +67,13 @@ def test_scaling_1_2_3_1_workers_mid_stream_raises_every_alert(kafka_bootstrap: 
         step(1, "down to 1 worker")
         time.sleep(15.0)  # the last worker works alone while the feed still flows
         sent = feed.finish()
-        offline = offline_alerts(sent)
-        expected = {str(a["event"]["id"]) for a in offline}
-        timed = read_alerts(deployment.bootstrap, deployment.alerts, expected, timeout_s=240, settle_s=5)
-        result = account(
-            "1 -> 2 -> 3 -> 1 workers",
-            expected,
-            [t.alert for t in timed],
-            {str(a["event"]["id"]): matched_events(a) for a in offline},
-        )
+        out = outcome(deployment, "1 -> 2 -> 3 -> 1 workers", sent)
         for line in steps:
             print(line)
-        print(f"{result.line()}; {len(sent)} events in {feed.elapsed_s():.0f} s")
+        print("\n".join(out.examples))
+        print(f"{out.result.line()}; {len(sent)} events in {feed.elapsed_s():.0f} s")
         assert statuses == [0, 0], f"a graceful stop exited with {statuses}"
-        assert (result.missing, result.extra, result.mispaired) == (0, 0, 0), result.line()
+        require_exact(out.result)
     finally:
         feed.stop()
         deployment.stop()

@@ -17,7 +17,16 @@ import orjson
 
 from shellwatch.samples.ecs_factory import connection, execution
 
-__all__ = ["Accounting", "account", "java_hosts", "matched_events"]
+__all__ = [
+    "Accounting",
+    "AccountingError",
+    "account",
+    "java_hosts",
+    "matched_events",
+    "mispair_lines",
+    "mispairs",
+    "require_exact",
+]
 
 
 def java_hosts(*, hosts: int, span_ms: int, period_ms: int, start_ms: int, seed: int) -> list[dict[str, Any]]:
@@ -90,10 +99,33 @@ class Accounting:
         return line if self.mispaired is None else f"{line} / mispaired {self.mispaired}"
 
 
+class AccountingError(AssertionError):
+    """Alerts missing, extra or mis-paired (what an ``xfail(raises=...)`` of a known loss names)."""
+
+
+def require_exact(result: Accounting) -> None:
+    """Raise :class:`AccountingError` unless nothing is missing, extra or mis-paired (duplicates are fine)."""
+    if (result.missing, result.extra, result.mispaired or 0) != (0, 0, 0):
+        raise AccountingError(result.line())
+
+
 def matched_events(alert: Mapping[str, Any]) -> tuple[str, ...]:
     """The ``event.id`` of each event an alert quotes (its connection and exec, or its exec)."""
     events = orjson.loads(orjson.dumps(alert["detection"]["events"]))  # offline alerts quote orjson Fragments
     return tuple(str(event.get("event", {}).get("id")) for event in events)
+
+
+def mispairs(
+    alerts: list[dict[str, Any]], pairs: Mapping[str, tuple[str, ...]]
+) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """(events quoted, events offline detection quotes) of each alert record of an expected id that differ."""
+    quoted = ((matched_events(a), pairs.get(str(a["event"]["id"]))) for a in alerts)
+    return [(live, offline) for live, offline in quoted if offline is not None and live != offline]
+
+
+def mispair_lines(alerts: list[dict[str, Any]], pairs: Mapping[str, tuple[str, ...]], limit: int = 5) -> list[str]:
+    found = mispairs(alerts, pairs)
+    return [f"mis-paired: quotes {live}, offline detection {offline}" for live, offline in found[:limit]]
 
 
 def account(
@@ -107,9 +139,7 @@ def account(
     paired with the wrong connection keeps its id."""
     ids = [str(a["event"]["id"]) for a in alerts]
     got = set(ids)
-    mispaired = None
-    if pairs is not None:
-        mispaired = sum(1 for a, i in zip(alerts, ids, strict=True) if i in pairs and matched_events(a) != pairs[i])
+    mispaired = None if pairs is None else len(mispairs(alerts, pairs))
     return Accounting(
         run,
         len(expected),
