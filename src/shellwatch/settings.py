@@ -151,6 +151,8 @@ class KafkaSettings:
     heartbeat_interval_ms: int = 2_000
     max_partition_fetch_bytes: int = 1_048_576  # per source partition and fetch, in the prefilter stage
     max_buffered_per_partition: int = 20_000  # kept records waiting for the record-time merge, per partition
+    # the merge waits this long for a caught-up partner before it releases a record without it (max.task.idle.ms)
+    alignment_idle_ms: int = 500
 
     def __post_init__(self) -> None:
         if self.heartbeat_interval_ms * 3 > self.session_timeout_ms:
@@ -209,6 +211,7 @@ class KafkaSettings:
             heartbeat_interval_ms=_int(env, "HEARTBEAT_INTERVAL_MS", defaults.heartbeat_interval_ms, 100),
             max_partition_fetch_bytes=_int(env, "MAX_PARTITION_FETCH_BYTES", defaults.max_partition_fetch_bytes, 1_024),
             max_buffered_per_partition=_int(env, "MAX_BUFFERED_PER_PARTITION", defaults.max_buffered_per_partition, 1),
+            alignment_idle_ms=_int(env, "ALIGNMENT_IDLE_MS", defaults.alignment_idle_ms, 0),
         )
 
 

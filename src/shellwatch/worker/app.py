@@ -291,6 +291,7 @@ def _forwarder_config(kafka: KafkaSettings, bootstrap: str, allowed_lateness_ms:
         group_id=f"{kafka.app_id}-prefilter",
         security=kafka.security,
         max_buffered=kafka.max_buffered_per_partition,
+        idle_ms=kafka.alignment_idle_ms,
         max_partition_fetch_bytes=kafka.max_partition_fetch_bytes,
         session_timeout_ms=kafka.session_timeout_ms,
         heartbeat_interval_ms=kafka.heartbeat_interval_ms,

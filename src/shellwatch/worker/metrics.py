@@ -62,6 +62,8 @@ METRICS: Final[dict[str, str]] = {
     "shellwatch_alignment_wait_seconds_total": "Time those records waited in the merge for the other partitions "
     "to be read past them (divide by shellwatch_alignment_released_total for the mean).",
     "shellwatch_alignment_buffered_records": "Kept input records waiting in the merge now (not yet committed).",
+    "shellwatch_alignment_idle_releases_total": "Of those released, the records a caught-up partition with nothing "
+    "buffered held back for SHELLWATCH_ALIGNMENT_IDLE_MS (it was not read past their time).",
     "shellwatch_state_evictions_total": "State forced out by a cap, by kind: host (max hosts), connection "
     "(max pending per host), held (held events applied early: max held per host).",
     "shellwatch_silent_partitions": "Assigned input partitions without a record for longer than "
@@ -191,6 +193,7 @@ class WorkerCollector:
         yield _counter("shellwatch_alignment_released_total", fwd.aligned)
         yield _counter("shellwatch_alignment_wait_seconds_total", fwd.alignment_wait_ms / 1000)
         yield _gauge("shellwatch_alignment_buffered_records", fwd.buffered)
+        yield _counter("shellwatch_alignment_idle_releases_total", fwd.idle_releases)
         evictions = CounterMetricFamily(
             "shellwatch_state_evictions", _help("shellwatch_state_evictions_total"), labels=["kind"]
         )

@@ -7,8 +7,19 @@ every catch-up one host's exec stream would run far ahead of its connection stre
 does for a task's partitions (KIP-353, KIP-695), every record the screen keeps waits in its partition's
 FIFO buffer, and the buffered head with the lowest record timestamp is released only when every other
 assigned partition either has a buffered head of its own, has been read past that timestamp, or is caught
-up (nothing left to read: live traffic never waits). A partition with records still on the broker holds
-the merge for as long as it takes to fetch them, whatever the fetch size, lag or rate.
+up. A partition with records still on the broker holds the merge for as long as it takes to fetch them,
+whatever the fetch size, lag or rate.
+
+"Caught up" is an observation with a date: lag 0 as of the fetch that reported it. A producer that buffered
+during a broker outage delivers its backlog to the two topics up to half a second apart, so a partner seen
+caught up by a fetch answered *before* its backlog landed would let one topic's whole backlog (seconds of
+record time) go ahead of the other's. As Kafka Streams' ``max.task.idle.ms`` (KIP-695) waits for an empty
+partner, a caught-up partner with nothing buffered vouches for a head record only once a fetch answered at
+least ``idle_ms`` after that record's own fetch still found it caught up: whatever the producer delivered
+together with the head record, up to ``idle_ms`` apart, has been fetched by then. Live traffic on busy
+partitions does not wait for it (partners are read past the head's time, or hold heads of their own); a head
+whose quiet partner is waited out that way counts in ``idle_releases``. A partition's markers may vouch for
+it only as far as it vouches here (:meth:`Alignment.vouches`).
 
 Order within a partition is never changed (heads only are compared; ties go to the earlier fetched).
 Records the screen drops are not buffered but still move their partition's time forward. A partition
@@ -27,6 +38,8 @@ from typing import Generic, NamedTuple, TypeVar
 
 __all__ = ["Alignment", "Fetched", "Released"]
 
+_READ, _IDLE = "read", "idle"  # how a partner vouches for a head record (see Alignment._vouch)
+
 P = TypeVar("P", bound=Hashable)  # a partition's identity, e.g. (topic, partition)
 R = TypeVar("R")  # what is forwarded for a record
 
@@ -42,27 +55,35 @@ class Released(NamedTuple, Generic[P, R]):
     offset: int
     item: R
     waited_ms: int  # from the fetch that brought it to its release
+    idle: bool = False  # a caught-up empty partner was waited out (idle_ms) rather than read past its time
 
 
 @dataclass(slots=True)
 class _Buffer(Generic[R]):
-    held: deque[tuple[int, int, int, R]] = field(default_factory=deque)  # (timestamp, offset, fetched at, item)
+    # (timestamp, offset, fetched at (now_ms), fetch answered at (polled_ms), item)
+    held: deque[tuple[int, int, int, int, R]] = field(default_factory=deque)
     time_ms: int = -1  # the highest record timestamp fetched from this partition
     next_offset: int | None = None  # the offset after the last record fetched
 
 
 class Alignment(Generic[P, R]):
-    def __init__(self, max_buffered: int = 20_000) -> None:
+    def __init__(self, max_buffered: int = 20_000, idle_ms: int = 0) -> None:
         if max_buffered < 1:
             raise ValueError(f"max_buffered must be positive, got {max_buffered}")
+        if idle_ms < 0:
+            raise ValueError(f"idle_ms must not be negative, got {idle_ms}")
         self.max_buffered = max_buffered
+        self.idle_ms = idle_ms
         self._buffers: dict[P, _Buffer[R]] = {}
         self.resets = 0  # partitions re-read from an earlier offset (a seek after a rebalance or a failed commit)
+        self.idle_releases = 0  # records released only because a caught-up empty partner was waited out
 
-    def fetched(self, partition: P, records: Iterable[Fetched[R]], now_ms: int) -> None:
+    def fetched(self, partition: P, records: Iterable[Fetched[R]], now_ms: int, polled_ms: int | None = None) -> None:
         """Records of ``partition`` in fetch order. A record at or before one already fetched means the consumer
         went back (its position was reset): what was buffered for it is dropped, to be released once, from the
-        re-read copies."""
+        re-read copies. ``polled_ms``: when the fetch that brought them was answered, on the clock of
+        :meth:`release`'s ``polled_ms`` (default ``now_ms``)."""
+        polled_ms = now_ms if polled_ms is None else polled_ms
         buffer = self._buffers.setdefault(partition, _Buffer())
         for record in records:
             if buffer.next_offset is not None and record.offset < buffer.next_offset:
@@ -72,11 +93,16 @@ class Alignment(Generic[P, R]):
             buffer.next_offset = record.offset + 1
             buffer.time_ms = max(buffer.time_ms, record.timestamp_ms)
             if record.item is not None:
-                buffer.held.append((record.timestamp_ms, record.offset, now_ms, record.item))
+                buffer.held.append((record.timestamp_ms, record.offset, now_ms, polled_ms, record.item))
 
-    def release(self, lag: Mapping[P, int | None], now_ms: int) -> list[Released[P, R]]:
+    def release(
+        self, lag: Mapping[P, int | None], now_ms: int, polled_ms: Mapping[P, int] | None = None
+    ) -> list[Released[P, R]]:
         """Everything that may go now, in merge order. ``lag``: per assigned partition, the records left to
-        read on the broker (0: caught up; None: not known yet, which waits like a lag)."""
+        read on the broker (0: caught up; None: not known yet, which waits like a lag). ``polled_ms``: per
+        partition, when the fetch that reported its lag was answered (with ``idle_ms`` > 0, a caught-up
+        partition without one vouches for nothing)."""
+        polled = polled_ms or {}
         for gone in [p for p in self._buffers if p not in lag]:
             del self._buffers[gone]
         heads = [(held[0][0], held[0][2], n, p) for n, (p, b) in enumerate(self._buffers.items()) if (held := b.held)]
@@ -84,34 +110,56 @@ class Alignment(Generic[P, R]):
         out: list[Released[P, R]] = []
         order = len(heads)
         while heads:
-            timestamp_ms, _, _, partition = heads[0]
-            if not self._may_release(partition, timestamp_ms, lag):
+            partition = heads[0][3]
+            held = self._buffers[partition].held
+            vouched = [self._vouch(other, held[0], lag, polled) for other in lag if other != partition]
+            if not all(vouched):
                 break
             heapq.heappop(heads)
-            held = self._buffers[partition].held
-            _, offset, fetched_ms, item = held.popleft()
-            out.append(Released(partition, offset, item, max(0, now_ms - fetched_ms)))
+            _, offset, fetched_ms, _, item = held.popleft()
+            idle = _IDLE in vouched
+            self.idle_releases += idle
+            out.append(Released(partition, offset, item, max(0, now_ms - fetched_ms), idle))
             if held:
                 order += 1
                 heapq.heappush(heads, (held[0][0], held[0][2], order, partition))
         return out
 
-    def _may_release(self, partition: P, timestamp_ms: int, lag: Mapping[P, int | None]) -> bool:
-        return all(other == partition or self._read_past(other, timestamp_ms, lag) for other in lag)
-
-    def _read_past(self, other: P, timestamp_ms: int, lag: Mapping[P, int | None]) -> bool:
-        """``other`` holds nothing back at ``timestamp_ms``: caught up, or it has a buffered head (no earlier than
-        the merge's lowest), or it was read past that time. Else its records up to then may be on the broker."""
+    def _vouch(
+        self, other: P, head: tuple[int, int, int, int, R], lag: Mapping[P, int | None], polled: Mapping[P, int]
+    ) -> str | None:
+        """Why ``other`` holds nothing back at ``head``: it has a buffered head (no earlier than the merge's
+        lowest), or it was read past that time, or it is caught up as of a fetch answered at least ``idle_ms``
+        after ``head``'s (``_IDLE``). None: its records up to then may be on the broker, or about to land there."""
         buffer = self._buffers.get(other)
-        return lag.get(other) == 0 or (buffer is not None and (bool(buffer.held) or buffer.time_ms >= timestamp_ms))
+        if buffer is not None and (buffer.held or buffer.time_ms >= head[0]):
+            return _READ
+        if lag.get(other) != 0:
+            return None
+        if self.idle_ms == 0:
+            return _IDLE
+        answered = polled.get(other)
+        return _IDLE if answered is not None and answered >= head[3] + self.idle_ms else None
 
-    def waiting_on(self, lag: Mapping[P, int | None]) -> list[P]:
+    def waiting_on(self, lag: Mapping[P, int | None], polled_ms: Mapping[P, int] | None = None) -> list[P]:
         """The partitions the oldest buffered record waits for (for logs and tests)."""
-        heads = [(b.held[0][0], p) for p, b in self._buffers.items() if b.held]
+        heads = [(b.held[0], p) for p, b in self._buffers.items() if b.held]
         if not heads:
             return []
-        timestamp_ms, partition = min(heads, key=lambda head: head[0])
-        return [p for p in lag if p != partition and not self._read_past(p, timestamp_ms, lag)]
+        head, partition = min(heads, key=lambda head: head[0][0])
+        return [p for p in lag if p != partition and not self._vouch(p, head, lag, polled_ms or {})]
+
+    def vouches(self, partition: P, lag: Mapping[P, int | None], polled_ms: Mapping[P, int]) -> bool:
+        """A progress marker may say ``partition`` holds nothing back: nothing of it waits here, it is caught up,
+        and that observation is at least ``idle_ms`` younger than every record waiting for partners (for those,
+        the partition's backlog may still land; a marker must not vouch past them)."""
+        if not self.drained(partition) or lag.get(partition) != 0:
+            return False
+        return all(
+            self._vouch(partition, b.held[0], lag, polled_ms)
+            for p, b in self._buffers.items()
+            if p != partition and b.held
+        )
 
     def commit_offset(self, partition: P, position: int) -> int:
         """The offset to commit for ``partition``: its first record still buffered, else the consumer's position."""

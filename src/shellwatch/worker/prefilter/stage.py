@@ -24,7 +24,8 @@ failing while no broker answers can be started again.
 Progress markers: each assigned source partition that is caught up (position at the highwater) and has
 nothing waiting in the merge gets, at most every ``marker_interval_ms``, an empty record in the
 same-numbered relevant partition with the header ``shellwatch.progress`` (the source's kind) so stage 2 can
-release events it holds while waiting for the other stream. It follows the partition's forwards.
+release events it holds while waiting for the other stream. It follows the partition's forwards, and is held
+back while the merge would not yet let that partition vouch for a partner's waiting record (``idle_ms``).
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ class PrefilterConfig:
     far_future_ms: int = 300_000  # @timestamp this far past the broker timestamp counts as far_future
     # kept records waiting in the record-time merge (see alignment), per source partition, before it is paused
     max_buffered: int = 20_000
+    # a caught-up partner with nothing buffered vouches for a record only once a fetch answered this long after
+    # that record's still finds it caught up (KIP-695's max.task.idle.ms; see alignment)
+    idle_ms: int = 500
     max_partition_fetch_bytes: int = 1_048_576
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 2_000
@@ -104,10 +108,11 @@ class PrefilterConfig:
         outputs = {self.relevant_topic, self.dead_letter_topic}
         if len(outputs) != 2 or outputs & set(names):
             raise ValueError("relevant_topic, dead_letter_topic and the source topics must all differ")
-        delays = (self.marker_interval_ms, self.poll_timeout_ms, self.far_future_ms)
+        delays = (self.marker_interval_ms, self.poll_timeout_ms, self.far_future_ms, self.idle_ms)
         if min(*delays, self.commit_interval_ms) < 0:
             raise ValueError(
-                "marker_interval_ms, poll_timeout_ms, far_future_ms and commit_interval_ms must not be negative"
+                "marker_interval_ms, poll_timeout_ms, far_future_ms, idle_ms and commit_interval_ms must not be "
+                "negative"
             )
         if min(self.max_batch, self.max_unacked, self.max_buffered) < 1:
             raise ValueError(
@@ -139,9 +144,11 @@ class _PrefilterStage:
         self._partitions = partitions
         self._kinds = dict(config.source_topics)
         self._last_marker: dict[Any, float] = {}
-        self._alignment: Alignment[Any, Any] = Alignment(config.max_buffered)  # (topic, partition) -> records
+        # (topic, partition) -> records
+        self._alignment: Alignment[Any, Any] = Alignment(config.max_buffered, config.idle_ms)
         self._paused: set[Any] = set()
         self._lag: dict[Any, int | None] = {}  # per assigned (topic, partition), as the merge last saw it
+        self._polled: dict[Any, int] = {}  # per assigned (topic, partition): when the fetch giving its lag returned
 
     async def run(self, stop: asyncio.Event) -> None:
         """Route batches until ``stop``; acknowledge and commit every ``commit_interval_ms`` (or when idle).
@@ -198,6 +205,8 @@ class _PrefilterStage:
                 (tp.topic, tp.partition),
                 [Fetched(r.offset, r.timestamp, r if i in kept else None) for i, r in enumerate(tp_records)],
                 int(now_s * 1000),
+                # no earlier than the fetch that brought them was answered: a later time only waits longer
+                self._fetched_at(tp),
             )
             dropped = len(tp_records) - len(kept)
             stats.records += len(tp_records)
@@ -208,20 +217,31 @@ class _PrefilterStage:
 
     async def _release(self, positions: dict[Any, tuple[int, int]]) -> list[asyncio.Future[Any]]:
         """Route what the merge releases now. A partition whose highwater is not known yet waits like a lag."""
-        lag: dict[Any, int | None] = {(tp.topic, tp.partition): None for tp in self._consumer.assignment()}
-        for tp, (highwater, position) in positions.items():
-            lag[(tp.topic, tp.partition)] = max(0, highwater - position)
-        self._lag = lag
+        lag, polled = self._lag, self._polled = self._observed(positions)
         pending: list[asyncio.Future[Any]] = []
-        released = self._alignment.release(lag, int(self._clock_s() * 1000))
+        released = self._alignment.release(lag, int(self._clock_s() * 1000), polled)
         for item in released:
             future = await self._route(item.item)
             if future is not None:
                 pending.append(future)
             self._stats.alignment_wait_ms += item.waited_ms
+            self._stats.idle_releases += item.idle
         self._stats.aligned += len(released)
         self._stats.buffered = self._alignment.buffered()
         return pending
+
+    def _observed(self, positions: dict[Any, tuple[int, int]]) -> tuple[dict[Any, int | None], dict[Any, int]]:
+        """Per assigned (topic, partition): its lag (None: not known yet) and when the fetch that reported it
+        was answered (the consumer's clock, as the records' fetch times in the merge)."""
+        lag: dict[Any, int | None] = {(tp.topic, tp.partition): None for tp in self._consumer.assignment()}
+        polled: dict[Any, int] = {}
+        for tp, (highwater, position) in positions.items():
+            key = (tp.topic, tp.partition)
+            lag[key] = max(0, highwater - position)
+            answered = self._fetched_at(tp)
+            if answered is not None:
+                polled[key] = answered
+        return lag, polled
 
     async def _commit_offsets(self) -> dict[Any, int]:
         """Per assigned partition: its first record still in the merge, else the consumer's position."""
@@ -306,13 +326,14 @@ class _PrefilterStage:
         now = self._clock_s()
         self._stats.heartbeat_s = now
         interval_s = self._config.marker_interval_ms / 1000
+        lag, polled = self._observed(positions)
         pending: list[asyncio.Future[Any]] = []
         for tp, (highwater, position) in positions.items():
             last = self._last_marker.get(tp)
             key = (tp.topic, tp.partition)
             if (last is not None and now - last < interval_s) or key in self._paused:
                 continue
-            if not self._alignment.drained(key):  # records before the marker's time still wait in the merge
+            if not self._alignment.vouches(key, lag, polled):  # drained, caught up, and as far as the merge trusts
                 continue
             as_of_ms = self._fetched_at(tp)
             if position < highwater or as_of_ms is None:
@@ -340,7 +361,9 @@ class _PrefilterStage:
         if newly:
             consumer.pause(*(assigned[key] for key in newly))
             log.debug(
-                "paused %s: merge buffer full, waiting for %s", sorted(newly), self._alignment.waiting_on(self._lag)
+                "paused %s: merge buffer full, waiting for %s",
+                sorted(newly),
+                self._alignment.waiting_on(self._lag, self._polled),
             )
         if resumed:
             consumer.resume(*(assigned[key] for key in resumed))

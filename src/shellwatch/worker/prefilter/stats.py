@@ -22,7 +22,8 @@ class PrefilterStats:
 
     ``markers``, ``far_future`` and ``batches`` count alongside: progress markers produced, forwarded
     records whose ``@timestamp`` is far ahead of their broker timestamp, and ``getmany`` batches that held
-    at least one record; ``aligned`` records left the merge after ``alignment_wait_ms`` in all. ``consumed``
+    at least one record; ``aligned`` records left the merge after ``alignment_wait_ms`` in all, ``idle_releases``
+    of them once a caught-up partner with nothing buffered had been waited for (see alignment). ``consumed``
     and ``prefiltered_by_topic`` split ``records`` and ``prefiltered`` per source topic.
 
     Live state, for metrics and health (times are ``time.monotonic()`` seconds): ``heartbeat_s`` (the
@@ -41,6 +42,7 @@ class PrefilterStats:
     batches: int = 0
     aligned: int = 0
     alignment_wait_ms: int = 0
+    idle_releases: int = 0
     buffered: int = 0
     consumed: Counter[str] = field(default_factory=Counter)
     prefiltered_by_topic: Counter[str] = field(default_factory=Counter)

@@ -111,3 +111,108 @@ def test_any_fetch_pattern_yields_the_time_merge(seed: int) -> None:
     assert [ts for ts, _, _ in out] == sorted(ts for ts, _, _ in expected)
     for p in parts:
         assert [i for _, q, i in out if q == p] == sorted(i for _, q, i in out if q == p)
+
+
+# -- a stale "caught up": the partner's backlog lands after the fetch that found it caught up ---------------------
+
+
+def test_a_partner_caught_up_before_its_backlog_landed_does_not_let_a_backlog_go_ahead() -> None:
+    """After a broker outage the producer delivers its backlog to the two topics up to 0.5 s apart: network's
+    10 s of record time is fetched at T while process still counts as caught up, as of a fetch answered at T."""
+    a: Alignment[tuple[str, int], str] = Alignment(idle_ms=600)
+    a.fetched(NET, [Fetched(0, 1_000, "conn@1"), Fetched(1, 9_000, "conn@9")], now_ms=10_000, polled_ms=10_000)
+    assert a.release({NET: 0, PROC: 0}, now_ms=10_000, polled_ms={NET: 10_000, PROC: 10_000}) == []
+    assert a.waiting_on({NET: 0, PROC: 0}, {NET: 10_000, PROC: 10_000}) == [PROC]
+    assert not a.vouches(PROC, {NET: 0, PROC: 0}, {NET: 10_000, PROC: 10_000})  # no marker may say otherwise
+    # 500 ms later process's backlog has landed and is fetched: the merge is the time merge
+    a.fetched(PROC, [Fetched(0, 1_500, "exec@1.5"), Fetched(1, 9_500, "exec@9.5")], now_ms=10_500, polled_ms=10_500)
+    released = a.release({NET: 0, PROC: 0}, now_ms=10_500, polled_ms={NET: 10_500, PROC: 10_500})
+    assert [r.item for r in released] == ["conn@1", "exec@1.5", "conn@9"]  # exec@9.5 waits: network is quiet
+    assert not any(r.idle for r in released) and a.idle_releases == 0
+    assert a.release({NET: 0, PROC: 0}, now_ms=11_000, polled_ms={NET: 11_000, PROC: 11_000}) == []
+    late = a.release({NET: 0, PROC: 0}, now_ms=11_100, polled_ms={NET: 11_100, PROC: 11_100})
+    assert [(r.item, r.idle, r.waited_ms) for r in late] == [("exec@9.5", True, 600)]
+    assert a.idle_releases == 1
+
+
+def test_without_an_idle_time_the_stale_observation_lets_one_backlog_go_first() -> None:
+    """What the idle time is for (idle_ms=0: a caught-up partner vouches at once, as before it existed)."""
+    a: Alignment[tuple[str, int], str] = Alignment(idle_ms=0)
+    a.fetched(NET, [Fetched(0, 1_000, "conn@1"), Fetched(1, 9_000, "conn@9")], now_ms=10_000)
+    assert [r.item for r in a.release({NET: 0, PROC: 0}, now_ms=10_000)] == ["conn@1", "conn@9"]
+    a.fetched(PROC, [Fetched(0, 1_500, "exec@1.5")], now_ms=10_500)
+    assert [r.item for r in a.release({NET: 0, PROC: 0}, now_ms=10_500)] == ["exec@1.5"]  # 7.5 s out of order
+
+
+def test_a_partner_read_past_the_head_or_holding_a_head_costs_no_idle_wait() -> None:
+    a: Alignment[tuple[str, int], str] = Alignment(idle_ms=500)
+    a.fetched(NET, [Fetched(0, 1_000, "conn@1")], now_ms=5_000)
+    a.fetched(PROC, [Fetched(0, 1_200, None)], now_ms=5_000)  # dropped by the screen, but process is past 1 s
+    released = a.release({NET: 0, PROC: 0}, now_ms=5_000, polled_ms={NET: 5_000, PROC: 5_000})
+    assert [(r.item, r.idle, r.waited_ms) for r in released] == [("conn@1", False, 0)]
+    a.fetched(NET, [Fetched(1, 2_000, "conn@2")], now_ms=5_010)
+    a.fetched(PROC, [Fetched(1, 2_500, "exec@2.5")], now_ms=5_010)
+    released = a.release({NET: 0, PROC: 0}, now_ms=5_010, polled_ms={NET: 5_010, PROC: 5_010})
+    assert [r.item for r in released] == ["conn@2"]  # exec@2.5 waits for network (quiet) up to the idle time
+    assert a.idle_releases == 0
+
+
+def test_a_caught_up_partner_without_a_known_fetch_time_vouches_for_nothing() -> None:
+    a: Alignment[tuple[str, int], str] = Alignment(idle_ms=500)
+    a.fetched(PROC, [Fetched(0, 10, "exec")], now_ms=0, polled_ms=1_000)
+    assert a.release({NET: 0, PROC: 0}, now_ms=9_000, polled_ms={PROC: 9_000}) == []
+    assert [r.item for r in a.release({NET: 0, PROC: 0}, now_ms=9_000, polled_ms={NET: 1_500})] == ["exec"]
+    with pytest.raises(ValueError, match="idle_ms"):
+        Alignment(idle_ms=-1)
+
+
+def test_a_marker_vouches_only_as_far_as_the_merge_does() -> None:
+    """A drained, caught-up partition's marker is held back while a partner's record waits for it: the
+    partition's backlog may still land before that record (and the marker would say it never will)."""
+    a: Alignment[tuple[str, int], str] = Alignment(idle_ms=500)
+    lag: dict[tuple[str, int], int | None] = {NET: 0, PROC: 0}
+    assert a.vouches(PROC, lag, {NET: 10_000, PROC: 10_000})  # nothing waits anywhere
+    a.fetched(NET, [Fetched(0, 1_000, "conn@1")], now_ms=10_000, polled_ms=10_000)
+    assert not a.vouches(NET, lag, {NET: 10_000, PROC: 10_000})  # conn@1 waits in the merge
+    assert not a.vouches(PROC, lag, {NET: 10_000, PROC: 10_400})
+    assert not a.vouches(PROC, {NET: 0, PROC: 3}, {NET: 10_000, PROC: 10_600})  # a lag vouches for nothing
+    assert a.vouches(PROC, lag, {NET: 10_000, PROC: 10_500})
+    assert [r.item for r in a.release(lag, now_ms=10_500, polled_ms={NET: 10_500, PROC: 10_500})] == ["conn@1"]
+    assert a.vouches(NET, lag, {NET: 10_500, PROC: 10_500})
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_backlogs_landing_apart_within_the_idle_time_are_merged_by_record_time(seed: int) -> None:
+    """Each partition's backlog (old records) lands on the broker at its own time, up to ``skew`` after the
+    first; every fetch answer covers every partition (one broker); records trickle in live afterwards. With
+    ``idle_ms`` above the skew the output is the time merge of everything, whichever partition landed first."""
+    rng = random.Random(seed)
+    parts = [("net", 0), ("proc", 0)]
+    skew_ms, idle_ms = 500, 600
+    first_ms = 20_000
+    landing = {p: first_ms + rng.randint(0, skew_ms) for p in parts}
+    # (record time, lands at): a backlog of the 10 s before the first landing, then live records
+    records = {
+        p: sorted(
+            [(ts, landing[p]) for ts in rng.sample(range(8_000, first_ms - 2_000), 40)]
+            + [(ts, ts + rng.randint(0, 20)) for ts in rng.sample(range(landing[p] + 1, first_ms + 3_000), 20)]
+        )
+        for p in parts
+    }
+    a: Alignment[tuple[str, int], tuple[int, tuple[str, int], int]] = Alignment(idle_ms=idle_ms)
+    read = dict.fromkeys(parts, 0)
+    out: list[tuple[int, tuple[str, int], int]] = []
+    now_ms = first_ms - 1_000
+    while now_ms < first_ms + 6_000:
+        now_ms += rng.randint(5, 120)  # a fetch answered now, for every partition
+        landed = {p: sum(1 for _, at in records[p] if at <= now_ms) for p in parts}
+        for p in parts:
+            chunk = range(read[p], min(landed[p], read[p] + rng.randint(1, 15)))
+            if chunk:
+                a.fetched(p, [Fetched(i, records[p][i][0], (records[p][i][0], p, i)) for i in chunk], now_ms, now_ms)
+                read[p] = chunk.stop
+        lag: dict[tuple[str, int], int | None] = {p: landed[p] - read[p] for p in parts}
+        out += [r.item for r in a.release(lag, now_ms, dict.fromkeys(parts, now_ms))]
+    assert a.buffered() == 0
+    assert len(out) == sum(len(r) for r in records.values())
+    assert [ts for ts, _, _ in out] == sorted(ts for ts, _, _ in out)

@@ -18,7 +18,7 @@ from shellwatch.core.byte_screen import ByteScreen
 from shellwatch.kafka.clock import wall_clock_ms
 from shellwatch.worker.prefilter.stage import PrefilterConfig, _PrefilterStage
 from shellwatch.worker.prefilter.stats import PrefilterStats
-from tests.unit.builders import T0, exec_doc
+from tests.unit.builders import T0, conn_doc, exec_doc
 
 NETWORK = TopicPartition("net", 0)
 PROCESS = TopicPartition("proc", 0)
@@ -87,9 +87,12 @@ class Record:
     headers: tuple[tuple[str, bytes], ...] = ()
 
 
-def stage_with(consumer: ScriptedConsumer, producer: RecordingProducer, max_buffered: int = 20_000) -> _PrefilterStage:
+def stage_with(
+    consumer: ScriptedConsumer, producer: RecordingProducer, max_buffered: int = 20_000, idle_ms: int = 500
+) -> _PrefilterStage:
     config = PrefilterConfig(
         max_buffered=max_buffered,
+        idle_ms=idle_ms,
         bootstrap_servers="unused:9092",
         source_topics=(("net", "network"), ("proc", "process")),
         relevant_topic="relevant",
@@ -145,7 +148,10 @@ def test_an_exec_waits_in_the_merge_while_its_partner_lags_and_is_neither_marked
         await stage._markers(await stage._positions())
         assert markers(producer) == set()  # neither: network lags, the exec still waits
         assert await stage._commit_offsets() == {NETWORK: 2, PROCESS: 4}  # not past the waiting exec
-        consumer.positions[NETWORK] = 5  # network caught up
+        consumer.positions[NETWORK] = 5  # network caught up, as of a fetch answered with the exec's
+        await stage._release(await stage._positions())
+        assert producer.sent == []  # what was produced with the exec may land on network a moment later
+        consumer.polled_ms[NETWORK] = now_ms + 500  # still caught up half a second (idle_ms) later
         await stage._release(await stage._positions())
         assert [topic for topic, _, _ in producer.sent] == ["relevant"]
         assert (stage._stats.forwarded, stage._stats.buffered) == (1, 0)
@@ -165,6 +171,7 @@ def test_a_full_merge_buffer_pauses_its_partition_until_it_drains() -> None:
         stage._pause_full()
         assert consumer.paused == {PROCESS}
         consumer.positions[NETWORK] = 5
+        consumer.polled_ms[NETWORK] = now_ms + 500
         await stage._release(await stage._positions())
         stage._pause_full()
         assert consumer.paused == set()
@@ -191,7 +198,7 @@ def test_offsets_are_committed_once_per_interval_and_only_after_every_forward_is
             for future in futures:
                 future.set_result(None)
 
-        stage = stage_with(consumer, SlowProducer())
+        stage = stage_with(consumer, SlowProducer(), idle_ms=0)  # no idle: a caught-up partner vouches at once
         acks = asyncio.create_task(acknowledge_later())
         await stage.run(consumer.stop)  # type: ignore[arg-type]
         await acks
@@ -230,5 +237,38 @@ def test_markers_are_spaced_by_the_injected_clock() -> None:
             sent.append(len(producer.sent))
         assert sent == [1, 1, 2, 2, 3]
         assert stage._stats.heartbeat_s == 100.5
+
+    asyncio.run(scenario())
+
+
+def test_a_backlog_waits_for_a_partner_seen_caught_up_only_before_it_landed_and_no_marker_says_otherwise() -> None:
+    """A broker restart: network's backlog (10 s of record time) is fetched at T, when process still counts as
+    caught up as of a fetch answered at T; process's own backlog lands 400 ms later."""
+
+    async def scenario() -> None:
+        now_ms = wall_clock_ms()
+        consumer = ScriptedConsumer({NETWORK: now_ms, PROCESS: now_ms})
+        producer = RecordingProducer()
+        stage = stage_with(consumer, producer, idle_ms=500)
+        conn = orjson.dumps(conn_doc(T0))
+        stage._take_in({NETWORK: [Record("net", 0, n, now_ms - 10_000 + n * 2_000, conn) for n in range(5)]})
+        for _ in range(2):
+            await stage._release(await stage._positions())
+            await stage._markers(await stage._positions())
+        assert producer.sent == []  # no forward, and no marker of process (nor of network, which waits)
+        consumer.polled_ms = {NETWORK: now_ms + 400, PROCESS: now_ms + 400}
+        execs = [Record("proc", 0, n, now_ms - 9_000 + n * 2_000, orjson.dumps(exec_doc(T0))) for n in range(5)]
+        stage._take_in({PROCESS: execs})
+        await stage._release(await stage._positions())
+        forwarded = [headers["shellwatch.source"] for _, _, headers in producer.sent]
+        # by record time (net n at -10 + 2n s, proc n at -9 + 2n s); the newest exec waits: network is quiet
+        assert forwarded == [b"%s/0/%d" % (topic, n) for n in range(5) for topic in (b"net", b"proc")][:-1]
+        await stage._markers(await stage._positions())
+        assert markers(producer) == set()  # process's newest exec waits, for network: neither may vouch yet
+        consumer.polled_ms = {NETWORK: now_ms + 900, PROCESS: now_ms + 900}
+        await stage._release(await stage._positions())
+        await stage._markers(await stage._positions())
+        assert stage._stats.idle_releases == 1 and stage._stats.forwarded == 10
+        assert markers(producer) == {b"net/0", b"proc/0"}
 
     asyncio.run(scenario())
