@@ -146,9 +146,10 @@ class KafkaSettings:
     alert_format: AlertFormat = "json"
     schema_registry_url: str | None = None  # Confluent-compatible API, for registry-framed Avro input
     security: KafkaSecurity = field(default_factory=KafkaSecurity)  # repr masks the secrets
-    # group membership of both stages: a killed member's partitions move after the session timeout
-    session_timeout_ms: int = 10_000
-    heartbeat_interval_ms: int = 2_000
+    # group membership of both stages: a killed member's partitions move after the session timeout (6 s is the
+    # broker's default minimum); a heartbeat every 1.5 s lets the others learn of the rebalance soon after
+    session_timeout_ms: int = 6_000
+    heartbeat_interval_ms: int = 1_500
     max_partition_fetch_bytes: int = 1_048_576  # per source partition and fetch, in the prefilter stage
     max_buffered_per_partition: int = 20_000  # kept records waiting for the record-time merge, per partition
     # the merge waits this long for a caught-up partner before it releases a record without it (max.task.idle.ms)

@@ -3,7 +3,7 @@
 Two workers run on a live feed (the fault workload produced as its event time passes). Five times, at a random
 point of the stream, a random worker gets SIGKILL (no commit, no flush, no leaving the groups) and is restarted
 at once, as a supervisor would. The survivor and the restarted worker take over its partitions once the group
-session timeout (10 s) has expired. The alerts topic is then compared with offline detection of every document
+session timeout (6 s) has expired. The alerts topic is then compared with offline detection of every document
 produced: nothing missing, nothing extra, each alert quoting the events offline detection pairs (duplicates,
 same id, are allowed).
 

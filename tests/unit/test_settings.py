@@ -67,20 +67,20 @@ def test_health_thresholds() -> None:
 
 def test_group_membership_and_fetch_settings() -> None:
     defaults = Settings.from_env({}).kafka
-    assert (defaults.session_timeout_ms, defaults.heartbeat_interval_ms) == (10_000, 2_000)
+    assert (defaults.session_timeout_ms, defaults.heartbeat_interval_ms) == (6_000, 1_500)
     assert defaults.max_partition_fetch_bytes == 1_048_576
     assert defaults.alignment_idle_ms == 500
     kafka = Settings.from_env(
         {
-            "SHELLWATCH_SESSION_TIMEOUT_MS": "6000",
-            "SHELLWATCH_HEARTBEAT_INTERVAL_MS": "1500",
+            "SHELLWATCH_SESSION_TIMEOUT_MS": "10000",
+            "SHELLWATCH_HEARTBEAT_INTERVAL_MS": "2000",
             "SHELLWATCH_MAX_PARTITION_FETCH_BYTES": "8388608",
             "SHELLWATCH_MAX_BUFFERED_PER_PARTITION": "500",
             "SHELLWATCH_ALIGNMENT_IDLE_MS": "0",
         }
     ).kafka
     assert kafka.alignment_idle_ms == 0
-    assert (kafka.session_timeout_ms, kafka.heartbeat_interval_ms) == (6_000, 1_500)
+    assert (kafka.session_timeout_ms, kafka.heartbeat_interval_ms) == (10_000, 2_000)
     assert (kafka.max_partition_fetch_bytes, kafka.max_buffered_per_partition) == (8_388_608, 500)
     with pytest.raises(SettingsError, match="HEARTBEAT_INTERVAL_MS"):
         Settings.from_env({"SHELLWATCH_SESSION_TIMEOUT_MS": "6000", "SHELLWATCH_HEARTBEAT_INTERVAL_MS": "3000"})

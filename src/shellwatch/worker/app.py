@@ -41,6 +41,7 @@ from shellwatch.rules.model import ReverseShellRule
 from shellwatch.rules.shell_rule import ShellRule
 from shellwatch.settings import KafkaSettings, Settings
 from shellwatch.worker.alert_latency import RecordTimes
+from shellwatch.worker.gapless import GaplessConsumer, GaplessTransport
 from shellwatch.worker.log_limit import RepeatLimiter
 from shellwatch.worker.prefilter.stage import PrefilterConfig, SourceKind, run_prefilter_stage
 from shellwatch.worker.prefilter.stats import PrefilterStats
@@ -313,6 +314,8 @@ def create_app(
     if kafka.bootstrap_servers is None:
         raise ValueError("KAFKA_BOOTSTRAP_SERVERS is not set")
     app = _faust_app(kafka, kafka.bootstrap_servers, partitions)
+    # the relevant topic's offsets have no holes: its records reach the agent in order across rebalances
+    app.transport = GaplessTransport(app.conf.broker_consumer, app, contiguous_topics=[kafka.relevant_topic])
     relevant = app.topic(kafka.relevant_topic, key_serializer="raw", value_serializer="raw", partitions=partitions)
     alerts_topic = app.topic(kafka.alerts_topic, key_serializer="raw", value_serializer="raw")
     dead_letters = app.topic(kafka.dead_letter_topic, key_serializer="raw", value_serializer="raw")
@@ -387,14 +390,16 @@ def create_app(
         if log_limiter is not None:
             log_limiter.flush()
         correlator = runtime.pipeline.correlator
+        consumer = app.consumer
         log.info(
-            "stats forwarder=%s correlator=%s hosts=%d held=%d pending=%d correlate=%s",
+            "stats forwarder=%s correlator=%s hosts=%d held=%d pending=%d correlate=%s refetches=%d",
             forwarder_stats,
             correlator.stats,
             correlator.host_count,
             correlator.held_count,
             correlator.pending_count,
             stage,
+            consumer.refetches + consumer.read_offsets_reset if isinstance(consumer, GaplessConsumer) else 0,
         )
 
     return app

@@ -88,8 +88,8 @@ class PrefilterConfig:
     # that record's still finds it caught up (KIP-695's max.task.idle.ms; see alignment)
     idle_ms: int = 500
     max_partition_fetch_bytes: int = 1_048_576
-    session_timeout_ms: int = 10_000
-    heartbeat_interval_ms: int = 2_000
+    session_timeout_ms: int = 6_000
+    heartbeat_interval_ms: int = 1_500
     commit_interval_ms: int = 500  # produce acks awaited and offsets committed this often (and when idle)
     retry_backoff_ms: int = 500  # the consumer's, producer's and admin client's wait before a retry
     close_timeout_s: float = 10.0  # per client, when the stage ends

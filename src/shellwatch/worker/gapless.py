@@ -1,0 +1,226 @@
+"""Faust's consumer, made to deliver every record of our own topics, in offset order, across rebalances.
+
+The relevant topic is written by our own idempotent producer (no transactions, no compaction), so its
+offsets are contiguous: a record whose offset skips past the next one expected means records were lost in
+delivery, never that they do not exist. Faust 0.15.3 does not see it that way. Its fetch loop
+(``Consumer._drain_messages``) treats any jump in a partition's offsets as a hole in the log
+(``_add_gap``), and its commit (``_new_offset``) counts a hole as processed. After a rebalance, records
+fetched for the previous generation can still reach that loop behind the records re-read from the
+committed offset (see :class:`GaplessConsumer`); the first such record opens a "hole" over everything not
+yet re-read, the agent goes on from there, and the next commit moves past records it never processed
+(faust-streaming issues 216 and 221 describe the race).
+
+:class:`ContiguousOffsets` keeps, per partition of such a topic, the next offset expected: the position a
+seek set, then one past each record handed on. :class:`GaplessConsumer` hands on no record that skips
+past it: it seeks the partition back to the expected offset and drops the rest of that fetch for the
+partition, so the agent sees every record once more, in order. A replay must never apply a newer record
+before older ones of the same source partition (host state skips records at or below the newest source
+offset applied), so the newer record must not be handed on first and re-read later: it is dropped. A
+skip that retention explains (the expected offset is below the log start) is accepted with an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+__all__ = ["ContiguousOffsets", "GaplessConsumer", "GaplessTransport", "Refetch", "Verdict", "in_offset_order"]
+
+log = logging.getLogger("shellwatch.worker.gapless")
+
+
+@dataclass(frozen=True, slots=True)
+class Refetch:
+    """Records ``expected`` up to ``found - 1`` of ``partition`` were about to be skipped."""
+
+    topic: str
+    partition: int
+    expected: int
+    found: int
+
+
+Verdict = Literal["next", "first", "behind", "unwatched"]
+
+
+class ContiguousOffsets:
+    """The next offset expected per partition of topics whose offsets have no holes (no I/O)."""
+
+    def __init__(self, topics: Iterable[str]) -> None:
+        self.topics = frozenset(topics)
+        self._next: dict[tuple[str, int], int] = {}
+
+    def watches(self, topic: str) -> bool:
+        return topic in self.topics
+
+    def seeked(self, topic: str, partition: int, offset: int | None) -> None:
+        """The partition reads from ``offset`` next (None: from wherever the consumer starts)."""
+        if topic not in self.topics:
+            return
+        if offset is None or offset < 0:
+            self._next.pop((topic, partition), None)
+        else:
+            self._next[(topic, partition)] = offset
+
+    def forget(self, partitions: Iterable[tuple[str, int]]) -> None:
+        for key in partitions:
+            self._next.pop(key, None)
+
+    def check(self, topic: str, partition: int, offset: int) -> Refetch | Verdict:
+        """A record at ``offset`` is about to be handed on: a :class:`Refetch` if it skips past the next
+        offset expected (then nothing is noted); else how it stands, and it is noted as handed on."""
+        if topic not in self.topics:
+            return "unwatched"
+        key = (topic, partition)
+        expected = self._next.get(key)
+        if expected is None:
+            self._next[key] = offset + 1
+            return "first"
+        if offset > expected:
+            return Refetch(topic, partition, expected, offset)
+        if offset < expected:
+            return "behind"
+        self._next[key] = offset + 1
+        return "next"
+
+    def accept(self, refetch: Refetch) -> None:
+        """The skip is accepted: the record found is handed on after all."""
+        self._next[(refetch.topic, refetch.partition)] = refetch.found + 1
+
+    def expected(self, topic: str, partition: int) -> int | None:
+        return self._next.get((topic, partition))
+
+
+async def in_offset_order(
+    records: AsyncIterator[tuple[Any, Any]],
+    offsets: ContiguousOffsets,
+    seek_back: Callable[[Any, Refetch], Awaitable[bool]],
+    on_next: Callable[[Any, int], None] | None = None,
+) -> AsyncIterator[tuple[Any, Any]]:
+    """The (partition, message) pairs of one fetch, without any that would skip past the next offset expected.
+
+    At the first such record of a partition ``seek_back(tp, refetch)`` is awaited; when it sought the
+    partition back (True) that record and the rest of this fetch for the partition are dropped (they are
+    read again, in order); when it did not (False, e.g. retention removed the records), the record is
+    handed on. ``on_next(tp, offset)`` is called for each record that is exactly the next one expected.
+    """
+    dropped: set[Any] = set()
+    async for tp, message in records:
+        if tp in dropped:
+            continue
+        verdict = offsets.check(tp.topic, tp.partition, message.offset)
+        if isinstance(verdict, Refetch):
+            if await seek_back(tp, verdict):
+                dropped.add(tp)
+                continue
+        elif verdict == "next" and on_next is not None:
+            on_next(tp, message.offset)
+        yield tp, message
+
+
+class GaplessConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer that never hands on a record of a contiguous topic past a missing one.
+
+    The topics come from the transport (:class:`GaplessTransport`). Everything else is Faust's.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.contiguous = ContiguousOffsets(getattr(self.transport, "contiguous_topics", ()))
+        self.refetches = 0  # times a partition was sought back because delivery would have skipped records
+        self.retention_gaps = 0  # skips that retention explained, accepted
+        self.read_offsets_reset = 0  # stale read offsets past the next record in order, set back
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
+        records = super().getmany(timeout)
+        async for tp, message in in_offset_order(records, self.contiguous, self._seek_back, self._keep_next):
+            yield tp, message
+
+    def _keep_next(self, tp: Any, offset: int) -> None:
+        """Faust's fetch loop drops a record below the partition's read offset as read already. The record
+        next in order has not been: a read offset past it is stale (left by a fetch of the previous
+        generation that finished after the seek to the committed offsets), so it is set back to it."""
+        read_offset = cast(dict[Any, int | None], self._read_offset)
+        stale = read_offset.get(tp)
+        if stale is not None and stale > offset:
+            self.read_offsets_reset += 1
+            log.warning(
+                "%s[%d]: read offset %d is past offset %d, not processed yet; set back",
+                tp.topic,
+                tp.partition,
+                stale,
+                offset,
+            )
+            read_offset[tp] = offset
+
+    async def _seek_back(self, tp: Any, refetch: Refetch) -> bool:
+        """Seek ``tp`` back to the expected offset; False if retention removed the records (accepted)."""
+        try:
+            earliest = (await self.earliest_offsets(tp)).get(tp)
+        except Exception as exc:  # the seek back is right unless retention removed the records
+            log.warning("could not read the log start of %s (%s: %s)", tp, type(exc).__name__, exc)
+            earliest = None
+        if earliest is not None and refetch.expected < earliest:
+            self.retention_gaps += 1
+            log.error(
+                "%s[%d]: offsets %d..%d were deleted by retention before they were processed",
+                refetch.topic,
+                refetch.partition,
+                refetch.expected,
+                earliest - 1,
+            )
+            self.contiguous.accept(refetch)
+            return False
+        self.refetches += 1
+        log.warning(
+            "%s[%d]: a record at offset %d was about to be processed before offsets %d..%d "
+            "(records fetched before a rebalance); reading again from offset %d",
+            refetch.topic,
+            refetch.partition,
+            refetch.found,
+            refetch.expected,
+            refetch.found - 1,
+            refetch.expected,
+        )
+        await self.seek(tp, refetch.expected)
+        return True
+
+    async def seek(self, partition: Any, offset: int) -> None:
+        await super().seek(partition, offset)
+        self.contiguous.seeked(partition.topic, partition.partition, offset)
+
+    async def perform_seek(self) -> None:
+        await super().perform_seek()
+        read_offset = cast(dict[Any, int | None], self._read_offset)
+        for tp in self.assignment():
+            self.contiguous.seeked(tp.topic, tp.partition, read_offset.get(tp))
+
+    async def on_partitions_revoked(self, revoked: set[Any]) -> None:
+        self.contiguous.forget((tp.topic, tp.partition) for tp in revoked)
+        await super().on_partitions_revoked(revoked)
+
+    def ack(self, message: Any) -> bool:
+        """Faust acks the records fetched in an earlier generation that a stream skips; for a contiguous
+        topic such an ack would count a record this generation has not processed, so it is not recorded."""
+        generation = getattr(message, "generation_id", None)
+        if (
+            self.contiguous.watches(message.topic)
+            and generation is not None
+            and generation != self.app.consumer_generation_id
+        ):
+            self._unacked_messages.discard(message)
+            return False
+        return super().ack(message)
+
+
+class GaplessTransport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport with :class:`GaplessConsumer` for ``contiguous_topics``."""
+
+    Consumer = GaplessConsumer
+
+    def __init__(self, *args: Any, contiguous_topics: Iterable[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.contiguous_topics = frozenset(contiguous_topics)

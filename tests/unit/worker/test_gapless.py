@@ -1,0 +1,135 @@
+"""A contiguous topic's records reach the agent in offset order, never past a missing one (the Faust rebalance race).
+
+The fetches are scripted (the sequence seen in a SIGKILL run: partition 0 re-read from its committed offset
+1572 after a rebalance, 1572-1725 fetched, then records fetched before the rebalance, 2712 onwards, arrive
+behind them). The seek callback stands in for the consumer's seek back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+
+from shellwatch.worker.gapless import ContiguousOffsets, Refetch, in_offset_order
+
+TOPIC = "app-relevant"
+
+
+@dataclass(frozen=True)
+class TP:
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True)
+class Message:
+    offset: int
+
+
+async def _records(pairs: Iterable[tuple[TP, int]]) -> AsyncIterator[tuple[TP, Message]]:
+    for tp, offset in pairs:
+        yield tp, Message(offset)
+
+
+class Seeker:
+    def __init__(self, offsets: ContiguousOffsets, *, retention_start: int = 0) -> None:
+        self.offsets = offsets
+        self.retention_start = retention_start
+        self.calls: list[Refetch] = []
+
+    async def __call__(self, tp: TP, refetch: Refetch) -> bool:
+        self.calls.append(refetch)
+        if refetch.expected < self.retention_start:
+            self.offsets.accept(refetch)
+            return False
+        self.offsets.seeked(tp.topic, tp.partition, refetch.expected)
+        return True
+
+
+def _fetch(offsets: ContiguousOffsets, seeker: Seeker, pairs: Iterable[tuple[TP, int]]) -> list[tuple[TP, int]]:
+    async def run() -> list[tuple[TP, int]]:
+        return [(tp, m.offset) async for tp, m in in_offset_order(_records(pairs), offsets, seeker)]
+
+    return asyncio.run(run())
+
+
+P0, P1 = TP(TOPIC, 0), TP(TOPIC, 1)
+
+
+def test_records_fetched_before_a_rebalance_never_jump_ahead_of_the_re_read_ones() -> None:
+    offsets = ContiguousOffsets([TOPIC])
+    seeker = Seeker(offsets)
+    offsets.seeked(TOPIC, 0, 1572)  # the committed offset, after the rebalance
+    first = _fetch(offsets, seeker, [(P0, o) for o in range(1572, 1726)])
+    assert [o for _, o in first] == list(range(1572, 1726))
+
+    stale = [(P0, 2712), (P1, 40), (P0, 2713), (P1, 41), (P0, 2714)]
+    assert _fetch(offsets, seeker, stale) == [(P1, 40), (P1, 41)]  # the other partition goes on
+    assert seeker.calls == [Refetch(TOPIC, 0, 1726, 2712)]
+    assert offsets.expected(TOPIC, 0) == 1726
+
+    again = _fetch(offsets, seeker, [(P0, o) for o in range(1726, 2716)])
+    assert [o for _, o in again] == list(range(1726, 2716))  # every skipped record, in order
+    assert len(seeker.calls) == 1
+
+
+def test_a_stale_record_after_the_seek_back_seeks_back_again() -> None:
+    offsets = ContiguousOffsets([TOPIC])
+    seeker = Seeker(offsets)
+    offsets.seeked(TOPIC, 0, 100)
+    assert _fetch(offsets, seeker, [(P0, 100), (P0, 105)]) == [(P0, 100)]
+    assert _fetch(offsets, seeker, [(P0, 106), (P0, 101), (P0, 102)]) == []
+    assert [c.expected for c in seeker.calls] == [101, 101]
+    assert _fetch(offsets, seeker, [(P0, 101), (P0, 102)]) == [(P0, 101), (P0, 102)]
+
+
+def test_records_at_or_below_the_position_pass_and_do_not_move_it_back() -> None:
+    offsets = ContiguousOffsets([TOPIC])
+    seeker = Seeker(offsets)
+    offsets.seeked(TOPIC, 0, 10)
+    assert _fetch(offsets, seeker, [(P0, 10), (P0, 11), (P0, 5), (P0, 12)]) == [(P0, 10), (P0, 11), (P0, 5), (P0, 12)]
+    assert offsets.expected(TOPIC, 0) == 13
+    assert seeker.calls == []
+
+
+def test_an_unknown_position_takes_the_first_record_as_it_comes() -> None:
+    offsets = ContiguousOffsets([TOPIC])
+    seeker = Seeker(offsets)
+    assert _fetch(offsets, seeker, [(P0, 500), (P0, 501)]) == [(P0, 500), (P0, 501)]
+    offsets.forget([(TOPIC, 0)])  # revoked
+    assert _fetch(offsets, seeker, [(P0, 900)]) == [(P0, 900)]
+    assert seeker.calls == []
+
+
+def test_a_skip_that_retention_explains_is_accepted() -> None:
+    offsets = ContiguousOffsets([TOPIC])
+    seeker = Seeker(offsets, retention_start=50)
+    offsets.seeked(TOPIC, 0, 10)  # committed long ago; the log now starts at 50
+    assert _fetch(offsets, seeker, [(P0, 50), (P0, 51)]) == [(P0, 50), (P0, 51)]
+    assert offsets.expected(TOPIC, 0) == 52
+    assert len(seeker.calls) == 1
+
+
+def test_other_topics_are_not_watched() -> None:
+    offsets = ContiguousOffsets([TOPIC])
+    seeker = Seeker(offsets)
+    other = TP("app-sequence-state-changelog", 0)
+    offsets.seeked(other.topic, 0, 10)
+    assert _fetch(offsets, seeker, [(other, 10), (other, 20)]) == [(other, 10), (other, 20)]
+    assert seeker.calls == []
+
+
+def test_only_the_record_next_in_order_is_reported_as_next() -> None:
+    offsets = ContiguousOffsets([TOPIC])
+    seeker = Seeker(offsets)
+    offsets.seeked(TOPIC, 0, 10)
+    nexts: list[int] = []
+
+    async def run() -> list[int]:
+        pairs = [(P0, 10), (P0, 11), (P0, 9), (P0, 12)]
+        records = in_offset_order(_records(pairs), offsets, seeker, lambda tp, offset: nexts.append(offset))
+        return [m.offset async for _, m in records]
+
+    assert asyncio.run(run()) == [10, 11, 9, 12]
+    assert nexts == [10, 11, 12]  # 9 is behind: Faust's fetch loop rightly drops it as read already
