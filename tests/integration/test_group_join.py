@@ -1,8 +1,10 @@
-"""A consumer offering two assignors joins with one JoinGroup, so two such members started together settle.
+"""Two consumers offering two assignors (the prefilter stage's range and round robin) started together settle.
 
-aiokafka 0.14 sends one JoinGroup per assignor, each offering one protocol more; the broker counts the second
-as a change and rebalances again (:mod:`shellwatch.kafka.group_join`). On a fresh group that shows as the
-lone member's first generation: 2 with the extra request, 1 without it.
+aiokafka 0.14 sends one JoinGroup per assignor, each offering one protocol more, and the broker counts the
+second as a change and rebalances again (:mod:`shellwatch.kafka.group_join`): two members whose requests
+interleave keep each other rebalancing, and the follower's ``start()`` (which returns with its first
+assignment) does not return. Which start offsets interleave depends on timing; without the single-JoinGroup
+patch, 0 and 5 ms failed in one run on this machine, 5 ms in another (out of 0-100 ms).
 """
 
 from __future__ import annotations
@@ -53,25 +55,7 @@ async def _until_assigned(consumers: list[AIOKafkaConsumer], timeout_s: float) -
     raise AssertionError(f"not assigned within {timeout_s} s: {[sorted(c.assignment()) for c in consumers]}")
 
 
-def test_a_lone_member_with_two_assignors_joins_a_fresh_group_in_one_generation(
-    kafka_bootstrap: str, topic_name: str, unique_group: str
-) -> None:
-    assert install_single_join_group()
-    create_topic(kafka_bootstrap, topic_name, PARTITIONS)
-
-    async def scenario() -> int:
-        consumer = _consumer(kafka_bootstrap, unique_group, topic_name)
-        try:
-            await asyncio.wait_for(consumer.start(), timeout=30)
-            await _until_assigned([consumer], timeout_s=30)
-            return _generation(consumer)
-        finally:
-            await consumer.stop()
-
-    assert asyncio.run(scenario()) == 1
-
-
-@pytest.mark.parametrize("stagger_ms", [0, 5, 20, 60])
+@pytest.mark.parametrize("stagger_ms", [0, 1, 2, 3, 5, 8, 12, 20, 40])
 def test_two_members_with_two_assignors_started_together_settle(
     kafka_bootstrap: str, topic_name: str, unique_group: str, stagger_ms: int
 ) -> None:

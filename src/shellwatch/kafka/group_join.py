@@ -4,8 +4,8 @@ aiokafka 0.14's ``CoordinatorGroupRebalance.perform_group_join`` sends its JoinG
 loop over the consumer's assignors: a consumer offering range and round robin sends one request offering
 ``[range]``, waits for that rebalance to complete, then sends a second offering ``[range, roundrobin]``
 (upstream: aio-libs/aiokafka pull request 1168). The coordinator treats a known member that rejoins with
-other protocol metadata as a change and starts another rebalance, so every join of such a member costs two
-generations, and two members that start together can keep each other rebalancing: a member whose
+other protocol metadata as a change and starts another rebalance, so two members that start together can
+keep each other rebalancing: a member whose
 SyncGroup failed because the other's second request started a rebalance rejoins with its first request,
 whose metadata differs from what the group holds, which starts the next rebalance, which fails the other's
 SyncGroup, and so on. Each member then logs "Joined group" for every other generation and is rarely synced:
