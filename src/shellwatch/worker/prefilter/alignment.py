@@ -151,8 +151,8 @@ class Alignment(Generic[P, R]):
 
     def vouches(self, partition: P, lag: Mapping[P, int | None], polled_ms: Mapping[P, int]) -> bool:
         """A progress marker may say ``partition`` holds nothing back: nothing of it waits here, it is caught up,
-        and that observation is at least ``idle_ms`` younger than every record waiting for partners (for those,
-        the partition's backlog may still land; a marker must not vouch past them)."""
+        and the merge would take that at its word for every record waiting here (else its backlog may still be
+        landing, and a marker must not say what the merge does not yet believe)."""
         if not self.drained(partition) or lag.get(partition) != 0:
             return False
         return all(

@@ -81,6 +81,9 @@ class PrefilterConfig:
     marker_interval_ms: int = 250
     max_batch: int = 10_000
     poll_timeout_ms: int = 100
+    # the longest a fetch waits at the broker for data: how old a quiet partition's "caught up" gets, so how far
+    # past idle_ms a record waits for a quiet partner (aiokafka's default is 500)
+    fetch_max_wait_ms: int = 100
     far_future_ms: int = 300_000  # @timestamp this far past the broker timestamp counts as far_future
     # kept records waiting in the record-time merge (see alignment), per source partition, before it is paused
     max_buffered: int = 20_000
@@ -108,11 +111,17 @@ class PrefilterConfig:
         outputs = {self.relevant_topic, self.dead_letter_topic}
         if len(outputs) != 2 or outputs & set(names):
             raise ValueError("relevant_topic, dead_letter_topic and the source topics must all differ")
-        delays = (self.marker_interval_ms, self.poll_timeout_ms, self.far_future_ms, self.idle_ms)
+        delays = (
+            self.marker_interval_ms,
+            self.poll_timeout_ms,
+            self.far_future_ms,
+            self.idle_ms,
+            self.fetch_max_wait_ms,
+        )
         if min(*delays, self.commit_interval_ms) < 0:
             raise ValueError(
-                "marker_interval_ms, poll_timeout_ms, far_future_ms, idle_ms and commit_interval_ms must not be "
-                "negative"
+                "marker_interval_ms, poll_timeout_ms, far_future_ms, idle_ms, fetch_max_wait_ms and "
+                "commit_interval_ms must not be negative"
             )
         if min(self.max_batch, self.max_unacked, self.max_buffered) < 1:
             raise ValueError(
@@ -415,6 +424,7 @@ async def run_prefilter_stage(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=config.max_partition_fetch_bytes,
+        fetch_max_wait_ms=config.fetch_max_wait_ms,
         # co-numbered partitions of the inputs on one member, so the merge sees a host's streams together (range
         # assigns partition i of every topic to the same member); round robin, aiokafka's default and what
         # earlier versions used, stays second so a group mid-upgrade still agrees on a protocol
