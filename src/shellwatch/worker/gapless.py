@@ -43,7 +43,7 @@ class Refetch:
     found: int
 
 
-Verdict = Literal["next", "first", "behind", "unwatched"]
+Verdict = Literal["next", "first", "behind", "unsought", "unwatched"]
 
 
 class ContiguousOffsets:
@@ -52,6 +52,8 @@ class ContiguousOffsets:
     def __init__(self, topics: Iterable[str]) -> None:
         self.topics = frozenset(topics)
         self._next: dict[tuple[str, int], int] = {}
+        self._unsought: set[tuple[str, int]] = set()  # (re)assigned, not sought to the committed offset yet
+        self.held = 0  # records of unsought partitions not handed on
 
     def watches(self, topic: str) -> bool:
         return topic in self.topics
@@ -60,14 +62,19 @@ class ContiguousOffsets:
         """The partition reads from ``offset`` next (None: from wherever the consumer starts)."""
         if topic not in self.topics:
             return
+        self._unsought.discard((topic, partition))
         if offset is None or offset < 0:
             self._next.pop((topic, partition), None)
         else:
             self._next[(topic, partition)] = offset
 
-    def forget(self, partitions: Iterable[tuple[str, int]]) -> None:
+    def rebalanced(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """The partitions were revoked or (re)assigned: whatever the fetcher holds for them dates from before;
+        none of their records is handed on until a seek (to the committed offset) says where to read."""
         for key in partitions:
-            self._next.pop(key, None)
+            if key[0] in self.topics:
+                self._next.pop(key, None)
+                self._unsought.add(key)
 
     def check(self, topic: str, partition: int, offset: int) -> Refetch | Verdict:
         """A record at ``offset`` is about to be handed on: a :class:`Refetch` if it skips past the next
@@ -75,6 +82,9 @@ class ContiguousOffsets:
         if topic not in self.topics:
             return "unwatched"
         key = (topic, partition)
+        if key in self._unsought:
+            self.held += 1
+            return "unsought"
         expected = self._next.get(key)
         if expected is None:
             self._next[key] = offset + 1
@@ -105,7 +115,9 @@ async def in_offset_order(
     At the first such record of a partition ``seek_back(tp, refetch)`` is awaited; when it sought the
     partition back (True) that record and the rest of this fetch for the partition are dropped (they are
     read again, in order); when it did not (False, e.g. retention removed the records), the record is
-    handed on. ``on_next(tp, offset)`` is called for each record that is exactly the next one expected.
+    handed on. Records of a partition rebalanced and not sought since are dropped (the seek to the
+    committed offset reads them again). ``on_next(tp, offset)`` is called for each record that is exactly
+    the next one expected.
     """
     dropped: set[Any] = set()
     async for tp, message in records:
@@ -116,6 +128,8 @@ async def in_offset_order(
             if await seek_back(tp, verdict):
                 dropped.add(tp)
                 continue
+        elif verdict == "unsought":
+            continue
         elif verdict == "next" and on_next is not None:
             on_next(tp, message.offset)
         yield tp, message
@@ -193,14 +207,21 @@ class GaplessConsumer(faust_aiokafka.Consumer):
         self.contiguous.seeked(partition.topic, partition.partition, offset)
 
     async def perform_seek(self) -> None:
+        generation = self.app.consumer_generation_id
         await super().perform_seek()
+        if self.app.consumer_generation_id != generation:  # rebalanced meanwhile: the next seek counts
+            return
         read_offset = cast(dict[Any, int | None], self._read_offset)
         for tp in self.assignment():
             self.contiguous.seeked(tp.topic, tp.partition, read_offset.get(tp))
 
     async def on_partitions_revoked(self, revoked: set[Any]) -> None:
-        self.contiguous.forget((tp.topic, tp.partition) for tp in revoked)
+        self.contiguous.rebalanced((tp.topic, tp.partition) for tp in revoked)
         await super().on_partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[Any], generation_id: int = 0) -> None:
+        self.contiguous.rebalanced((tp.topic, tp.partition) for tp in assigned)
+        await super().on_partitions_assigned(assigned, generation_id)
 
     def ack(self, message: Any) -> bool:
         """Faust acks the records fetched in an earlier generation that a stream skips; for a contiguous

@@ -1,8 +1,8 @@
 """A contiguous topic's records reach the agent in offset order, never past a missing one (the Faust rebalance race).
 
-The fetches are scripted (the sequence seen in a SIGKILL run: partition 0 re-read from its committed offset
-1572 after a rebalance, 1572-1725 fetched, then records fetched before the rebalance, 2712 onwards, arrive
-behind them). The seek callback stands in for the consumer's seek back.
+The fetches are scripted after sequences seen in SIGKILL runs (partition 0 re-read from its committed offset
+1572 after a rebalance, 1572-1725 fetched, then records from where the previous generation's prefetch had
+left the position, 2712 onwards, arrive behind them). The seek callback stands in for the consumer's seek.
 """
 
 from __future__ import annotations
@@ -97,9 +97,29 @@ def test_an_unknown_position_takes_the_first_record_as_it_comes() -> None:
     offsets = ContiguousOffsets([TOPIC])
     seeker = Seeker(offsets)
     assert _fetch(offsets, seeker, [(P0, 500), (P0, 501)]) == [(P0, 500), (P0, 501)]
-    offsets.forget([(TOPIC, 0)])  # revoked
+    offsets.seeked(TOPIC, 0, None)  # no committed offset: wherever the consumer starts
     assert _fetch(offsets, seeker, [(P0, 900)]) == [(P0, 900)]
     assert seeker.calls == []
+
+
+def test_nothing_is_handed_on_between_a_rebalance_and_the_seek_to_the_committed_offset() -> None:
+    """Seen in a SIGKILL run: Faust resumes a kept partition, then awaits the committed offsets; meanwhile
+    its fetch loop delivered relevant[2]@1073 from where the previous generation's prefetch had left the
+    position, before 854-1072 were re-read (newer records of a host applied before older ones, which
+    idempotent replay then skips); and relevant[0]@1087 arrived just after the seek to 397."""
+    offsets = ContiguousOffsets([TOPIC])
+    seeker = Seeker(offsets)
+    p2 = TP(TOPIC, 2)
+    offsets.seeked(TOPIC, 2, 1000)
+    assert _fetch(offsets, seeker, [(p2, 1000)]) == [(p2, 1000)]
+    offsets.rebalanced([(TOPIC, 0), (TOPIC, 2)])  # revoked, then assigned again
+    assert _fetch(offsets, seeker, [(p2, 1073), (p2, 1074), (P0, 1087)]) == []
+    assert offsets.held == 3
+    offsets.seeked(TOPIC, 2, 854)
+    offsets.seeked(TOPIC, 0, 397)
+    assert _fetch(offsets, seeker, [(P0, 1088), (p2, 854), (p2, 855)]) == [(p2, 854), (p2, 855)]
+    assert seeker.calls == [Refetch(TOPIC, 0, 397, 1088)]
+    assert _fetch(offsets, seeker, [(P0, 397), (P0, 398)]) == [(P0, 397), (P0, 398)]
 
 
 def test_a_skip_that_retention_explains_is_accepted() -> None:
