@@ -10,8 +10,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from shellwatch.worker.gapless import ContiguousOffsets, Refetch, in_offset_order
+import faust
+from aiokafka import TopicPartition
+from faust.types import ConsumerMessage
+
+from shellwatch.worker.gapless import ContiguousOffsets, GaplessConsumer, GaplessTransport, Refetch, in_offset_order
 
 TOPIC = "app-relevant"
 
@@ -153,3 +158,29 @@ def test_only_the_record_next_in_order_is_reported_as_next() -> None:
 
     assert asyncio.run(run()) == [10, 11, 9, 12]
     assert nexts == [10, 11, 12]  # 9 is behind: Faust's fetch loop rightly drops it as read already
+
+
+def _app_consumer(relevant: str) -> Any:
+    app = faust.App("gapless-test", broker="kafka://127.0.0.1:1", env={}, env_prefix="SHELLWATCH_FAUST_")
+    app.transport = GaplessTransport(app.conf.broker_consumer, app, contiguous_topics=[relevant])
+    app.topics.acking_topics.add(relevant)
+    return app.consumer
+
+
+def _message(topic: str, offset: int, generation_id: int) -> ConsumerMessage:
+    return ConsumerMessage(
+        topic, 0, offset, 0.0, 0, [], b"k", b"v", None, 1, 1, TopicPartition(topic, 0), generation_id=generation_id
+    )
+
+
+def test_the_faust_consumer_is_gapless_for_the_relevant_topic_and_ignores_stale_acks() -> None:
+    """Faust acks the records of an earlier generation that a stream skips; for the relevant topic such an ack
+    would count a record this generation has not processed, so the consumer does not record it."""
+    consumer = _app_consumer(TOPIC)
+    assert isinstance(consumer, GaplessConsumer)
+    assert consumer.contiguous.topics == {TOPIC}
+    consumer.app.consumer_generation_id = 7
+    assert not consumer.ack(_message(TOPIC, 2712, generation_id=6))
+    assert consumer.ack(_message(TOPIC, 1572, generation_id=7))
+    assert dict(consumer._acked) == {TopicPartition(TOPIC, 0): [1572]}
+    consumer._thread.thread_loop.close()  # never started: its loop is closed here
