@@ -2,21 +2,28 @@
 
 The relevant topic is written by our own idempotent producer (no transactions, no compaction), so its
 offsets are contiguous: a record whose offset skips past the next one expected means records were lost in
-delivery, never that they do not exist. Faust 0.15.3 does not see it that way. Its fetch loop
-(``Consumer._drain_messages``) treats any jump in a partition's offsets as a hole in the log
-(``_add_gap``), and its commit (``_new_offset``) counts a hole as processed. After a rebalance, records
-fetched for the previous generation can still reach that loop behind the records re-read from the
-committed offset (see :class:`GaplessConsumer`); the first such record opens a "hole" over everything not
-yet re-read, the agent goes on from there, and the next commit moves past records it never processed
-(faust-streaming issues 216 and 221 describe the race).
+delivery, never that they do not exist. Faust 0.15.3 loses them so after a rebalance (seen in SIGKILL runs;
+faust-streaming issues 216 and 221 are relatives):
 
-:class:`ContiguousOffsets` keeps, per partition of such a topic, the next offset expected: the position a
-seek set, then one past each record handed on. :class:`GaplessConsumer` hands on no record that skips
-past it: it seeks the partition back to the expected offset and drops the rest of that fetch for the
-partition, so the agent sees every record once more, in order. A replay must never apply a newer record
-before older ones of the same source partition (host state skips records at or below the newest source
-offset applied), so the newer record must not be handed on first and re-read later: it is dropped. A
-skip that retention explains (the expected offset is below the log start) is accepted with an error.
+1. With a table to recover, Faust resumes the fetch flow for the changelog, then, recovery done, resumes
+   the stream partitions and only then awaits the committed offsets and seeks to them
+   (``Recovery.on_recovery_completed``: ``resume_partitions`` before ``perform_seek``).
+2. During that round trip its fetch loop (``Consumer._drain_messages``) delivers stream records from
+   wherever aiokafka's position was left by the previous generation's prefetch, ahead of the committed
+   offset, with no read offset to compare against (the revocation cleared it): relevant[2]@1073 reached
+   the agent before 854-1072 were re-read. A host's newer records applied before its older ones make
+   idempotent replay skip the older ones (state remembers the newest source offset applied).
+3. Records of that same fetch that arrive after the seek (relevant[0]@1087 after the seek to 397) look
+   like a hole in the log to the fetch loop (``_add_gap``), and its commit (``_new_offset``) counts a
+   hole as processed: the agent goes on from 1087 and the next commit passes 397-1086, never processed.
+
+:class:`ContiguousOffsets` keeps, per partition of such a topic, the next offset expected: none while the
+partition is rebalanced and not sought yet (its records are dropped: the seek reads them again), then
+the position a seek set, then one past each record handed on. :class:`GaplessConsumer` hands on no
+record that skips past it: it seeks the partition back to the expected offset and drops the rest of that
+fetch for the partition, so the agent sees every record, in order, and never a newer record of a source
+partition before older ones. A skip that retention explains (the expected offset is below the log start)
+is accepted with an error.
 """
 
 from __future__ import annotations
@@ -155,8 +162,8 @@ class GaplessConsumer(faust_aiokafka.Consumer):
 
     def _keep_next(self, tp: Any, offset: int) -> None:
         """Faust's fetch loop drops a record below the partition's read offset as read already. The record
-        next in order has not been: a read offset past it is stale (left by a fetch of the previous
-        generation that finished after the seek to the committed offsets), so it is set back to it."""
+        next in order has not been: a read offset past it is stale (a fetch loop that went on after a seek
+        may leave one), so it is set back. Not seen in the runs so far; cheap to rule out."""
         read_offset = cast(dict[Any, int | None], self._read_offset)
         stale = read_offset.get(tp)
         if stale is not None and stale > offset:
