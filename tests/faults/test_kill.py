@@ -24,7 +24,7 @@ from confluent_kafka.admin import AdminClient
 
 from shellwatch.kafka.clock import wall_clock_ms
 from tests.faults.stream import PacedProducer, alerts_flowing_after, group_members, outcome, wait_replaced
-from tests.faults.workload import AccountingError, java_hosts, require_exact
+from tests.faults.workload import java_hosts, require_exact
 from tests.integration.deployment import PARTITIONS, Deployment
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(540)]
@@ -45,23 +45,6 @@ class Kill:
     stable_s: float  # until both groups were stable with 2 members again
 
 
-SKIPPED_AFTER_REBALANCE = (
-    "Intermittent loss, in 4 of 12 runs (more under load; nothing missing in the others): after a kill's rebalance a "
-    "surviving worker's correlate agent (Faust) skips part of a relevant-topic partition it keeps. Seen in one "
-    "run: worker-3, still catching up relevant partition 0 taken over at the previous kill (processing offset "
-    "~1725 while its fetcher had read up to ~2711), went through the next rebalance keeping partitions 0 and 2, "
-    "re-processed from its committed offset (1572-1725), then went on at 2712: offsets 1726-2711 of partition 0 "
-    "and ~2034-2765 of partition 2 never reached the agent, and later commits passed them (842 of 6084 alerts "
-    "missing, shell and sequence alike). Other runs: 453, 299 missing; 307 missing and 1 mis-paired (partition 1, "
-    "offsets 104-787, and 10 of partition 0). Every skipped record is in the relevant topic "
-    "(the pre-filter stage forwarded each input record), so the loss is in the agent's consumer: Faust's "
-    "rebalance race with prefetched events (faust-streaming issues 216 and 221: events fetched before the "
-    "rebalance reach the stream after the seek to the committed offset, and the fetch position stays where the "
-    "prefetch left it). Not strict: most runs lose nothing, and a strict xfail would fail those."
-)
-
-
-@pytest.mark.xfail(strict=False, raises=AccountingError, reason=SKIPPED_AFTER_REBALANCE)
 def test_workers_killed_mid_stream_raise_every_alert(kafka_bootstrap: str, tmp_path: Path) -> None:
     rng = random.Random(SEED)
     docs = java_hosts(hosts=HOSTS, span_ms=FEED_S * 1_000, period_ms=4_000, start_ms=wall_clock_ms(), seed=SEED)

@@ -391,15 +391,22 @@ def create_app(
             log_limiter.flush()
         correlator = runtime.pipeline.correlator
         consumer = app.consumer
+        refetches, held = (
+            (consumer.refetches + consumer.read_offsets_reset, consumer.contiguous.held)
+            if isinstance(consumer, GaplessConsumer)
+            else (0, 0)
+        )
         log.info(
-            "stats forwarder=%s correlator=%s hosts=%d held=%d pending=%d correlate=%s refetches=%d",
+            "stats forwarder=%s correlator=%s hosts=%d held=%d pending=%d correlate=%s relevant_refetches=%d "
+            "relevant_held_after_rebalance=%d",
             forwarder_stats,
             correlator.stats,
             correlator.host_count,
             correlator.held_count,
             correlator.pending_count,
             stage,
-            consumer.refetches + consumer.read_offsets_reset if isinstance(consumer, GaplessConsumer) else 0,
+            refetches,
+            held,
         )
 
     return app

@@ -2,21 +2,28 @@
 
 The relevant topic is written by our own idempotent producer (no transactions, no compaction), so its
 offsets are contiguous: a record whose offset skips past the next one expected means records were lost in
-delivery, never that they do not exist. Faust 0.15.3 does not see it that way. Its fetch loop
-(``Consumer._drain_messages``) treats any jump in a partition's offsets as a hole in the log
-(``_add_gap``), and its commit (``_new_offset``) counts a hole as processed. After a rebalance, records
-fetched for the previous generation can still reach that loop behind the records re-read from the
-committed offset (see :class:`GaplessConsumer`); the first such record opens a "hole" over everything not
-yet re-read, the agent goes on from there, and the next commit moves past records it never processed
-(faust-streaming issues 216 and 221 describe the race).
+delivery, never that they do not exist. Faust 0.15.3 loses them so after a rebalance (seen in SIGKILL runs;
+faust-streaming issues 216 and 221 are relatives):
 
-:class:`ContiguousOffsets` keeps, per partition of such a topic, the next offset expected: the position a
-seek set, then one past each record handed on. :class:`GaplessConsumer` hands on no record that skips
-past it: it seeks the partition back to the expected offset and drops the rest of that fetch for the
-partition, so the agent sees every record once more, in order. A replay must never apply a newer record
-before older ones of the same source partition (host state skips records at or below the newest source
-offset applied), so the newer record must not be handed on first and re-read later: it is dropped. A
-skip that retention explains (the expected offset is below the log start) is accepted with an error.
+1. With a table to recover, Faust resumes the fetch flow for the changelog, then, recovery done, resumes
+   the stream partitions and only then awaits the committed offsets and seeks to them
+   (``Recovery.on_recovery_completed``: ``resume_partitions`` before ``perform_seek``).
+2. During that round trip its fetch loop (``Consumer._drain_messages``) delivers stream records from
+   wherever aiokafka's position was left by the previous generation's prefetch, ahead of the committed
+   offset, with no read offset to compare against (the revocation cleared it): relevant[2]@1073 reached
+   the agent before 854-1072 were re-read. A host's newer records applied before its older ones make
+   idempotent replay skip the older ones (state remembers the newest source offset applied).
+3. Records of that same fetch that arrive after the seek (relevant[0]@1087 after the seek to 397) look
+   like a hole in the log to the fetch loop (``_add_gap``), and its commit (``_new_offset``) counts a
+   hole as processed: the agent goes on from 1087 and the next commit passes 397-1086, never processed.
+
+:class:`ContiguousOffsets` keeps, per partition of such a topic, the next offset expected: none while the
+partition is rebalanced and not sought yet (its records are dropped: the seek reads them again), then
+the position a seek set, then one past each record handed on. :class:`GaplessConsumer` hands on no
+record that skips past it: it seeks the partition back to the expected offset and drops the rest of that
+fetch for the partition, so the agent sees every record, in order, and never a newer record of a source
+partition before older ones. A skip that retention explains (the expected offset is below the log start)
+is accepted with an error.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ class Refetch:
     found: int
 
 
-Verdict = Literal["next", "first", "behind", "unwatched"]
+Verdict = Literal["next", "first", "behind", "unsought", "unwatched"]
 
 
 class ContiguousOffsets:
@@ -52,6 +59,8 @@ class ContiguousOffsets:
     def __init__(self, topics: Iterable[str]) -> None:
         self.topics = frozenset(topics)
         self._next: dict[tuple[str, int], int] = {}
+        self._unsought: set[tuple[str, int]] = set()  # (re)assigned, not sought to the committed offset yet
+        self.held = 0  # records of unsought partitions not handed on
 
     def watches(self, topic: str) -> bool:
         return topic in self.topics
@@ -60,14 +69,19 @@ class ContiguousOffsets:
         """The partition reads from ``offset`` next (None: from wherever the consumer starts)."""
         if topic not in self.topics:
             return
+        self._unsought.discard((topic, partition))
         if offset is None or offset < 0:
             self._next.pop((topic, partition), None)
         else:
             self._next[(topic, partition)] = offset
 
-    def forget(self, partitions: Iterable[tuple[str, int]]) -> None:
+    def rebalanced(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """The partitions were revoked or (re)assigned: whatever the fetcher holds for them dates from before;
+        none of their records is handed on until a seek (to the committed offset) says where to read."""
         for key in partitions:
-            self._next.pop(key, None)
+            if key[0] in self.topics:
+                self._next.pop(key, None)
+                self._unsought.add(key)
 
     def check(self, topic: str, partition: int, offset: int) -> Refetch | Verdict:
         """A record at ``offset`` is about to be handed on: a :class:`Refetch` if it skips past the next
@@ -75,6 +89,9 @@ class ContiguousOffsets:
         if topic not in self.topics:
             return "unwatched"
         key = (topic, partition)
+        if key in self._unsought:
+            self.held += 1
+            return "unsought"
         expected = self._next.get(key)
         if expected is None:
             self._next[key] = offset + 1
@@ -105,7 +122,9 @@ async def in_offset_order(
     At the first such record of a partition ``seek_back(tp, refetch)`` is awaited; when it sought the
     partition back (True) that record and the rest of this fetch for the partition are dropped (they are
     read again, in order); when it did not (False, e.g. retention removed the records), the record is
-    handed on. ``on_next(tp, offset)`` is called for each record that is exactly the next one expected.
+    handed on. Records of a partition rebalanced and not sought since are dropped (the seek to the
+    committed offset reads them again). ``on_next(tp, offset)`` is called for each record that is exactly
+    the next one expected.
     """
     dropped: set[Any] = set()
     async for tp, message in records:
@@ -116,6 +135,8 @@ async def in_offset_order(
             if await seek_back(tp, verdict):
                 dropped.add(tp)
                 continue
+        elif verdict == "unsought":
+            continue
         elif verdict == "next" and on_next is not None:
             on_next(tp, message.offset)
         yield tp, message
@@ -141,8 +162,8 @@ class GaplessConsumer(faust_aiokafka.Consumer):
 
     def _keep_next(self, tp: Any, offset: int) -> None:
         """Faust's fetch loop drops a record below the partition's read offset as read already. The record
-        next in order has not been: a read offset past it is stale (left by a fetch of the previous
-        generation that finished after the seek to the committed offsets), so it is set back to it."""
+        next in order has not been: a read offset past it is stale (a fetch loop that went on after a seek
+        may leave one), so it is set back. Not seen in the runs so far; cheap to rule out."""
         read_offset = cast(dict[Any, int | None], self._read_offset)
         stale = read_offset.get(tp)
         if stale is not None and stale > offset:
@@ -193,14 +214,21 @@ class GaplessConsumer(faust_aiokafka.Consumer):
         self.contiguous.seeked(partition.topic, partition.partition, offset)
 
     async def perform_seek(self) -> None:
+        generation = self.app.consumer_generation_id
         await super().perform_seek()
+        if self.app.consumer_generation_id != generation:  # rebalanced meanwhile: the next seek counts
+            return
         read_offset = cast(dict[Any, int | None], self._read_offset)
         for tp in self.assignment():
             self.contiguous.seeked(tp.topic, tp.partition, read_offset.get(tp))
 
     async def on_partitions_revoked(self, revoked: set[Any]) -> None:
-        self.contiguous.forget((tp.topic, tp.partition) for tp in revoked)
+        self.contiguous.rebalanced((tp.topic, tp.partition) for tp in revoked)
         await super().on_partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[Any], generation_id: int = 0) -> None:
+        self.contiguous.rebalanced((tp.topic, tp.partition) for tp in assigned)
+        await super().on_partitions_assigned(assigned, generation_id)
 
     def ack(self, message: Any) -> bool:
         """Faust acks the records fetched in an earlier generation that a stream skips; for a contiguous

@@ -1,8 +1,8 @@
 """A contiguous topic's records reach the agent in offset order, never past a missing one (the Faust rebalance race).
 
-The fetches are scripted (the sequence seen in a SIGKILL run: partition 0 re-read from its committed offset
-1572 after a rebalance, 1572-1725 fetched, then records fetched before the rebalance, 2712 onwards, arrive
-behind them). The seek callback stands in for the consumer's seek back.
+The fetches are scripted after sequences seen in SIGKILL runs (partition 0 re-read from its committed offset
+1572 after a rebalance, 1572-1725 fetched, then records from where the previous generation's prefetch had
+left the position, 2712 onwards, arrive behind them). The seek callback stands in for the consumer's seek.
 """
 
 from __future__ import annotations
@@ -10,8 +10,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from shellwatch.worker.gapless import ContiguousOffsets, Refetch, in_offset_order
+import faust
+from aiokafka import TopicPartition
+from faust.types import ConsumerMessage
+
+from shellwatch.worker.gapless import ContiguousOffsets, GaplessConsumer, GaplessTransport, Refetch, in_offset_order
 
 TOPIC = "app-relevant"
 
@@ -97,9 +102,29 @@ def test_an_unknown_position_takes_the_first_record_as_it_comes() -> None:
     offsets = ContiguousOffsets([TOPIC])
     seeker = Seeker(offsets)
     assert _fetch(offsets, seeker, [(P0, 500), (P0, 501)]) == [(P0, 500), (P0, 501)]
-    offsets.forget([(TOPIC, 0)])  # revoked
+    offsets.seeked(TOPIC, 0, None)  # no committed offset: wherever the consumer starts
     assert _fetch(offsets, seeker, [(P0, 900)]) == [(P0, 900)]
     assert seeker.calls == []
+
+
+def test_nothing_is_handed_on_between_a_rebalance_and_the_seek_to_the_committed_offset() -> None:
+    """Seen in a SIGKILL run: Faust resumes a kept partition, then awaits the committed offsets; meanwhile
+    its fetch loop delivered relevant[2]@1073 from where the previous generation's prefetch had left the
+    position, before 854-1072 were re-read (newer records of a host applied before older ones, which
+    idempotent replay then skips); and relevant[0]@1087 arrived just after the seek to 397."""
+    offsets = ContiguousOffsets([TOPIC])
+    seeker = Seeker(offsets)
+    p2 = TP(TOPIC, 2)
+    offsets.seeked(TOPIC, 2, 1000)
+    assert _fetch(offsets, seeker, [(p2, 1000)]) == [(p2, 1000)]
+    offsets.rebalanced([(TOPIC, 0), (TOPIC, 2)])  # revoked, then assigned again
+    assert _fetch(offsets, seeker, [(p2, 1073), (p2, 1074), (P0, 1087)]) == []
+    assert offsets.held == 3
+    offsets.seeked(TOPIC, 2, 854)
+    offsets.seeked(TOPIC, 0, 397)
+    assert _fetch(offsets, seeker, [(P0, 1088), (p2, 854), (p2, 855)]) == [(p2, 854), (p2, 855)]
+    assert seeker.calls == [Refetch(TOPIC, 0, 397, 1088)]
+    assert _fetch(offsets, seeker, [(P0, 397), (P0, 398)]) == [(P0, 397), (P0, 398)]
 
 
 def test_a_skip_that_retention_explains_is_accepted() -> None:
@@ -133,3 +158,29 @@ def test_only_the_record_next_in_order_is_reported_as_next() -> None:
 
     assert asyncio.run(run()) == [10, 11, 9, 12]
     assert nexts == [10, 11, 12]  # 9 is behind: Faust's fetch loop rightly drops it as read already
+
+
+def _app_consumer(relevant: str) -> Any:
+    app = faust.App("gapless-test", broker="kafka://127.0.0.1:1", env={}, env_prefix="SHELLWATCH_FAUST_")
+    app.transport = GaplessTransport(app.conf.broker_consumer, app, contiguous_topics=[relevant])
+    app.topics.acking_topics.add(relevant)
+    return app.consumer
+
+
+def _message(topic: str, offset: int, generation_id: int) -> ConsumerMessage:
+    return ConsumerMessage(
+        topic, 0, offset, 0.0, 0, [], b"k", b"v", None, 1, 1, TopicPartition(topic, 0), generation_id=generation_id
+    )
+
+
+def test_the_faust_consumer_is_gapless_for_the_relevant_topic_and_ignores_stale_acks() -> None:
+    """Faust acks the records of an earlier generation that a stream skips; for the relevant topic such an ack
+    would count a record this generation has not processed, so the consumer does not record it."""
+    consumer = _app_consumer(TOPIC)
+    assert isinstance(consumer, GaplessConsumer)
+    assert consumer.contiguous.topics == {TOPIC}
+    consumer.app.consumer_generation_id = 7
+    assert not consumer.ack(_message(TOPIC, 2712, generation_id=6))
+    assert consumer.ack(_message(TOPIC, 1572, generation_id=7))
+    assert dict(consumer._acked) == {TopicPartition(TOPIC, 0): [1572]}
+    consumer._thread.thread_loop.close()  # never started: its loop is closed here
