@@ -304,7 +304,12 @@ def run_flood(
     config = stage_config(bootstrap, names, group)
     stats = asyncio.run(
         run_stage_until(
-            config, prefilter, lambda st: st.records >= len(records), settle_s=0.5, timeout_s=120, stop_timeout_s=30
+            config,
+            prefilter,
+            lambda st: st.records >= len(records) and st.buffered == 0,
+            settle_s=0.5,
+            timeout_s=120,
+            stop_timeout_s=30,
         )
     )
     committed, ends = committed_and_end(bootstrap, group, [names["network"], names["process"]], PARTITIONS)

@@ -223,7 +223,7 @@ def test_forwards_dead_letters_markers_and_commits(
     assert len(expected_dead) == 20
 
     config = stage_config(kafka_bootstrap, names, unique_group)
-    stats = asyncio.run(run_stage_until(config, prefilter, lambda st: st.records == len(sent)))
+    stats = asyncio.run(run_stage_until(config, prefilter, lambda st: st.records == len(sent) and st.buffered == 0))
 
     assert stats.records == len(sent)
     assert stats.records == stats.prefiltered + stats.forwarded + stats.dead_lettered + stats.other_category
@@ -260,7 +260,9 @@ def test_unkeyed_and_wrongly_keyed_input_is_repartitioned_by_host_id(
     sent = produce(kafka_bootstrap, records)
 
     config = stage_config(kafka_bootstrap, names, unique_group)
-    stats = asyncio.run(run_stage_until(config, prefilter, lambda st: st.records == len(sent), settle_s=0))
+    stats = asyncio.run(
+        run_stage_until(config, prefilter, lambda st: st.records == len(sent) and st.buffered == 0, settle_s=0)
+    )
     assert stats.forwarded == len(sent)
 
     relevant = [r for r in read_all(kafka_bootstrap, names["relevant"], PARTITIONS) if r.key]

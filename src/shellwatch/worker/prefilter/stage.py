@@ -178,7 +178,9 @@ class _PrefilterStage:
                 stats.batches += 1
                 uncommitted = True
             positions = await self._positions()
+            aligned = stats.aligned
             pending += await self._release(positions)
+            uncommitted = uncommitted or stats.aligned != aligned  # a release moves the offsets to commit on
             pending += await self._markers(positions)
             self._pause_full()
             now = self._clock_s()

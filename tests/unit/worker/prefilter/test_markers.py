@@ -272,3 +272,33 @@ def test_a_backlog_waits_for_a_partner_seen_caught_up_only_before_it_landed_and_
         assert markers(producer) == {b"net/0", b"proc/0"}
 
     asyncio.run(scenario())
+
+
+def test_records_released_after_the_last_batch_are_committed() -> None:
+    """The idle time releases a record in a later turn of the loop than the batch that brought it: its offset
+    is committed then, not only when another batch arrives."""
+
+    async def scenario() -> None:
+        now_ms = wall_clock_ms()
+        consumer = ScriptedConsumer({NETWORK: now_ms, PROCESS: now_ms}, stop=asyncio.Event())
+        consumer.batches = [{PROCESS: [Record("proc", 0, 4, now_ms - 1_000, orjson.dumps(exec_doc(T0)))]}]
+        stop = asyncio.Event()
+
+        class Later(ScriptedConsumer):
+            async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
+                if self.batches:
+                    return self.batches.pop(0)
+                if "commit" in self.log:  # the turn after the batch settled (the exec waiting: offset 4)
+                    self.polled_ms = {NETWORK: now_ms + 600, PROCESS: now_ms + 600}  # network still caught up
+                if "commit" in self.log and self.committed.get(PROCESS) == 5:
+                    stop.set()
+                await asyncio.sleep(0.01)
+                return {}
+
+        later = Later(consumer.polled_ms, batches=consumer.batches)
+        stage = stage_with(later, RecordingProducer())
+        await asyncio.wait_for(stage.run(stop), 5)
+        assert stage._stats.forwarded == 1
+        assert later.committed[PROCESS] == 5
+
+    asyncio.run(scenario())
