@@ -320,4 +320,6 @@ def test_failed_forward_raises_and_commits_nothing(
     committed, _ends = committed_and_end(
         kafka_bootstrap, unique_group, [names["network"], names["process"]], PARTITIONS
     )
-    assert all(offset < 0 for offset in committed.values())  # nothing committed: the record will be re-read
+    # nothing past the record committed (while it waited in the merge for its quiet partner, offset 0 may have
+    # been): it will be re-read
+    assert all(offset <= 0 for offset in committed.values())
