@@ -219,8 +219,21 @@ class GaplessConsumer(faust_aiokafka.Consumer):
         if self.app.consumer_generation_id != generation:  # rebalanced meanwhile: the next seek counts
             return
         read_offset = cast(dict[Any, int | None], self._read_offset)
-        for tp in self.assignment():
-            self.contiguous.seeked(tp.topic, tp.partition, read_offset.get(tp))
+        assigned = self.assignment()
+        # no committed offset (a new group, or nothing committed before a crash): aiokafka's seek_to_committed
+        # does not seek, and reading starts at the log start (auto_offset_reset "earliest"), so the next record
+        # in order is the log start; a record of an earlier generation's fetch further on must not pass as the
+        # first one (the partition's older records, read next, would then be handed on after newer ones)
+        unsought = [tp for tp in assigned if self.contiguous.watches(tp.topic) and read_offset.get(tp) is None]
+        starts: dict[Any, int] = {}
+        if unsought:
+            try:
+                starts = dict(await self.earliest_offsets(*unsought))
+            except Exception as exc:  # no broker answered: the first record handed on sets the order, as before
+                self.log.warning("log start offsets of %s not known (%r); no gap check until a record", unsought, exc)
+        for tp in assigned:
+            offset = read_offset.get(tp)
+            self.contiguous.seeked(tp.topic, tp.partition, starts.get(tp) if offset is None else offset)
 
     async def on_partitions_revoked(self, revoked: set[Any]) -> None:
         self.contiguous.rebalanced((tp.topic, tp.partition) for tp in revoked)
