@@ -133,7 +133,11 @@ def test_workers_run_hardened(model: dict[str, Any]) -> None:
     for name in (*WORKERS, "replay"):
         service = model["services"][name]
         assert service["read_only"] is True
-        assert set(service["tmpfs"]) == {"/tmp", "/var/lib/shellwatch"}
+        mounts = dict(entry.partition(":")[::2] for entry in service["tmpfs"])
+        assert set(mounts) == {"/tmp", "/var/lib/shellwatch"}
+        # the tmpfs hides the image's data dir: it must belong to the image's user again (found by running it)
+        assert set(mounts["/var/lib/shellwatch"].split(",")) >= {"uid=10001", "gid=10001"}
+        assert "mode=1777" in mounts["/tmp"].split(",")
         assert service["cap_drop"] == ["ALL"]
         assert "no-new-privileges:true" in service["security_opt"]
 
