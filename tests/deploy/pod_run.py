@@ -130,7 +130,11 @@ def _probes(container: Mapping[str, Any], ports: Mapping[str, int]) -> tuple[Pro
 
 
 def _volume_args(
-    pod: Mapping[str, Any], container: Mapping[str, Any], config_maps: Mapping[str, Manifest], rules_dir: Path
+    pod: Mapping[str, Any],
+    container: Mapping[str, Any],
+    config_maps: Mapping[str, Manifest],
+    rules_dir: Path,
+    owner: tuple[int, int] | None,
 ) -> tuple[list[str], dict[str, str]]:
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
     args: list[str] = []
@@ -148,9 +152,12 @@ def _volume_args(
             mode = "ro" if mount.get("readOnly") else "rw"
             args += ["--volume", f"{rules_dir}:{path}:{mode}"]
         elif "emptyDir" in volume:
-            # emptyDir: a fresh writable directory (mode 0777, exec allowed) of at most sizeLimit.
+            # emptyDir: a fresh directory (exec allowed) of at most sizeLimit, writable by the pod's user. The
+            # kubelet makes it mode 0777 (group fsGroup); this engine gives a tmpfs over an image directory that
+            # directory's mode with root as owner, whatever mode= says: the user and fsGroup own it instead.
             size = volume["emptyDir"].get("sizeLimit")
-            options = ["rw", "exec", "mode=1777"] + ([f"size={quantity_bytes(size)}"] if size else [])
+            options = ["rw", "exec"] + ([f"uid={owner[0]}", f"gid={owner[1]}"] if owner else [])
+            options += [f"size={quantity_bytes(size)}"] if size else []
             args += ["--tmpfs", f"{path}:{','.join(options)}"]
         else:
             raise PlanError(f"volume {mount['name']}: only configMap and emptyDir are supported, got {volume}")
@@ -210,9 +217,12 @@ def plan(
     if publish_port is not None:
         args += ["--publish", f"127.0.0.1:{publish_port}:{container_port}"]
     args += _env_args(container.get("env", []), secrets or {})
-    volume_args, files = _volume_args(pod, container, config_maps, rules_dir)
+    pod_ctx = pod.get("securityContext", {})
+    security, non_root, user = _security_args(pod_ctx, container.get("securityContext", {}))
+    group = pod_ctx.get("fsGroup", container.get("securityContext", {}).get("runAsGroup", pod_ctx.get("runAsGroup")))
+    owner = (int(user), int(group if group is not None else user)) if user is not None else None
+    volume_args, files = _volume_args(pod, container, config_maps, rules_dir, owner)
     args += volume_args
-    security, non_root, user = _security_args(pod.get("securityContext", {}), container.get("securityContext", {}))
     args += security
     resources = container.get("resources", {})
     if "memory" in resources.get("limits", {}):

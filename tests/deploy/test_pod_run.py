@@ -37,8 +37,8 @@ def test_default_render_becomes_a_hardened_docker_run(render: Render) -> None:
     assert _pairs(args, "--volume") == [f"{RULES}:/etc/shellwatch/rules:ro"]
     tmpfs = dict(t.split(":", 1) for t in _pairs(args, "--tmpfs"))
     assert tmpfs == {
-        "/var/lib/shellwatch": f"rw,exec,mode=1777,size={256 * 1024**2}",
-        "/tmp": f"rw,exec,mode=1777,size={64 * 1024**2}",
+        "/var/lib/shellwatch": f"rw,exec,uid=10001,gid=10001,size={256 * 1024**2}",
+        "/tmp": f"rw,exec,uid=10001,gid=10001,size={64 * 1024**2}",
     }
     env = dict(e.split("=", 1) for e in _pairs(args, "--env"))
     assert env["SHELLWATCH_GROUP_PERIOD_MS"] == "3600000"
