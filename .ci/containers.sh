@@ -232,6 +232,7 @@ found=$("$DOCKER" network ls --quiet --filter "$label")
 [ -z "$left" ] || fail "docker compose down -v left$left"
 [ -z "$("$DOCKER" ps --all --quiet --filter "name=^$POD\$")" ] || fail "the Helm pod's container is left"
 say "nothing of the project is left (containers, volumes, networks)"
+"$DOCKER" image prune --force >/dev/null # the untagged images earlier runs' rebuilds left; caches stay
 
 step "done"
 say "all container checks passed in $(($(date +%s) - started))s"
