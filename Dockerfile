@@ -1,9 +1,16 @@
-# syntax=docker/dockerfile:1
 # shellwatch worker image: `docker build -t shellwatch:0.1.0 .`
 # Stage 1 builds the shellwatch wheel and installs it with its pinned dependencies (binary wheels only, so
 # nothing is compiled) into a virtualenv; stage 2 copies that virtualenv into a clean slim runtime.
+# It builds with the classic builder as well as with BuildKit (no syntax directive, no RUN --mount).
+#
+# BASE_IMAGE: any image with Python 3.11 on PATH as `python` and its venv module (the default, or a
+# Debian bookworm with python3-venv and python-is-python3: what `.ci/containers.sh` builds from Debian's
+# packages). BUILD_BASE_IMAGE: the builder stage's base, by default the same; CI passes the same base plus
+# the host's CA bundle, so pip reaches PyPI through its TLS proxy while the shipped stage never holds it.
+ARG BASE_IMAGE=python:3.11-slim-trixie
+ARG BUILD_BASE_IMAGE=${BASE_IMAGE}
 
-FROM python:3.11-slim-trixie AS builder
+FROM ${BUILD_BASE_IMAGE} AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -14,14 +21,14 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY src ./src
 
 RUN python -m venv /opt/shellwatch \
-    && python -m pip wheel --no-cache-dir --no-deps --wheel-dir /dist . \
+    && /opt/shellwatch/bin/python -m pip wheel --no-cache-dir --no-deps --wheel-dir /dist . \
     && /opt/shellwatch/bin/python -m pip install --no-cache-dir --only-binary=:all: \
         --constraint constraints.txt /dist/shellwatch-*.whl \
     && /opt/shellwatch/bin/python -m pip uninstall --yes pip \
     && /opt/shellwatch/bin/shellwatch check-rules
 
 
-FROM python:3.11-slim-trixie AS runtime
+FROM ${BASE_IMAGE} AS runtime
 
 ARG UID=10001
 ARG GID=10001

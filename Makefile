@@ -1,11 +1,12 @@
 # shellwatch developer entry points. Everything installs itself: a fresh machine needs Python 3.11+,
-# Java 17+ and Maven (for the Kafka jars), nothing else (no container engine, no Kubernetes).
+# Java 17+ and Maven (for the Kafka jars), nothing else (no Kubernetes; `make containers`, run as root on
+# Debian, installs and starts its own container engine).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration kafka-jars deploy-tools bench chaos clean
+.PHONY: demo test lint unit integration containers kafka-jars deploy-tools bench chaos clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -33,6 +34,11 @@ unit: $(STAMP)
 
 integration: kafka-jars
 	$(BIN)/python -m pytest tests/integration
+
+## containers (root): builds the image on a Debian-made base and runs it, the Compose stack to a passing
+## replay --expect and down again, and the Helm chart's container spec; installs and starts dockerd itself
+containers: kafka-jars deploy-tools
+	.ci/containers.sh
 
 ## bench: the benchmark (bench/run.py) on a throw-away local broker or $KAFKA_BOOTSTRAP_SERVERS; results in
 ## bench/results/. Quick run: make bench BENCH_ARGS="--events 200000 --paced-seconds 15"

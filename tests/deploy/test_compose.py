@@ -133,7 +133,11 @@ def test_workers_run_hardened(model: dict[str, Any]) -> None:
     for name in (*WORKERS, "replay"):
         service = model["services"][name]
         assert service["read_only"] is True
-        assert set(service["tmpfs"]) == {"/tmp", "/var/lib/shellwatch"}
+        mounts = dict(entry.partition(":")[::2] for entry in service["tmpfs"])
+        assert set(mounts) == {"/tmp", "/var/lib/shellwatch"}
+        # the tmpfs hides the image's data dir: it must belong to the image's user again (found by running it)
+        assert set(mounts["/var/lib/shellwatch"].split(",")) >= {"uid=10001", "gid=10001"}
+        assert "mode=1777" in mounts["/tmp"].split(",")
         assert service["cap_drop"] == ["ALL"]
         assert "no-new-privileges:true" in service["security_opt"]
 
@@ -158,3 +162,22 @@ def test_replay_plays_the_bundled_scenario_after_the_workers(model: dict[str, An
     assert volume["read_only"] is True
     assert replay["environment"] == model["services"]["worker-1"]["environment"], "same topics as the workers"
     assert replay["restart"] == "no"
+
+
+def test_ci_override_swaps_only_the_broker_image(model: dict[str, Any]) -> None:
+    """.ci/compose.ci.yml (the stack CI runs on a real engine) leaves every service but the broker's image as is."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "DOCKER_"))}
+    env["SHELLWATCH_CI_KAFKA_IMAGE"] = "shellwatch-ci/kafka:test"
+    cmd = [str(venv_tool("docker-compose")), "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE)]
+    cmd += ["-f", str(ROOT / ".ci" / "compose.ci.yml"), "config", "--format", "json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    ci = json.loads(done.stdout)
+    assert set(ci["services"]) == set(model["services"])
+    for name, service in model["services"].items():
+        swapped, users = dict(ci["services"][name]), dict(service)
+        if name in ("kafka", "topics"):
+            assert swapped.pop("image") == "shellwatch-ci/kafka:test"
+            assert swapped.pop("pull_policy") == "never"
+            del users["image"]
+        assert swapped == users, name

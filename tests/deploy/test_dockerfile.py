@@ -31,16 +31,21 @@ class Stage:
 
 
 def _stages(text: str) -> list[Stage]:
+    """The stages, with each FROM's ``${ARG}`` replaced by the default of an ARG declared before the first FROM."""
     logical = re.sub(r"\\\n", " ", text)
     stages: list[Stage] = []
+    global_args: dict[str, str] = {}
     for raw in logical.splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         keyword, _, args = line.partition(" ")
         keyword, args = keyword.upper(), " ".join(args.split())
-        if keyword == "FROM":
-            parts = args.split()
+        if keyword == "ARG" and not stages:
+            name, _, default = args.partition("=")
+            global_args[name] = re.sub(r"\$\{(\w+)\}", lambda m: global_args[m.group(1)], default)
+        elif keyword == "FROM":
+            parts = re.sub(r"\$\{(\w+)\}", lambda m: global_args[m.group(1)], args).split()
             stages.append(Stage(base=parts[0], name=parts[2] if len(parts) == 3 else ""))
         elif stages:
             stages[-1].instructions.append((keyword, args))
@@ -80,6 +85,17 @@ def test_two_stages_on_a_pinned_slim_python(stages: list[Stage]) -> None:
         assert image == "python"
         assert re.fullmatch(r"3\.11(\.\d+)?-slim(-\w+)?", tag), stage.base
     assert stages[0].base == stages[1].base, "the virtualenv is copied between identical interpreters"
+
+
+def test_base_image_is_a_build_argument_for_the_classic_builder() -> None:
+    """CI builds on a base made from Debian's packages with Debian's engine: classic builder, no buildx."""
+    text = DOCKERFILE.read_text()
+    assert not re.match(r"#\s*syntax=", text), "a syntax directive makes BuildKit pull a frontend from Docker Hub"
+    assert not re.search(r"^RUN\s+--mount", text, flags=re.MULTILINE), "RUN --mount needs BuildKit"
+    froms = re.findall(r"^FROM (\S+) AS (\w+)$", text, flags=re.MULTILINE)
+    assert froms == [("${BUILD_BASE_IMAGE}", "builder"), ("${BASE_IMAGE}", "runtime")]
+    assert "ARG BUILD_BASE_IMAGE=${BASE_IMAGE}" in text, "the builder's base defaults to the runtime's"
+    assert "/usr/local/bin/python" not in text, "the interpreter's path depends on the base"
 
 
 def test_builder_installs_the_wheel_from_binary_wheels_only(stages: list[Stage]) -> None:

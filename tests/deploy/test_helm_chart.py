@@ -12,6 +12,7 @@ import yaml
 
 from shellwatch.rules.loader import load_reverse_shell_rule, shipped_rule_path
 from shellwatch.rules.shell_rule import load_shell_rule
+from shellwatch.settings import Settings
 from tests.deploy.conftest import CHART, FULL_VALUES, RELEASE, ROOT, Manifest, Render, by_kind, helm_template
 
 RULE_FILES = ("potential_reverse_shell_via_java.toml", "shell_spawned_by_java.toml", "java_allowlist.toml")
@@ -148,6 +149,18 @@ def test_default_settings(render: Render) -> None:
     assert env["SHELLWATCH_WEB_PORT"] == "6066"
     assert env["SHELLWATCH_DATA_DIR"] == "/var/lib/shellwatch"
     assert all(isinstance(v, str) for v in env.values()), "every setting is a string (no secret refs by default)"
+
+
+@pytest.mark.parametrize("sets", [(), ("shellwatch.groupPeriodMs=86400000", "shellwatch.maxHosts=2000000")])
+def test_rendered_settings_are_accepted_by_the_worker(render: Render, sets: tuple[str, ...]) -> None:
+    """Helm renders large integers as floats (3600000 became "3.6e+06"), which the worker refused at start."""
+    env = _env(_container(by_kind(render(sets=sets), "Deployment")))
+    settings = Settings.from_env(env)
+    values = yaml.safe_load((CHART / "values.yaml").read_text())["shellwatch"]
+    expected = values | {k.removeprefix("shellwatch."): int(v) for k, v in (s.split("=") for s in sets)}
+    assert settings.pipeline.group_period_ms == expected["groupPeriodMs"]
+    assert settings.pipeline.max_hosts == expected["maxHosts"]
+    assert settings.pipeline.allowed_lateness_ms == expected["allowedLatenessMs"]
 
 
 def test_default_probes_service_pdb_volumes(render: Render) -> None:
