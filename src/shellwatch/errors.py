@@ -6,6 +6,7 @@ are not exceptions: they are data (``formats.event_codec.DecodeError``) and beco
     ShellwatchError
     ├── bad input or configuration (also ValueError)
     │   ├── InvalidTimestampError      ecs.timestamps: an @timestamp that is no date
+    │   ├── EqlError                   eql.parse: a query outside the supported EQL subset, with line and column
     │   ├── RuleError                  rules.loader: a rule or list file, naming file and field
     │   ├── AvroDecodeError            formats.avro: Avro bytes that do not decode
     │   ├── CaptureError               formats.capture: a capture line that is not one
@@ -34,6 +35,7 @@ __all__ = [
     "AvroDecodeError",
     "BrokerStartError",
     "CaptureError",
+    "EqlError",
     "ExpectationError",
     "InvalidTimestampError",
     "KafkaAccessError",
@@ -59,6 +61,21 @@ class ShellwatchError(Exception):
 
 class InvalidTimestampError(ShellwatchError, ValueError):
     """A present ``@timestamp`` value that is neither ISO-8601 nor epoch milliseconds."""
+
+
+class EqlError(ShellwatchError, ValueError):
+    """An EQL query that cannot be compiled: a syntax error or a construct outside the supported subset.
+
+    ``construct`` names what was refused (``regex``, ``sample``, ``function concat``, ``syntax`` ...);
+    ``line`` and ``column`` (1-based) point into the query text.
+    """
+
+    def __init__(self, construct: str, message: str, line: int, column: int) -> None:
+        super().__init__(f"line {line}, column {column}: {construct}: {message}")
+        self.construct = construct
+        self.message = message
+        self.line = line
+        self.column = column
 
 
 class RuleError(ShellwatchError, ValueError):
