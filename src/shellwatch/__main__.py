@@ -16,6 +16,7 @@ from shellwatch.kafka.clock import wall_clock_ms
 from shellwatch.rules.loader import RuleError, load_reverse_shell_rule
 from shellwatch.rules.shell_rule import load_shell_rule
 from shellwatch.settings import Settings, SettingsError
+from shellwatch.tools.check_rules import run_check_rules
 from shellwatch.tools.detect import load_expected, report_detected, run_detect
 from shellwatch.tools.expectations import ExpectationError
 from shellwatch.tools.replay.cli import add_record_parser, add_replay_parser, run_record, run_replay
@@ -43,7 +44,14 @@ def _parser() -> argparse.ArgumentParser:
     detect.add_argument("--expectations", action="store_true", help="print expectation lines instead of alerts")
     add_record_parser(commands)
     add_replay_parser(commands)
-    commands.add_parser("check-rules", help="load and validate the rule files, then exit")
+    check = commands.add_parser("check-rules", help="load and validate the rule files, then exit")
+    check.add_argument(
+        "--rules",
+        action="append",
+        type=Path,
+        metavar="PATH",
+        help="EQL rule files (detection-rules TOML) or directories of them: one line per rule; exit 1 on any error",
+    )
     commands.add_parser("demo", help="run broker, worker and the bundled sample end to end; print the alerts")
     worker = commands.add_parser("worker", help="run the Kafka stream worker (settings from SHELLWATCH_* variables)")
     worker.add_argument("--loglevel", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -52,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "check-rules" and args.rules:
+        return run_check_rules(args.rules, sys.stdout)
     try:
         settings = Settings.from_env(os.environ)
         rule = load_reverse_shell_rule(settings.rule_file)

@@ -51,6 +51,9 @@ _ARITY: Final[dict[str, tuple[int, int | None]]] = {
 _UNITS_MS: Final = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _ESCAPES: Final = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
 _UNICODE_ESCAPE: Final = re.compile(r"u\{([0-9A-Fa-f]{2,8})\}")
+_RESERVED: Final = frozenset(
+    "and or not in like regex where sequence sample join until by with any true false null".split()
+)
 _REFUSED_TOKENS: Final = {"SAMPLE": "sample", "JOIN": "join", "UNTIL": "until", "PIPE": "pipe", "BANG": "missing event"}
 
 Node = Tree[Token] | Token
@@ -117,6 +120,8 @@ def _field(tree: Tree[Token]) -> Field:
             optional = True
             continue
         token = cast(Token, child.children[0])
+        if token.type == "NAME" and token.value in _RESERVED:
+            _refuse(token, "syntax", f"{token.value!r} is a keyword (quote a field of that name in backticks)")
         parts.append(token.value[1:-1].replace("``", "`") if token.type == "BQ_NAME" else token.value)
     return Field(".".join(parts), optional)
 
