@@ -8,6 +8,7 @@ are not exceptions: they are data (``formats.event_codec.DecodeError``) and beco
     │   ├── InvalidTimestampError      ecs.timestamps: an @timestamp that is no date
     │   ├── EqlError                   eql.parse: a query outside the supported EQL subset, with line and column
     │   ├── RuleError                  rules.loader: a rule or list file, naming file and field
+    │   │   └── RuleFileError          rules.eql_rule: one EQL rule file (becomes a RuleProblem)
     │   ├── AvroDecodeError            formats.avro: Avro bytes that do not decode
     │   ├── CaptureError               formats.capture: a capture line that is not one
     │   ├── SnapshotError              core.snapshot: sequence state that cannot be restored
@@ -47,6 +48,7 @@ __all__ = [
     "RegistryStartError",
     "ReplayError",
     "RuleError",
+    "RuleFileError",
     "SecurityConfigError",
     "SettingsError",
     "ShellwatchError",
@@ -84,6 +86,16 @@ class RuleError(ShellwatchError, ValueError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+class RuleFileError(RuleError):
+    """One EQL rule file that cannot be loaded; ``construct``, ``line`` and ``column`` when a query construct is."""
+
+    def __init__(
+        self, file: str, message: str, construct: str | None = None, line: int | None = None, column: int | None = None
+    ) -> None:
+        super().__init__([f"{file}: {message}"])
+        self.file, self.message, self.construct, self.line, self.column = file, message, construct, line, column
 
 
 class AvroDecodeError(ShellwatchError, ValueError):

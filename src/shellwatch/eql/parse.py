@@ -52,8 +52,11 @@ _UNITS_MS: Final = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400
 _ESCAPES: Final = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
 _UNICODE_ESCAPE: Final = re.compile(r"u\{([0-9A-Fa-f]{2,8})\}")
 _RESERVED: Final = frozenset(
-    "and or not in like regex where sequence sample join until by with any true false null".split()
-)
+    {
+        "and", "or", "not", "in", "like", "regex", "where", "sequence", "sample",
+        "join", "until", "by", "with", "any", "true", "false", "null",
+    }
+)  # fmt: skip
 _REFUSED_TOKENS: Final = {"SAMPLE": "sample", "JOIN": "join", "UNTIL": "until", "PIPE": "pipe", "BANG": "missing event"}
 
 Node = Tree[Token] | Token

@@ -22,7 +22,7 @@ from typing import Any, NoReturn, cast
 
 from shellwatch.eql.compile import CATEGORY_FIELD, CompiledQuery, compile_query
 from shellwatch.eql.parse import parse_query
-from shellwatch.errors import EqlError
+from shellwatch.errors import EqlError, RuleFileError
 from shellwatch.rules.loader import digest_of
 from shellwatch.rules.model import SEVERITIES, MitreRef, Severity
 
@@ -79,14 +79,8 @@ class LoadedRules:
     skipped: int  # TOML files that are not EQL rules
 
 
-class _InvalidRuleError(Exception):
-    def __init__(self, problem: RuleProblem) -> None:
-        super().__init__(str(problem))
-        self.problem = problem
-
-
 def _fail(file: str, message: str) -> NoReturn:
-    raise _InvalidRuleError(RuleProblem(file, message))
+    raise RuleFileError(file, message)
 
 
 def _text(table: Mapping[str, Any], key: str, file: str, *, required: bool = True) -> str | None:
@@ -144,7 +138,7 @@ def _compiled(query: str, category_field: str, file: str, source: str) -> Compil
         first_line, first_column = _query_origin(source)
         line = first_line + exc.line - 1
         column = exc.column + (first_column - 1 if exc.line == 1 else 0)
-        raise _InvalidRuleError(RuleProblem(file, exc.message, exc.construct, line, column)) from None
+        raise RuleFileError(file, exc.message, exc.construct, line, column) from None
 
 
 def load_eql_rule(path: Path) -> EqlRule | RuleProblem | None:
@@ -160,8 +154,8 @@ def parse_eql_rule(source: str, file: str) -> EqlRule | RuleProblem | None:
     """:func:`load_eql_rule` for text already read (``file`` names it in problems)."""
     try:
         return _parse(source, file)
-    except _InvalidRuleError as exc:
-        return exc.problem
+    except RuleFileError as exc:
+        return RuleProblem(exc.file, exc.message, exc.construct, exc.line, exc.column)
 
 
 def _parse(source: str, file: str) -> EqlRule | None:

@@ -55,7 +55,9 @@ def test_sequence_keys_maxspan_runs() -> None:
     assert query.stages[1].keys == (Field("process.parent.entity_id", optional=True),)
 
 
-@pytest.mark.parametrize(("span", "ms"), [("500ms", 500), ("5s", 5000), ("1m", 60_000), ("1h", 3_600_000), ("2d", 172_800_000)])
+@pytest.mark.parametrize(
+    ("span", "ms"), [("500ms", 500), ("5s", 5000), ("1m", 60_000), ("1h", 3_600_000), ("2d", 172_800_000)]
+)
 def test_maxspan_units(span: str, ms: int) -> None:
     query = parse_query(f"sequence with maxspan={span} [any where true] [any where true]")
     assert isinstance(query, Sequence)
@@ -77,11 +79,11 @@ def test_any_and_quoted_category() -> None:
         ("sequence [any where true] [any where true]\nuntil [any where true]", "until", 2, 1),
         ("sequence [any where true]\n  ![any where true]", "missing event", 2, 3),
         ("process where true | head 5", "pipe head", 1, 20),
-        ("process where concat(a, b) == \"x\"", "function concat", 1, 15),
+        ('process where concat(a, b) == "x"', "function concat", 1, 15),
         ('process where\n  wildcard(a, "x")', "function wildcard", 2, 3),
-        ('process where length~(a) > 1', "function length~", 1, 15),
-        ('process where startsWith(a)', "function startsWith", 1, 15),
-        ('process where startsWith(a, b)', "function startsWith", 1, 29),
+        ("process where length~(a) > 1", "function length~", 1, 15),
+        ("process where startsWith(a)", "function startsWith", 1, 15),
+        ("process where startsWith(a, b)", "function startsWith", 1, 29),
         ('process where cidrmatch(a, "10.0.0.0/33")', "function cidrmatch", 1, 15),
         ("process where a == 'x'", "single-quoted string", 1, 20),
         ("process where a + 1 == 2", "arithmetic", 1, 17),

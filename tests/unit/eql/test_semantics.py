@@ -112,7 +112,7 @@ def test_compiled_sequence_exposes_stages_keys_fields_and_host_locality() -> Non
     compiled = compile_query(
         parse_query(
             "sequence by host.id with maxspan=5s [network where a == 1] by process.entity_id "
-            "[process where b : \"x\"] with runs=2 by process.parent.entity_id"
+            '[process where b : "x"] with runs=2 by process.parent.entity_id'
         )
     )
     assert compiled.sequence_keys == ("host.id",)
