@@ -150,6 +150,8 @@ class SequenceEngine:
             waiting = slots[position - 1] if slots is not None else None
             if waiting is None or slots is None:
                 continue
+            if candidate.timestamp_ms < waiting.events[-1].timestamp_ms:
+                continue  # a late event: only a sequence strictly before it could take it (findBefore)
             slots[position - 1] = None  # consumed (or rejected): trimBefore removed it either way
             if self.maxspan_ms is not None and candidate.timestamp_ms - waiting.start_ms > self.maxspan_ms:
                 self.rejected_by_maxspan += 1

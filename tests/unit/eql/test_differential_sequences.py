@@ -295,7 +295,7 @@ def stream(rule: EqlRule, pools: list[StagePool], rng: random.Random) -> list[di
                     else:
                         flip = rng.random() < 0.08
                         _set(doc, key, [key_value(key, choice[key] ^ flip)])
-                gap = rng.choice([1, 1, step, step, span // 2, span, span + 1, 3])
+                gap = rng.choice([1, 3, max(1, step // 4), step // 2 + 1, step, span, span + 1])
                 attempt.append((gap, doc))
         attempts.append(attempt)
     merged: list[dict[str, Any]] = []
