@@ -6,19 +6,25 @@ import argparse
 import io
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
+from typing import IO
 
 from shellwatch.core.pipeline import Pipeline
+from shellwatch.core.rule_runner import RuleRunner, RunnerConfig
 from shellwatch.kafka.clock import wall_clock_ms
+from shellwatch.rules.eql_rule import load_eql_rules
 from shellwatch.rules.loader import RuleError, load_reverse_shell_rule
 from shellwatch.rules.shell_rule import load_shell_rule
 from shellwatch.settings import Settings, SettingsError
+from shellwatch.tools.check_rules import run_check_rules
 from shellwatch.tools.detect import load_expected, report_detected, run_detect
+from shellwatch.tools.detect_rules import run_detect_rules
 from shellwatch.tools.expectations import ExpectationError
 from shellwatch.tools.replay.cli import add_record_parser, add_replay_parser, run_record, run_replay
+from shellwatch.tools.terminal import printable
 
 # --help prints this as it is, so plain text (the module docstring above is reStructuredText).
 DESCRIPTION = (
@@ -41,9 +47,24 @@ def _parser() -> argparse.ArgumentParser:
     detect.add_argument("--no-group", action="store_true", help="raise every shell alert (no grouping by period)")
     detect.add_argument("--expect", type=Path, help="compare the alerts with these expected ones; exit 1 on a diff")
     detect.add_argument("--expectations", action="store_true", help="print expectation lines instead of alerts")
+    detect.add_argument(
+        "--rules",
+        action="append",
+        type=Path,
+        metavar="PATH",
+        help="run exactly these EQL rule files (detection-rules TOML) or directories of them instead of the "
+        "bundled rules (--no-prefilter and --no-group do not apply)",
+    )
     add_record_parser(commands)
     add_replay_parser(commands)
-    commands.add_parser("check-rules", help="load and validate the rule files, then exit")
+    check = commands.add_parser("check-rules", help="load and validate the rule files, then exit")
+    check.add_argument(
+        "--rules",
+        action="append",
+        type=Path,
+        metavar="PATH",
+        help="EQL rule files (detection-rules TOML) or directories of them: one line per rule; exit 1 on any error",
+    )
     commands.add_parser("demo", help="run broker, worker and the bundled sample end to end; print the alerts")
     worker = commands.add_parser("worker", help="run the Kafka stream worker (settings from SHELLWATCH_* variables)")
     worker.add_argument("--loglevel", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -52,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "check-rules" and args.rules:
+        return run_check_rules(args.rules, sys.stdout)
+    if args.command == "detect" and args.rules:
+        return _detect_rules(args)
     try:
         settings = Settings.from_env(os.environ)
         rule = load_reverse_shell_rule(settings.rule_file)
@@ -91,16 +116,59 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.no_group:
         config = replace(config, grouping_enabled=False)
     pipeline = Pipeline(rule, config, shell_rule)
+
+    def run(lines: Iterable[bytes], sink: IO[bytes], from_file: bool) -> int:
+        batch = FILE_BATCH_LINES if from_file else 1
+        return run_detect(lines, pipeline, sink, sys.stderr, wall_clock_ms, batch_lines=batch)
+
+    return _detect_input(args, run)
+
+
+def _detect_rules(args: argparse.Namespace) -> int:
+    """``detect --rules``: the given EQL rule files only; the bundled rule files are not read."""
+    try:
+        settings = Settings.from_env(os.environ)
+    except SettingsError as exc:
+        print(f"shellwatch: {exc}", file=sys.stderr)
+        return 2
+    loaded = load_eql_rules(args.rules)
+    for problem in loaded.problems:
+        print(f"shellwatch: {printable(str(problem))}", file=sys.stderr)
+    if loaded.problems:
+        return 2
+    if not loaded.rules:
+        print("shellwatch: --rules: no EQL rule files found", file=sys.stderr)
+        return 2
+    lateness = settings.pipeline.allowed_lateness_ms
+    if args.allowed_lateness_ms is not None:
+        if args.allowed_lateness_ms < 0:
+            print("shellwatch: --allowed-lateness-ms must be >= 0", file=sys.stderr)
+            return 2
+        lateness = args.allowed_lateness_ms
+    config = RunnerConfig(
+        allowed_lateness_ms=lateness,
+        mask_secrets=settings.pipeline.mask_secrets and not args.no_mask_secrets,
+    )
+    runner = RuleRunner(loaded.rules, config)
+
+    def run(lines: Iterable[bytes], sink: IO[bytes], from_file: bool) -> int:
+        return run_detect_rules(lines, runner, sink, sys.stderr, wall_clock_ms)
+
+    return _detect_input(args, run)
+
+
+def _detect_input(args: argparse.Namespace, run: Callable[[Iterable[bytes], IO[bytes], bool], int]) -> int:
+    """Run ``detect`` over its input (a file, stdin or the sample), then ``--expect``/``--expectations``."""
     checked = args.expect is not None or args.expectations
     try:
         expected = load_expected(args.expect)
         sink = io.BytesIO() if checked else sys.stdout.buffer
         if args.input == "-":
-            status = run_detect(sys.stdin.buffer, pipeline, sink, sys.stderr, wall_clock_ms)
+            status = run(sys.stdin.buffer, sink, False)
         else:
             path = Path(str(resources.files("shellwatch.samples").joinpath(SAMPLE)))
             with (path if args.input == "sample" else Path(args.input)).open("rb") as handle:
-                status = run_detect(handle, pipeline, sink, sys.stderr, wall_clock_ms, batch_lines=FILE_BATCH_LINES)
+                status = run(handle, sink, True)
     except OSError as exc:
         print(f"shellwatch: cannot read {exc.filename or args.input}: {exc.strerror or exc}", file=sys.stderr)
         return 2

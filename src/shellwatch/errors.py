@@ -6,7 +6,9 @@ are not exceptions: they are data (``formats.event_codec.DecodeError``) and beco
     ShellwatchError
     ├── bad input or configuration (also ValueError)
     │   ├── InvalidTimestampError      ecs.timestamps: an @timestamp that is no date
+    │   ├── EqlError                   eql.parse: a query outside the supported EQL subset, with line and column
     │   ├── RuleError                  rules.loader: a rule or list file, naming file and field
+    │   │   └── RuleFileError          rules.eql_rule: one EQL rule file (becomes a RuleProblem)
     │   ├── AvroDecodeError            formats.avro: Avro bytes that do not decode
     │   ├── CaptureError               formats.capture: a capture line that is not one
     │   ├── SnapshotError              core.snapshot: sequence state that cannot be restored
@@ -34,6 +36,7 @@ __all__ = [
     "AvroDecodeError",
     "BrokerStartError",
     "CaptureError",
+    "EqlError",
     "ExpectationError",
     "InvalidTimestampError",
     "KafkaAccessError",
@@ -45,6 +48,7 @@ __all__ = [
     "RegistryStartError",
     "ReplayError",
     "RuleError",
+    "RuleFileError",
     "SecurityConfigError",
     "SettingsError",
     "ShellwatchError",
@@ -61,12 +65,37 @@ class InvalidTimestampError(ShellwatchError, ValueError):
     """A present ``@timestamp`` value that is neither ISO-8601 nor epoch milliseconds."""
 
 
+class EqlError(ShellwatchError, ValueError):
+    """An EQL query that cannot be compiled: a syntax error or a construct outside the supported subset.
+
+    ``construct`` names what was refused (``regex``, ``sample``, ``function concat``, ``syntax`` ...);
+    ``line`` and ``column`` (1-based) point into the query text.
+    """
+
+    def __init__(self, construct: str, message: str, line: int, column: int) -> None:
+        super().__init__(f"line {line}, column {column}: {construct}: {message}")
+        self.construct = construct
+        self.message = message
+        self.line = line
+        self.column = column
+
+
 class RuleError(ShellwatchError, ValueError):
     """A rule file that cannot be loaded; ``problems`` holds ``file: field: message`` lines."""
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+class RuleFileError(RuleError):
+    """One EQL rule file that cannot be loaded; ``construct``, ``line`` and ``column`` when a query construct is."""
+
+    def __init__(
+        self, file: str, message: str, construct: str | None = None, line: int | None = None, column: int | None = None
+    ) -> None:
+        super().__init__([f"{file}: {message}"])
+        self.file, self.message, self.construct, self.line, self.column = file, message, construct, line, column
 
 
 class AvroDecodeError(ShellwatchError, ValueError):

@@ -22,6 +22,7 @@ from shellwatch.rules.model import RISK_SCORES, RuleMeta, Severity, Threat
 
 __all__ = [
     "alert_id",
+    "alert_id_of",
     "exec_identity",
     "sequence_alert",
     "shell_alert",
@@ -39,7 +40,12 @@ def exec_identity(event: ProcessEvent) -> str:
 
 
 def alert_id(rule_id: str, host_id: str, execution: ProcessEvent) -> str:
-    text = f"{rule_id}|{host_id}|{exec_identity(execution)}"
+    return alert_id_of(rule_id, host_id, exec_identity(execution))
+
+
+def alert_id_of(rule_id: str, host_id: str, identity: str) -> str:
+    """sha256 hex of ``rule.id|host.id|identity``, the identity of the event that completed the detection."""
+    text = f"{rule_id}|{host_id}|{identity}"
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 

@@ -17,13 +17,23 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["IpAddress", "IpRanges", "WildcardSet", "compile_wildcards", "literal_runs", "parse_ip"]
+__all__ = [
+    "IpAddress",
+    "IpRanges",
+    "WildcardSet",
+    "compile_wildcards",
+    "literal_runs",
+    "parse_ip",
+    "pattern_regex",
+]
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def _char_class(ch: str) -> str:
+def _char_class(ch: str, case_insensitive: bool = True) -> str:
+    if not case_insensitive:
+        return re.escape(ch)
     variants = {ch}
     for form in (ch.lower(), ch.upper()):
         if len(form) == 1:
@@ -33,15 +43,21 @@ def _char_class(ch: str) -> str:
     return "[" + "".join(re.escape(v) for v in sorted(variants)) + "]"
 
 
-def _pattern_regex(pattern: str) -> str:
+def pattern_regex(pattern: str, *, case_insensitive: bool = True, wildcards: bool = True) -> str:
+    """A Python regex (for ``fullmatch`` with ``re.DOTALL``) equivalent to one pattern.
+
+    ``wildcards``: ``*`` is any run and ``?`` one character (``like``, ``:``); otherwise every character is
+    literal (``in~``, ``startsWith~``). A backslash is always a literal character, as in Elasticsearch's EQL,
+    where ``"C:\\Windows\\*"`` is a directory followed by anything.
+    """
     parts: list[str] = []
     for ch in pattern:
-        if ch == "*":
+        if wildcards and ch == "*":
             parts.append(".*")
-        elif ch == "?":
+        elif wildcards and ch == "?":
             parts.append(".")
         else:
-            parts.append(_char_class(ch))
+            parts.append(_char_class(ch, case_insensitive))
     return "(?:" + "".join(parts) + ")"
 
 
@@ -70,8 +86,8 @@ class WildcardSet:
 
 
 def compile_wildcards(patterns: Sequence[str]) -> WildcardSet:
-    body = "|".join(_pattern_regex(p) for p in patterns) if patterns else "(?!)"
-    each = tuple(re.compile(_pattern_regex(p), re.DOTALL) for p in patterns)
+    body = "|".join(pattern_regex(p) for p in patterns) if patterns else "(?!)"
+    each = tuple(re.compile(pattern_regex(p), re.DOTALL) for p in patterns)
     return WildcardSet(tuple(patterns), re.compile(body, re.DOTALL), each)
 
 

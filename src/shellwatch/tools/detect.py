@@ -41,7 +41,7 @@ def _write_alerts(out: IO[bytes], alerts: list[dict[str, Any]]) -> None:
         out.flush()
 
 
-def _record_value(raw: bytes, number: int, err: IO[str]) -> bytes:
+def record_value(raw: bytes, number: int, err: IO[str]) -> bytes:
     """The record a line holds: the line itself, or a capture line's value (b"" if it has none or is broken)."""
     try:
         captured = parse_capture_line(raw)
@@ -69,7 +69,7 @@ def run_detect(
     number = 0
     source = iter(lines)
     while chunk := list(islice(source, batch_lines)):
-        raws = [_record_value(line.rstrip(b"\r\n"), number + offset + 1, err) for offset, line in enumerate(chunk)]
+        raws = [record_value(line.rstrip(b"\r\n"), number + offset + 1, err) for offset, line in enumerate(chunk)]
         for index in pipeline.prefilter_batch(raws):
             outcome = pipeline.process(raws[index], clock_ms())
             if outcome.error is not None:

@@ -1,0 +1,224 @@
+"""EQL rules in Elastic's detection-rules layout (TOML), loaded into typed, compiled :class:`EqlRule` objects.
+
+A file holds ``[metadata]`` (not read) and ``[rule]`` with ``rule_id``, ``name``, ``severity``, ``risk_score``,
+``language = "eql"``, ``query`` and ``[[rule.threat]]``; optional ``version`` (detection-rules keeps it in a
+lock file), ``uuid`` (Elastic's id when ``rule_id`` is ours), ``event_category_override`` and
+``timestamp_override``. Other keys of Elastic's layout (``description``, ``index``, ``tags`` ...) are allowed
+and ignored. ``@timestamp`` orders events even under ``timestamp_override`` (a stream has no ingest time).
+
+:func:`load_eql_rules` takes files and directories (searched for ``*.toml``), skips and counts files that are
+not EQL rules, and reports every problem at once: a query error with the file's line and column and the
+refused construct's name, a missing or mistyped key, and two files with one ``rule_id`` (naming both).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn, cast
+
+from shellwatch.eql.compile import CATEGORY_FIELD, CompiledQuery, compile_query
+from shellwatch.eql.parse import parse_query
+from shellwatch.errors import EqlError, RuleFileError
+from shellwatch.rules.loader import digest_of
+from shellwatch.rules.model import SEVERITIES, MitreRef, Severity
+
+__all__ = ["EqlRule", "LoadedRules", "RuleProblem", "ThreatEntry", "load_eql_rule", "load_eql_rules", "parse_eql_rule"]
+
+_QUERY_START = re.compile(r"^[ \t]*query[ \t]*=[ \t]*(\"\"\"|'''|\"|')(\r?\n)?", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class ThreatEntry:
+    """One ``[[rule.threat]]``: a tactic and its techniques, each with its subtechniques."""
+
+    framework: str
+    tactic: MitreRef
+    techniques: tuple[tuple[MitreRef, tuple[MitreRef, ...]], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EqlRule:
+    file: str
+    rule_id: str
+    uuid: str | None
+    name: str
+    version: str | None
+    severity: Severity
+    risk_score: int
+    threat: tuple[ThreatEntry, ...]
+    query: str
+    compiled: CompiledQuery
+    event_category_override: str | None
+    timestamp_override: str | None
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class RuleProblem:
+    """A file that did not load; ``construct`` names a refused EQL construct (``None`` for other problems)."""
+
+    file: str
+    message: str
+    construct: str | None = None
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}:{self.column}"
+        return f"{where}: {self.construct}: {self.message}" if self.construct else f"{where}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedRules:
+    rules: tuple[EqlRule, ...]
+    problems: tuple[RuleProblem, ...]
+    skipped: int  # TOML files that are not EQL rules
+
+
+def _fail(file: str, message: str) -> NoReturn:
+    raise RuleFileError(file, message)
+
+
+def _text(table: Mapping[str, Any], key: str, file: str, *, required: bool = True) -> str | None:
+    value = table.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        wrong = "missing" if value is None else "expected a non-empty string"
+        _fail(file, f"rule.{key}: {wrong}")
+    return value
+
+
+def _ref(raw: Any, where: str, file: str) -> MitreRef:
+    if not isinstance(raw, dict) or not all(isinstance(raw.get(k), str) for k in ("id", "name", "reference")):
+        _fail(file, f"{where}: expected a table with id, name and reference")
+    return MitreRef(raw["id"], raw["name"], raw["reference"])
+
+
+def _threat(raw: Any, file: str) -> tuple[ThreatEntry, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        _fail(file, "rule.threat: expected an array of tables")
+    entries: list[ThreatEntry] = []
+    for index, item in enumerate(raw):
+        where = f"rule.threat[{index}]"
+        if not isinstance(item, dict):
+            _fail(file, f"{where}: expected a table")
+        techniques = []
+        for t_index, technique in enumerate(item.get("technique", [])):
+            subs = technique.get("subtechnique", []) if isinstance(technique, dict) else []
+            subrefs = tuple(_ref(s, f"{where}.technique[{t_index}].subtechnique", file) for s in subs)
+            techniques.append((_ref(technique, f"{where}.technique[{t_index}]", file), subrefs))
+        framework = item.get("framework", "MITRE ATT&CK")
+        tactic = _ref(item.get("tactic"), f"{where}.tactic", file)
+        entries.append(ThreatEntry(str(framework), tactic, tuple(techniques)))
+    return tuple(entries)
+
+
+def _query_origin(source: str) -> tuple[int, int]:
+    """The file line (1-based) and column where the ``query`` string's text begins."""
+    found = _QUERY_START.search(source)
+    if found is None:
+        return 1, 1
+    line = source.count("\n", 0, found.end()) + 1
+    if found.group(2):
+        return line, 1
+    return line, found.end() - (source.rfind("\n", 0, found.end()) + 1) + 1
+
+
+def _compiled(query: str, category_field: str, file: str, source: str) -> CompiledQuery:
+    try:
+        return compile_query(parse_query(query), category_field=category_field)
+    except EqlError as exc:
+        first_line, first_column = _query_origin(source)
+        line = first_line + exc.line - 1
+        column = exc.column + (first_column - 1 if exc.line == 1 else 0)
+        raise RuleFileError(file, exc.message, exc.construct, line, column) from None
+
+
+def load_eql_rule(path: Path) -> EqlRule | RuleProblem | None:
+    """Load one file: the rule, the problem that stops it, or ``None`` when it is not an EQL rule."""
+    try:
+        source = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return RuleProblem(str(path), f"cannot read: {exc}")
+    return parse_eql_rule(source, str(path))
+
+
+def parse_eql_rule(source: str, file: str) -> EqlRule | RuleProblem | None:
+    """:func:`load_eql_rule` for text already read (``file`` names it in problems)."""
+    try:
+        return _parse(source, file)
+    except RuleFileError as exc:
+        return RuleProblem(exc.file, exc.message, exc.construct, exc.line, exc.column)
+
+
+def _parse(source: str, file: str) -> EqlRule | None:
+    try:
+        data = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as exc:
+        _fail(file, f"invalid TOML: {exc}")
+    rule = data.get("rule")
+    if not isinstance(rule, dict) or rule.get("language") != "eql":
+        return None
+    severity = _text(rule, "severity", file)
+    if severity not in SEVERITIES:
+        _fail(file, f"rule.severity: expected one of {', '.join(SEVERITIES)}, got {severity!r}")
+    risk = rule.get("risk_score")
+    if not isinstance(risk, int) or isinstance(risk, bool) or not 0 <= risk <= 100:
+        _fail(file, f"rule.risk_score: expected a whole number within 0..100, got {risk!r}")
+    version = rule.get("version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int | str)):
+        _fail(file, f"rule.version: expected a number or a string, got {version!r}")
+    override = _text(rule, "event_category_override", file, required=False)
+    query = cast(str, _text(rule, "query", file))
+    return EqlRule(
+        file=file,
+        rule_id=cast(str, _text(rule, "rule_id", file)),
+        uuid=_text(rule, "uuid", file, required=False),
+        name=cast(str, _text(rule, "name", file)),
+        version=None if version is None else str(version),
+        severity=severity,
+        risk_score=risk,
+        threat=_threat(rule.get("threat"), file),
+        query=query,
+        compiled=_compiled(query, override or CATEGORY_FIELD, file, source),
+        event_category_override=override,
+        timestamp_override=_text(rule, "timestamp_override", file, required=False),
+        digest=digest_of(data),
+    )
+
+
+def _files(paths: Iterable[Path]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        found.extend(sorted(path.rglob("*.toml")) if path.is_dir() else [path])
+    return found
+
+
+def load_eql_rules(paths: Iterable[Path]) -> LoadedRules:
+    """Every EQL rule under ``paths`` (files, or directories searched for ``*.toml``), with every problem."""
+    rules: list[EqlRule] = []
+    problems: list[RuleProblem] = []
+    skipped = 0
+    first_file: dict[str, str] = {}
+    for path in _files(paths):
+        rule = load_eql_rule(path)
+        if isinstance(rule, RuleProblem):
+            problems.append(rule)
+            continue
+        if rule is None:
+            skipped += 1
+            continue
+        if rule.rule_id in first_file:
+            message = f"rule_id {rule.rule_id!r} is also defined in {first_file[rule.rule_id]}"
+            problems.append(RuleProblem(rule.file, message, "duplicate rule_id"))
+            continue
+        first_file[rule.rule_id] = rule.file
+        rules.append(rule)
+    return LoadedRules(tuple(rules), tuple(problems), skipped)
