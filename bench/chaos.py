@@ -41,7 +41,6 @@ from tests.shared import offline_alerts
 
 RESULTS = Path(__file__).parent / "results"
 PERIOD_MS = 4_000  # a Java connection every ~4 s per host; a shell after half of them
-JAVA_EVENTS_PER_HOST_S = 1.65 / (PERIOD_MS / 1000)  # connections, extra connections (15 %), shells (50 %)
 
 
 @dataclass(frozen=True)
@@ -104,7 +103,8 @@ def _benign(java_docs: list[dict[str, Any]], per_java: int, seed: int) -> list[d
 
 def _feed(args: argparse.Namespace, start_ms: int) -> list[dict[str, Any]]:
     java_events = args.events // (1 + args.benign_per_java)
-    hosts = max(1, round(java_events / (JAVA_EVENTS_PER_HOST_S * args.feed_seconds)))
+    sample = java_hosts(hosts=50, span_ms=args.feed_seconds * 1_000, period_ms=PERIOD_MS, start_ms=start_ms, seed=0)
+    hosts = max(1, round(java_events / (len(sample) / 50)))  # the workload's own events per host, measured
     java = java_hosts(
         hosts=hosts, span_ms=args.feed_seconds * 1_000, period_ms=PERIOD_MS, start_ms=start_ms, seed=args.seed
     )
