@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["FieldSet", "Flat", "field_values", "flatten", "keyword_values", "single_keyword"]
+__all__ = ["FieldSet", "Flat", "as_keyword", "field_values", "flatten", "keyword_values", "single_keyword"]
 
 Flat = dict[str, list[Any]]
 
@@ -64,7 +64,7 @@ def field_values(doc: Mapping[str, Any], path: str, *, flat: bool = False) -> li
     return values
 
 
-def _as_keyword(value: Any) -> str | None:
+def as_keyword(value: Any) -> str | None:
     """A JSON scalar as a ``keyword`` field indexes it (numbers and booleans become text)."""
     if isinstance(value, str):
         return value
@@ -77,7 +77,7 @@ def _as_keyword(value: Any) -> str | None:
 
 def keyword_values(doc: Mapping[str, Any], path: str, *, flat: bool = False) -> tuple[str, ...]:
     """All values at ``path`` as keyword strings; empty when the field is absent, null or ``[]``."""
-    values = (_as_keyword(v) for v in field_values(doc, path, flat=flat))
+    values = (as_keyword(v) for v in field_values(doc, path, flat=flat))
     return tuple(v for v in values if v is not None)
 
 

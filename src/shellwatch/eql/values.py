@@ -27,6 +27,7 @@ import operator
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+from shellwatch.ecs.fields import as_keyword
 from shellwatch.eql.ast import CompareOp, Scalar
 from shellwatch.match.comparisons import IpAddress, parse_ip
 
@@ -83,13 +84,8 @@ def as_number(value: Value | Scalar) -> float | None:
 
 def as_text(value: Value) -> str:
     """A value as a ``keyword`` indexes it (for ``:``, ``like``, ``in~`` and the string functions)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    return str(value)  # an address, in its canonical text
+    keyword = as_keyword(value)
+    return keyword if keyword is not None else str(value)  # an address, in its canonical text
 
 
 def equals_literal(literal: Scalar) -> Callable[[Value], bool]:

@@ -39,12 +39,12 @@ from shellwatch.eql.ast import And, Call, Compare, EventQuery, Expr, Field, InSe
 from shellwatch.eql.compile import CompiledQuery
 from shellwatch.eql.values import is_ip_field
 from shellwatch.rules.eql_rule import EqlRule, load_eql_rules
+from tests.unit.core.test_differential_eql import _eql_case_sensitive
 from tests.unit.eql.test_differential_single_event import (
     VENDORED,
     Printer,
     UnprintableError,
     _document,
-    _eql_case_sensitive,
     _lit,
     _pools,
 )

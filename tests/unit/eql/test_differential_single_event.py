@@ -22,7 +22,6 @@ asserts at least 30 rules take part and prints the counts.
 
 from __future__ import annotations
 
-import contextlib
 import random
 import re
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from shellwatch.eql.ast import And, Call, Compare, EventQuery, Expr, Field, InSe
 from shellwatch.eql.compile import CATEGORY_FIELD
 from shellwatch.eql.values import is_ip_field
 from shellwatch.rules.eql_rule import EqlRule, load_eql_rules
+from tests.unit.core.test_differential_eql import _eql_case_sensitive
 
 VENDORED = Path(__file__).parents[2] / "rules" / "elastic"
 DOCS_PER_STAGE = 300
@@ -273,16 +273,6 @@ def _document(
             raise UnprintableError(path)
         node[leaf] = values
     return doc
-
-
-@contextlib.contextmanager
-def _eql_case_sensitive() -> Iterator[None]:
-    previous = eql.utils.CASE_INSENSITIVE
-    eql.utils.CASE_INSENSITIVE = False
-    try:
-        yield
-    finally:
-        eql.utils.CASE_INSENSITIVE = previous
 
 
 def _stages(rule: EqlRule) -> list[EventQuery]:
