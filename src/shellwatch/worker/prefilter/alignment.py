@@ -36,7 +36,7 @@ from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, TypeVar
 
-__all__ = ["Alignment", "Fetched", "Released"]
+__all__ = ["Alignment", "Fetched", "Released", "Span"]
 
 _READ, _IDLE = "read", "idle"  # how a partner vouches for a head record (see Alignment._vouch)
 
@@ -48,6 +48,14 @@ class Fetched(NamedTuple, Generic[R]):
     offset: int
     timestamp_ms: int  # the Kafka record timestamp; negative (none) sorts first
     item: R | None  # None: the screen dropped it (it only moves the partition's time)
+
+
+class Span(NamedTuple):
+    """The offsets one fetch of a partition covered (in order), and their highest record timestamp."""
+
+    first_offset: int
+    last_offset: int
+    max_timestamp_ms: int
 
 
 class Released(NamedTuple, Generic[P, R]):
@@ -83,17 +91,36 @@ class Alignment(Generic[P, R]):
         went back (its position was reset): what was buffered for it is dropped, to be released once, from the
         re-read copies. ``polled_ms``: when the fetch that brought them was answered, on the clock of
         :meth:`release`'s ``polled_ms`` (default ``now_ms``)."""
-        polled_ms = now_ms if polled_ms is None else polled_ms
-        buffer = self._buffers.setdefault(partition, _Buffer())
         for record in records:
-            if buffer.next_offset is not None and record.offset < buffer.next_offset:
-                buffer.held.clear()
-                buffer.time_ms = -1
-                self.resets += 1
-            buffer.next_offset = record.offset + 1
-            buffer.time_ms = max(buffer.time_ms, record.timestamp_ms)
-            if record.item is not None:
-                buffer.held.append((record.timestamp_ms, record.offset, now_ms, polled_ms, record.item))
+            kept = () if record.item is None else ((record.offset, record.timestamp_ms, record.item),)
+            span = Span(record.offset, record.offset, record.timestamp_ms)
+            self.fetched_span(partition, span, kept, now_ms=now_ms, polled_ms=polled_ms)
+
+    def fetched_span(
+        self,
+        partition: P,
+        span: Span,
+        kept: Iterable[tuple[int, int, R]],
+        *,
+        now_ms: int,
+        polled_ms: int | None = None,
+    ) -> None:
+        """One fetch of ``partition`` at once, as :meth:`fetched` takes its records one by one: the ``span`` of
+        offsets it covered and the (offset, timestamp, item) of the records the screen kept, in order. Nothing
+        is built per dropped record (about 98% of them)."""
+        polled_ms = now_ms if polled_ms is None else polled_ms
+        buffer = self._buffers.get(partition)
+        if buffer is None:
+            buffer = self._buffers[partition] = _Buffer()
+        if buffer.next_offset is not None and span.first_offset < buffer.next_offset:
+            buffer.held.clear()
+            buffer.time_ms = -1
+            self.resets += 1
+        buffer.next_offset = span.last_offset + 1
+        buffer.time_ms = max(buffer.time_ms, span.max_timestamp_ms)
+        held = buffer.held
+        for offset, timestamp_ms, item in kept:
+            held.append((timestamp_ms, offset, now_ms, polled_ms, item))
 
     def release(
         self, lag: Mapping[P, int | None], now_ms: int, polled_ms: Mapping[P, int] | None = None

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ from shellwatch.kafka.dead_letters import dead_letter_headers
 from shellwatch.kafka.group_join import install_single_join_group
 from shellwatch.kafka.headers import REASON_HEADER
 from shellwatch.kafka.security import KafkaSecurity, aiokafka_kwargs
-from shellwatch.worker.prefilter.alignment import Alignment, Fetched
+from shellwatch.worker.prefilter.alignment import Alignment, Span
 from shellwatch.worker.prefilter.routing import (
     MARKER_KINDS,
     SourceKind,
@@ -69,6 +70,7 @@ __all__ = [
 log = logging.getLogger("shellwatch.prefilter")
 
 MAX_REQUEST_BYTES: Final = 8 * 1024 * 1024
+_timestamp = operator.attrgetter("timestamp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,13 +213,14 @@ class _PrefilterStage:
         accepted, stats = self._prefilter.accepted, self._stats
         now_s = self._clock_s()
         for tp, tp_records in batch.items():
-            kept = set(accepted([record.value or b"" for record in tp_records]))
-            self._alignment.fetched(
+            kept = accepted([record.value or b"" for record in tp_records])
+            self._alignment.fetched_span(
                 (tp.topic, tp.partition),
-                [Fetched(r.offset, r.timestamp, r if i in kept else None) for i, r in enumerate(tp_records)],
-                int(now_s * 1000),
+                Span(tp_records[0].offset, tp_records[-1].offset, max(map(_timestamp, tp_records))),
+                [(r.offset, r.timestamp, r) for r in map(tp_records.__getitem__, kept)],
+                now_ms=int(now_s * 1000),
                 # no earlier than the fetch that brought them was answered: a later time only waits longer
-                self._fetched_at(tp),
+                polled_ms=self._fetched_at(tp),
             )
             dropped = len(tp_records) - len(kept)
             stats.records += len(tp_records)

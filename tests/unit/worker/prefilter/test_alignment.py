@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from shellwatch.worker.prefilter.alignment import Alignment, Fetched
+from shellwatch.worker.prefilter.alignment import Alignment, Fetched, Span
 
 NET, PROC = ("net", 0), ("proc", 0)
 
@@ -216,3 +216,37 @@ def test_backlogs_landing_apart_within_the_idle_time_are_merged_by_record_time(s
     assert a.buffered() == 0
     assert len(out) == sum(len(r) for r in records.values())
     assert [ts for ts, _, _ in out] == sorted(ts for ts, _, _ in out)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_fetch_taken_at_once_is_merged_as_its_records_one_by_one(seed: int) -> None:
+    """The stage hands the merge a fetch's span and its kept records only (nothing per dropped record); that
+    must release, commit and reset exactly as the records fed one by one, seeks back included."""
+    rng = random.Random(seed)
+    one, span = Alignment[tuple[str, int], str](max_buffered=10_000), Alignment[tuple[str, int], str](10_000)
+    next_offset = {NET: 0, PROC: 0}
+    released: tuple[list[str], list[str]] = ([], [])
+    for turn in range(60):
+        partition = rng.choice((NET, PROC))
+        if rng.random() < 0.05:  # a seek back (a rebalance or a failed commit)
+            next_offset[partition] = max(0, next_offset[partition] - rng.randint(1, 5))
+        start = next_offset[partition]
+        records = [
+            Fetched(
+                offset, turn * 100 + rng.randint(-50, 50), f"{partition[0]}@{offset}" if rng.random() < 0.3 else None
+            )
+            for offset in range(start, start + rng.randint(1, 8))
+        ]
+        next_offset[partition] = records[-1].offset + 1
+        one.fetched(partition, records, now_ms=turn)
+        kept = [(r.offset, r.timestamp_ms, r.item) for r in records if r.item is not None]
+        edges = Span(records[0].offset, records[-1].offset, max(r.timestamp_ms for r in records))
+        span.fetched_span(partition, edges, kept, now_ms=turn)
+        lag = {NET: rng.choice((0, 0, 3)), PROC: rng.choice((0, 0, 3))}
+        released[0].extend(r.item for r in one.release(lag, now_ms=turn))
+        released[1].extend(r.item for r in span.release(lag, now_ms=turn))
+        for p in (NET, PROC):
+            assert one.commit_offset(p, next_offset[p]) == span.commit_offset(p, next_offset[p])
+    assert released[0] == released[1]
+    assert one.resets == span.resets
+    assert released[0], "the random fetches released nothing: the comparison would be empty"
