@@ -139,6 +139,22 @@ def _inject(kind: str, deployment: Deployment, broker: LocalKafka | None, down_s
     return f"down {down_s:.0f} s"
 
 
+class _Drain:
+    """Whether the workers have read and committed everything (``Deployment.backlog``), printed every 10 s
+    while they catch up, so a stalled worker shows as a backlog that stops shrinking."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self.deployment = deployment
+        self.last_print_s = 0.0
+
+    def check(self) -> bool:
+        backlog = self.deployment.backlog()
+        if time.monotonic() - self.last_print_s >= 10:
+            print(f"[chaos] {wall_clock_ms()}: workers' backlog {backlog} records", flush=True)
+            self.last_print_s = time.monotonic()
+        return backlog == 0
+
+
 def _report(result: Accounting, faults: list[Fault], timed: list[TimedAlert], supervisor: Supervisor) -> None:
     """Print each fault's failover and the accounting; keep them in ``bench/results/chaos-<time>.json``."""
     failovers: list[dict[str, Any]] = []
@@ -207,7 +223,13 @@ def run(bootstrap: str, broker: LocalKafka | None, args: argparse.Namespace, wor
         offline = offline_alerts(sent)
         expected = {str(a["event"]["id"]) for a in offline}
         timed = read_alerts(
-            deployment.bootstrap, deployment.alerts, expected, timeout_s=600, settle_s=10, tick=supervisor.check
+            deployment.bootstrap,
+            deployment.alerts,
+            expected,
+            timeout_s=1_800,
+            settle_s=10,
+            tick=supervisor.check,
+            drained=_Drain(deployment).check,
         )
         result = account(
             f"soak: {len(sent):,} events, {sum(f.kind == 'kill' for f in faults)} kills, "

@@ -135,11 +135,13 @@ def read_alerts(
     settle_s: float,
     quiet_s: float = 12.0,
     tick: Callable[[], None] | None = None,
+    drained: Callable[[], bool] | None = None,
 ) -> list[TimedAlert]:
     """Every alert on ``topic`` until all ``expected`` ids are there (then ``settle_s`` more, for late extras and
     duplicates), or none came for ``quiet_s`` (read once the feed has ended: the workers are done, and a test that
     lost alerts does not wait ``timeout_s`` for them), or ``timeout_s`` passed; ``tick`` is called about once a
-    second meanwhile (supervision)."""
+    second meanwhile (supervision). With ``drained``, quiet counts only once it says the workers have nothing left
+    to read (checked about every 2 s): a worker catching up on a backlog may be quiet for longer than ``quiet_s``."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -153,12 +155,17 @@ def read_alerts(
     missing = set(expected)
     deadline = time.monotonic() + timeout_s
     settle_end: float | None = None
-    next_tick = last_s = time.monotonic()
+    next_tick = next_drain_check = last_s = time.monotonic()
     try:
         while time.monotonic() < (settle_end if settle_end is not None else min(deadline, last_s + quiet_s)):
-            if tick is not None and time.monotonic() >= next_tick:
-                tick()
+            if time.monotonic() >= next_tick:
+                if tick is not None:
+                    tick()
                 next_tick = time.monotonic() + 1.0
+            if drained is not None and time.monotonic() >= next_drain_check:
+                if not drained():
+                    last_s = time.monotonic()  # still reading: quiet does not count yet
+                next_drain_check = time.monotonic() + 2.0
             message = consumer.poll(0.2)
             if message is None or message.error() is not None:
                 continue

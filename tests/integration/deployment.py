@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from shellwatch.kafka.admin import create_topic
@@ -76,6 +76,26 @@ class Deployment:
             return all(len(d.members) == members and str(d.state).endswith("STABLE") for d in described)
 
         wait_for(ready, timeout_s, f"{members} worker(s) to join both consumer groups")
+
+    def backlog(self) -> int | None:
+        """Records not yet committed by the worker's two consumer groups (pre-filter on the inputs, agent on the
+        relevant topic), from the broker's committed offsets and end offsets; None if the broker did not answer."""
+        total = 0
+        for group, topics in (
+            (f"{self.app_id}-prefilter", (self.network, self.process)),
+            (self.app_id, (f"{self.app_id}-relevant",)),
+        ):
+            consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": group, "enable.auto.commit": False})
+            try:
+                partitions = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
+                for tp in consumer.committed(partitions, timeout=10):
+                    low, high = consumer.get_watermark_offsets(tp, timeout=10)
+                    total += high - (tp.offset if tp.offset >= 0 else low)
+            except KafkaException:
+                return None
+            finally:
+                consumer.close()
+        return total
 
     def produce(self, docs: list[dict[str, Any]]) -> None:
         produce_documents(self.bootstrap, docs, network_topic=self.network, process_topic=self.process)

@@ -116,6 +116,9 @@ class CorrelationRuntime:
             matches = self.pipeline.correlator.import_host(host_id, state.sequence)
             if state.sequence.sources:
                 self._applied[host_id] = {name: (offset, ts) for name, offset, ts in state.sequence.sources}
+                # the newest input record applied, so a progress marker right after it gets the margin (see _progress)
+                newest = max(ts for _, _, ts in state.sequence.sources)
+                self._newest_record_ms[host_id] = max(newest, self._newest_record_ms.get(host_id, newest))
         if state.groups is not None and self.pipeline.grouper is not None:
             try:
                 self.pipeline.grouper.import_host(host_id, state.groups)

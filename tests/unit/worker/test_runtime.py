@@ -193,3 +193,23 @@ def test_a_recreated_source_topic_is_not_mistaken_for_a_replay() -> None:
     forwarded(rt, exec_doc(T0 + 11_000), offset=0, broker_ts=9_500)
     (alert,) = sequence_alerts(marker(rt, b"network,process"))
     assert alert["detection"]["explanation"]["gap_ms"] == 1_000
+
+
+def test_a_restored_host_keeps_the_marker_margin_of_its_newest_record() -> None:
+    """After a rebalance the new owner knows each restored host's newest input record from the state (its
+    source positions), so a marker fetched just after that record still waits for the next, as before."""
+    store = DictStore()
+    first = runtime(store)
+    exec_written = 1_000_000
+    forwarded(first, conn_doc(T0), offset=7, broker_ts=exec_written - 5_000)
+    assert forwarded(first, exec_doc(T0 + 1_000), offset=3, broker_ts=exec_written) == []  # held for the network
+    second = runtime(store)
+    second.reload({0}, NOW)
+
+    def network_marker(as_of_ms: int) -> list[dict[str, object]]:
+        headers = {PROGRESS_HEADER: b"network", "shellwatch.as_of": str(as_of_ms).encode()}
+        return second.handle(b"", headers, 0, NOW)
+
+    assert network_marker(exec_written + 150) == []
+    (alert,) = sequence_alerts(network_marker(exec_written + 200))
+    assert alert["detection"]["explanation"]["gap_ms"] == 1_000
