@@ -58,6 +58,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"| (c) shellwatch worker, to the last alert | {_n(c['steady_events_per_s'])} | {_n(c['events_per_s'])} "
         f"| {_n(c['wall_s'])} |",
         "",
+        f"Worker CPU from its first commit to its last alert: {_n(c.get('steady_events_per_cpu_s'))} events per "
+        "CPU-second (all its threads; less sensitive than the wall-clock rates to other load on the machine).",
+        "",
         f"Ratios (first-batch rates): **c/a = {ratios['c/a']}**, c/b = {ratios['c/b']} "
         f"(incl. start-up: c/a = {ratios['c/a incl. start-up']}, c/b = {ratios['c/b incl. start-up']}). "
         f"Worker alerts: {c['alerts']['received_distinct']}/{c['alerts']['expected']} expected "

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import produce_paced
-from bench.observe import AlertCollector, AlertSeen, CommittedOffsets, RssSampler
+from bench.observe import AlertCollector, AlertSeen, CommittedOffsets, RssSampler, cpu_seconds
 from bench.workload import SEQUENCE_RULE, Generator
 from shellwatch.kafka.admin import create_topic
 from shellwatch.local.process import WorkerProcess
@@ -112,6 +112,10 @@ class WorkerBench:
         deadline = started + max(900.0, events / 1000)
         first: tuple[float, int] | None = None
         consumed_at: float | None = None
+        assert worker.process is not None
+        pid = worker.process.pid
+        cpu_first: float | None = None
+        cpu_done: float | None = None
         while True:
             if not worker.running():
                 raise RuntimeError(f"the worker exited early:\n{worker.log_tail()}")
@@ -121,11 +125,14 @@ class WorkerBench:
             now = time.time()
             if first is None and total > 0:
                 first = (now, total)
+                cpu_first = cpu_seconds(pid)
                 sampler.phase = "throughput"
             if consumed_at is None and total >= events:
                 consumed_at = now
             alerts = collector.snapshot()
             arrived = [a for a in alerts if a.alert_id in expected]
+            if {a.alert_id for a in arrived} < expected or consumed_at is None:
+                cpu_done = cpu_seconds(pid)  # the last sample before everything was in
             if consumed_at is not None and {a.alert_id for a in arrived} >= expected:
                 break
             if consumed_at is not None and now - consumed_at > SETTLE_S:  # every event read: no more alerts coming
@@ -141,6 +148,13 @@ class WorkerBench:
             "wall_s": round(finished - started, 2),
             "events_per_s": round(events / (finished - started)),
             "steady_events_per_s": round((events - first[1]) / (finished - first[0])),
+            # CPU the worker used from its first commit to the last poll before it was done (less sensitive to other
+            # load on the machine than the wall-clock rates)
+            "steady_events_per_cpu_s": (
+                round((events - first[1]) / (cpu_done - cpu_first))
+                if cpu_first is not None and cpu_done is not None and cpu_done > cpu_first
+                else None
+            ),
             "alerts": _check(bulk.expected, [a for a in alerts if a.arrival_s <= finished + 1]),
         }
 
