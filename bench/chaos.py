@@ -139,6 +139,12 @@ def _inject(kind: str, deployment: Deployment, broker: LocalKafka | None, down_s
     return f"down {down_s:.0f} s"
 
 
+def _offline_lead_ms(args: argparse.Namespace) -> int:
+    """How far ahead of now the feed's event time starts: the offline detection of the feed (about 2 ms per event
+    on 2 cores, a Java-dense feed building an alert for most Java events) plus the workers' start."""
+    return int(args.events) * 2 + 60_000
+
+
 class _Drain:
     """Whether the workers have read and committed everything (``Deployment.backlog``), printed every 10 s
     while they catch up, so a stalled worker shows as a backlog that stops shrinking."""
@@ -149,7 +155,7 @@ class _Drain:
 
     def check(self) -> bool:
         backlog = self.deployment.backlog()
-        if time.monotonic() - self.last_print_s >= 10:
+        if time.monotonic() - self.last_print_s >= 10 or backlog == 0:
             print(f"[chaos] {wall_clock_ms()}: workers' backlog {backlog} records", flush=True)
             self.last_print_s = time.monotonic()
         return backlog == 0
@@ -197,11 +203,18 @@ def run(bootstrap: str, broker: LocalKafka | None, args: argparse.Namespace, wor
     faults: list[Fault] = []
     feed: PacedProducer | None = None
     try:
+        # event time starts a little after now: offline detection runs first (minutes for 1 M events) and must not
+        # compete with the workers for CPU while they run
+        docs = _feed(args, wall_clock_ms() + _offline_lead_ms(args))
+        print(
+            f"[chaos] {len(docs):,} events over {args.feed_seconds} s of event time; offline detection...", flush=True
+        )
+        offline_started = time.monotonic()
+        offline = offline_alerts(docs)
+        print(f"[chaos] {len(offline):,} alerts expected ({time.monotonic() - offline_started:.0f} s)", flush=True)
         deployment.start_worker()
         deployment.start_worker()
         deployment.wait_ready(2, timeout_s=180)
-        docs = _feed(args, wall_clock_ms())  # event time a little behind the wall clock, as a shipper's would be
-        print(f"[chaos] {len(docs):,} events over {args.feed_seconds} s of event time", flush=True)
         feed = PacedProducer(deployment, docs).start()
         ready_s = 0.0  # a fault waits until the previous one is 10 s behind (a broker restart takes a while)
         for at_s, kind in _schedule(args, rng):
@@ -219,8 +232,9 @@ def run(bootstrap: str, broker: LocalKafka | None, args: argparse.Namespace, wor
             supervisor.check()
             time.sleep(0.5)
         sent = feed.finish(timeout_s=600)
-        print(f"[chaos] {len(sent):,} events produced in {feed.elapsed_s():.0f} s; offline detection...", flush=True)
-        offline = offline_alerts(sent)
+        print(f"[chaos] {len(sent):,} events produced in {feed.elapsed_s():.0f} s", flush=True)
+        if len(sent) != len(docs):
+            raise RuntimeError(f"the feed sent {len(sent):,} of {len(docs):,} events")
         expected = {str(a["event"]["id"]) for a in offline}
         timed = read_alerts(
             deployment.bootstrap,
