@@ -164,7 +164,7 @@ class _Drain:
 def _report(result: Accounting, faults: list[Fault], timed: list[TimedAlert], supervisor: Supervisor) -> None:
     """Print each fault's failover and the accounting; keep them in ``bench/results/chaos-<time>.json``."""
     failovers: list[dict[str, Any]] = []
-    ends = [f.at_ms for f in faults[1:]] + [None]
+    ends: list[int | None] = [f.at_ms for f in faults[1:]] + ([None] if faults else [])
     for fault, end_ms in zip(faults, ends, strict=True):
         flowing = alerts_flowing_after(timed, fault.at_ms, end_ms)
         worst = max(flowing.values()) if len(flowing) == PARTITIONS else None

@@ -24,6 +24,8 @@ import logging
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -128,8 +130,20 @@ def _headers(raw: Iterable[tuple[str, bytes]] | dict[str, bytes] | None) -> list
     return [(str(k), bytes(v) if v is not None else b"") for k, v in items]
 
 
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    future: Any
+    key: bytes
+    value: bytes
+    alert_id: str
+    cause: Any  # the record that raised the alert
+
+
 class _Outputs:
-    """Alert delivery and dead letters, each awaited until the broker has the record."""
+    """Alert delivery and dead letters. A dead letter is awaited until the broker has it; alerts are handed to the
+    producer and acknowledged in :meth:`settle`, which the consumer awaits before it commits any offset: waiting
+    for each alert's acknowledgement before the next record capped the agent at one broker round trip per alert,
+    and a worker behind on Java-heavy traffic (a restart, a burst of attacks) never caught up."""
 
     def __init__(
         self,
@@ -147,19 +161,63 @@ class _Outputs:
         self.stats = stats
         self.record_times = record_times
         self.clock_ms = clock_ms
+        self._in_flight: list[_InFlight] = []  # handed to the producer, acknowledgement not seen by settle() yet
 
-    async def deliver(self, alerts: list[dict[str, Any]]) -> None:
+    async def deliver(self, alerts: list[dict[str, Any]], cause: Any = None) -> None:
+        """Hand the alerts to the producer without waiting for the broker: :meth:`settle` waits for them before
+        any offset is committed (the consumer calls it), so the agent goes on with the next record meanwhile.
+        ``cause``: the record that raised them (dead-lettered if an alert can never be delivered)."""
         for alert in alerts:
             key = str(alert["host"]["id"]).encode()
             value = encode_alert(alert, self.alert_format)
+            alert_id = str(alert["event"]["id"])
 
-            async def send(key: bytes = key, value: bytes = value) -> None:
-                pending = await self.alerts_topic.send(key=key, value=value, force=True)
-                await pending  # delivered before the causing record is acknowledged
+            async def hand_over(key: bytes = key, value: bytes = value) -> Any:
+                return await self.alerts_topic.send(key=key, value=value, force=True)
 
-            await _retrying(send, f"delivering alert {alert['event']['id']}", unreachable=_unreachable)
-            record_ms = self.record_times.pop(alert["event"]["id"])
-            self.stats.delivered(alert, None if record_ms is None else (self.clock_ms() - record_ms) / 1000)
+            future = await _retrying(hand_over, f"delivering alert {alert_id}", unreachable=_unreachable)
+            future.add_done_callback(partial(self._delivered, alert, self.record_times.pop(alert_id)))
+            self._in_flight.append(_InFlight(future, key, value, alert_id, cause))
+
+    def _delivered(self, alert: dict[str, Any], record_ms: int | None, future: Any) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return  # settle() sends it again
+        self.stats.delivered(alert, None if record_ms is None else (self.clock_ms() - record_ms) / 1000)
+
+    async def settle(self) -> None:
+        """Until every alert handed over is acknowledged by the broker; one whose delivery failed is sent again
+        (retried while a broker outage explains the failure). An alert that can never be delivered dead-letters
+        the record that raised it, as a failure of that record would."""
+        while self._in_flight:
+            in_flight, self._in_flight = self._in_flight, []
+            for sent in in_flight:
+                try:
+                    await sent.future
+                    continue
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning(
+                        "alert %s was not delivered (%s: %s); sending it again", sent.alert_id, type(exc).__name__, exc
+                    )
+
+                async def send(sent: _InFlight = sent) -> None:
+                    pending = await self.alerts_topic.send(key=sent.key, value=sent.value, force=True)
+                    await pending
+
+                try:
+                    await _retrying(send, f"delivering alert {sent.alert_id}", unreachable=_unreachable)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.exception("alert %s cannot be delivered", sent.alert_id)
+                    if sent.cause is not None:
+                        await self.dead_letter(sent.cause, type(exc).__name__, f"alert {sent.alert_id}: {exc}")
+
+    @property
+    def in_flight(self) -> int:
+        """Alerts handed over and not acknowledged (as far as :meth:`settle` knows)."""
+        return len(self._in_flight)
 
     async def dead_letter(self, message: Any, reason: str, text: str) -> None:
         self.stats.dead_letters[reason] += 1
@@ -223,11 +281,11 @@ class _RecordHandler:
         marker = False
         try:
             if runtime.needs_reload:
-                await outputs.deliver(runtime.reload(self.assigned_partitions(), clock_ms()))
+                await outputs.deliver(runtime.reload(self.assigned_partitions(), clock_ms()), message)
             headers = dict(_headers(message.headers))
             marker = PROGRESS_HEADER in headers
             alerts = runtime.handle(message.value, headers, message.partition, clock_ms(), _record_ms(headers))
-            await outputs.deliver(alerts)
+            await outputs.deliver(alerts, message)
             runtime.persist()
             if self.state_written is not None:
                 await self.state_written()
@@ -330,6 +388,7 @@ def create_app(
     runtime = CorrelationRuntime(Pipeline(rule, settings.pipeline, shell_rule, resolver), _TableStore(table))
     forwarder_stats, stage = PrefilterStats(), CorrelateStats()
     outputs = _Outputs(alerts_topic, dead_letters, kafka.alert_format, stage, runtime.record_times, clock_ms=clock_ms)
+    app.transport.before_commit = outputs.settle  # the consumer is made later, from the transport
     monitor = install_monitoring(
         app, kafka=kafka, health=settings.health, forwarder=forwarder_stats, correlate=stage, runtime=runtime
     )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
 from shellwatch.core.pipeline import Pipeline, PipelineConfig
 from shellwatch.ecs.timestamps import format_rfc3339_ms
@@ -90,3 +91,93 @@ def test_the_changelog_is_handed_over_in_full_even_when_a_flush_gives_up() -> No
     stopped.state = "stopping"
     asyncio.run(hand_over_changelog(stopped))  # returns: a stopping buffer is not waited for
     assert stopped.calls == 0
+
+
+@dataclass
+class AckingTopic:
+    """An alerts topic whose broker acknowledges only when the test says so; ``fail`` makes the first
+    delivery of a value fail with that error."""
+
+    sent: list[bytes] = field(default_factory=list)
+    futures: list[asyncio.Future[None]] = field(default_factory=list)
+    fail: dict[bytes, Exception] = field(default_factory=dict)
+
+    async def send(self, *, key: bytes | None, value: bytes, force: bool, **_: Any) -> asyncio.Future[None]:
+        self.sent.append(value)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        error = self.fail.pop(value, None)
+        if error is not None:
+            future.set_exception(error)
+        self.futures.append(future)
+        return future
+
+    def acknowledge(self) -> None:
+        for future in self.futures:
+            if not future.done():
+                future.set_result(None)
+
+
+def _alert(n: int) -> dict[str, Any]:
+    return {"host": {"id": "host-a"}, "event": {"id": f"alert-{n}"}, "rule": {"id": "r"}}
+
+
+def test_alerts_are_acknowledged_before_a_commit_not_before_the_next_record() -> None:
+    stats, alerts = CorrelateStats(), AckingTopic()
+    runtime = CorrelationRuntime(Pipeline(RULE, PipelineConfig()), DictStore())
+    outputs = _Outputs(alerts, Topic(), "json", stats, runtime.record_times, clock_ms=lambda: NOW_MS)
+
+    async def scenario() -> None:
+        await outputs.deliver([_alert(1), _alert(2)])  # returns with both unacknowledged
+        assert outputs.in_flight == 2 and not any(f.done() for f in alerts.futures)
+        settling = asyncio.ensure_future(outputs.settle())
+        await asyncio.sleep(0.01)
+        assert not settling.done()  # a commit waits for the broker
+        alerts.acknowledge()
+        await asyncio.wait_for(settling, 1)
+        assert outputs.in_flight == 0
+
+    asyncio.run(scenario())
+    assert len(alerts.sent) == 2
+
+
+def test_an_alert_whose_delivery_failed_is_sent_again_before_the_commit() -> None:
+    stats, alerts, dead = CorrelateStats(), AckingTopic(), Topic()
+    runtime = CorrelationRuntime(Pipeline(RULE, PipelineConfig()), DictStore())
+    outputs = _Outputs(alerts, dead, "json", stats, runtime.record_times, clock_ms=lambda: NOW_MS)
+
+    async def scenario() -> None:
+        await outputs.deliver([_alert(1)])
+        alerts.fail[alerts.sent[0]] = KafkaTimeoutError()
+        await outputs.deliver([_alert(1)])  # the same bytes: its first delivery fails
+        settling = asyncio.ensure_future(outputs.settle())
+        for _ in range(20):
+            alerts.acknowledge()
+            await asyncio.sleep(0.005)
+        await asyncio.wait_for(settling, 1)
+
+    asyncio.run(scenario())
+    assert len(alerts.sent) == 3 and alerts.sent[2] == alerts.sent[0]  # the failed one went out again
+    assert all(f.done() for f in alerts.futures) and dead.sent == []
+
+
+def test_an_alert_that_can_never_be_delivered_dead_letters_its_record() -> None:
+    stats, alerts, dead = CorrelateStats(), AckingTopic(), Topic()
+    runtime = CorrelationRuntime(Pipeline(RULE, PipelineConfig()), DictStore())
+    outputs = _Outputs(alerts, dead, "json", stats, runtime.record_times, clock_ms=lambda: NOW_MS)
+    cause = Message(b'{"raw": 1}', [], 7)
+
+    class TooLarge(AckingTopic):
+        async def send(self, *, key: bytes | None, value: bytes, force: bool, **_: Any) -> asyncio.Future[None]:
+            future = await super().send(key=key, value=value, force=force)
+            if not future.done():
+                future.set_exception(MessageSizeTooLargeError())
+            return future
+
+    outputs.alerts_topic = TooLarge()
+
+    async def scenario() -> None:
+        await outputs.deliver([_alert(1)], cause)
+        await asyncio.wait_for(outputs.settle(), 1)
+
+    asyncio.run(scenario())
+    assert dead.sent == [b'{"raw": 1}'] and stats.dead_letters == {"MessageSizeTooLargeError": 1}
