@@ -49,11 +49,12 @@ Getter = Callable[[Flat], Values]
 Predicate = Callable[[Flat], bool]
 
 
-def _fields_of(expr: Expr) -> set[str]:
+def _fields_of(expr: Expr) -> dict[str, None]:
+    """The fields ``expr`` reads, in the order they first appear (a dict as an ordered set)."""
     if isinstance(expr, Field):
-        return {expr.path}
+        return {expr.path: None}
     if isinstance(expr, Literal):
-        return set()
+        return {}
     children: tuple[Expr, ...]
     if isinstance(expr, Call):
         children = expr.args
@@ -65,7 +66,10 @@ def _fields_of(expr: Expr) -> set[str]:
         children = (expr.operand,)
     else:
         children = expr.operands
-    return set().union(*(_fields_of(c) for c in children))
+    fields: dict[str, None] = {}
+    for child in children:
+        fields.update(_fields_of(child))
+    return fields
 
 
 def _getter(expr: Expr) -> Getter:
@@ -204,13 +208,15 @@ def predicate(expr: Expr) -> Predicate:
 
 @dataclass(frozen=True, slots=True)
 class CompiledStage:
-    """One stage: ``category`` (``None`` for ``any``), its predicate, its join key fields, ``runs``."""
+    """One stage: ``category`` (``None`` for ``any``), its predicate, its join key fields, ``runs``, and the
+    fields its condition reads (``reads``, in query order)."""
 
     category: str | None
     predicate: Predicate
     keys: tuple[str, ...]
     optional_keys: frozenset[str]
     runs: int
+    reads: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +254,8 @@ def _stage(query: EventQuery, keys: tuple[Field, ...], runs: int, category_field
             return category in flat.get(category_field, ()) and condition(flat)
 
     names = tuple(k.path for k in keys)
-    return CompiledStage(category, test, names, frozenset(k.path for k in keys if k.optional), runs)
+    optional = frozenset(k.path for k in keys if k.optional)
+    return CompiledStage(category, test, names, optional, runs, tuple(_fields_of(query.condition)))
 
 
 def _host_local(stages: Sequence[CompiledStage]) -> bool:
@@ -263,7 +270,7 @@ def compile_query(query: Query, *, category_field: str = CATEGORY_FIELD) -> Comp
     """Compile a parsed query; ``category_field`` is the rule's ``event_category_override`` when it has one."""
     if isinstance(query, EventQuery):
         stage = _stage(query, (), 1, category_field)
-        fields = _fields_of(query.condition) | ({category_field} if query.category else set())
+        fields = set(_fields_of(query.condition)) | ({category_field} if query.category else set())
         return CompiledQuery(query, (stage,), (), None, frozenset(fields), FieldSet(fields), True)
     stages = tuple(_stage(s.query, query.keys + s.keys, s.runs, category_field) for s in query.stages)
     fields = set().union(*(_fields_of(s.query.condition) for s in query.stages))
