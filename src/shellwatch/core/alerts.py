@@ -18,7 +18,7 @@ from shellwatch.core.correlate import Match
 from shellwatch.core.redact import mask_document
 from shellwatch.ecs.events import Event, ProcessEvent
 from shellwatch.ecs.timestamps import format_rfc3339_ms
-from shellwatch.rules.model import RISK_SCORES, RuleMeta, Severity, Threat
+from shellwatch.rules.model import RISK_SCORES, MitreRef, RuleMeta, Severity, ThreatEntry
 
 __all__ = [
     "alert_id",
@@ -49,17 +49,21 @@ def alert_id_of(rule_id: str, host_id: str, identity: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _mitre(ref: Any) -> dict[str, str]:
+def _mitre(ref: MitreRef) -> dict[str, str]:
     return {"id": ref.id, "name": ref.name, "reference": ref.reference}
 
 
-def threat_document(threats: Sequence[Threat]) -> list[dict[str, Any]]:
+def threat_document(threat: Sequence[ThreatEntry]) -> list[dict[str, Any]]:
+    """ECS ``threat``: per entry its framework, tactic and techniques (each with its subtechniques, if any)."""
     out: list[dict[str, Any]] = []
-    for threat in threats:
-        technique: dict[str, Any] = _mitre(threat.technique)
-        if threat.subtechnique is not None:
-            technique["subtechnique"] = [_mitre(threat.subtechnique)]
-        out.append({"framework": "MITRE ATT&CK", "tactic": _mitre(threat.tactic), "technique": [technique]})
+    for entry in threat:
+        techniques = []
+        for technique, subtechniques in entry.techniques:
+            doc: dict[str, Any] = _mitre(technique)
+            if subtechniques:
+                doc["subtechnique"] = [_mitre(s) for s in subtechniques]
+            techniques.append(doc)
+        out.append({"framework": entry.framework, "tactic": _mitre(entry.tactic), "technique": techniques})
     return out
 
 

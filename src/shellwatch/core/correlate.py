@@ -21,6 +21,10 @@ most ``max_pending_per_host`` keys and ``max_held_per_host`` held events, and at
 hosts are tracked (least recently seen evicted first, after applying what it held). Every forced
 eviction is counted in :class:`CorrelatorStats`. A host's state is exported to and restored from a
 snapshot (the worker's changelog) through :mod:`shellwatch.core.snapshot`.
+
+Whether an event qualifies is the rule's compiled stage predicate on the event's ``flat`` fields
+(:mod:`shellwatch.core.stages`): events must be decoded under :attr:`Correlator.fields` (``Pipeline.decode``
+does), which the snapshots' events are restored under too.
 """
 
 from __future__ import annotations
@@ -31,8 +35,9 @@ from collections.abc import Iterable
 
 from shellwatch.core.host_sequence import Applied, CorrelatorStats, Held, HostSequence, Match, Pending
 from shellwatch.core.snapshot import CONNECTION, EXEC, HostSnapshot, restore, snapshot_of
-from shellwatch.core.stages import network_stage_clauses, process_stage_clauses
+from shellwatch.core.stages import stage_clauses
 from shellwatch.ecs.events import Event, Kind, NetworkEvent
+from shellwatch.formats.event_codec import decode_fields
 from shellwatch.rules.model import ReverseShellRule
 
 __all__ = ["Correlator", "CorrelatorStats", "Match"]
@@ -58,6 +63,7 @@ class Correlator:
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         self.rule = rule
+        self.fields = decode_fields(rule.compiled.fields)  # what events must be decoded under
         self.allowed_lateness_ms = allowed_lateness_ms
         self.max_hosts = max_hosts
         self.max_pending_per_host = max_pending_per_host
@@ -85,13 +91,13 @@ class Correlator:
         ts = event.timestamp_ms
         if isinstance(event, NetworkEvent):
             host.network_ms = max(host.network_ms, ts)
-            clauses = network_stage_clauses(self.rule.network, event)
+            clauses = stage_clauses(self.rule.network, event)
             key, rank = event.entity_id, CONNECTION
             if clauses is not None:
                 self.stats.qualifying_connections += 1
         else:
             host.process_ms = max(host.process_ms, ts)
-            clauses = process_stage_clauses(self.rule.process, event)
+            clauses = stage_clauses(self.rule.process, event)
             key, rank = event.parent_entity_id, EXEC
             if clauses is not None:
                 self.stats.qualifying_execs += 1
@@ -154,10 +160,10 @@ class Correlator:
         out: list[Match] = []
         self.forget_host(host_id)
         host = self._touch(host_id, out)
-        state = restore(snapshot)
+        state = restore(snapshot, self.fields)
         host.network_ms, host.process_ms, host.released = state.network_ms, state.process_ms, state.released
         for ts, seq, connection in state.pending:
-            clauses = network_stage_clauses(self.rule.network, connection)
+            clauses = stage_clauses(self.rule.network, connection)
             if clauses is not None and connection.entity_id:
                 host.pending[connection.entity_id] = Pending(ts, seq, connection, clauses)
         for ts, rank, seq, event in state.held:
@@ -166,7 +172,7 @@ class Correlator:
                 host.held.append(Held(ts, rank, seq, event, clauses))
         heapq.heapify(host.held)
         for ts, seq, execution, paired in state.recent_execs:
-            clauses = process_stage_clauses(self.rule.process, execution)
+            clauses = stage_clauses(self.rule.process, execution)
             if clauses is not None and execution.parent_entity_id:
                 host.recent_execs.append(Applied(execution.parent_entity_id, ts, seq, execution, clauses, paired))
         self._seq = max(self._seq, state.last_seq)
@@ -196,9 +202,7 @@ class Correlator:
     # -- internals ----------------------------------------------------------------------------
 
     def _clauses(self, event: Event) -> tuple[str, ...] | None:
-        if isinstance(event, NetworkEvent):
-            return network_stage_clauses(self.rule.network, event)
-        return process_stage_clauses(self.rule.process, event)
+        return stage_clauses(self.rule.network if isinstance(event, NetworkEvent) else self.rule.process, event)
 
     def _touch(self, host_id: str, out: list[Match]) -> HostSequence:
         host = self._hosts.get(host_id)

@@ -17,6 +17,7 @@ from shellwatch.eql.parse import parse_query
 from shellwatch.eql.screen import query_screen
 from shellwatch.match.comparisons import screen_needle
 from shellwatch.rules.eql_rule import load_eql_rules
+from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 from tests.unit.builders import encode_with_escapes
 from tests.unit.eql.test_differential_sequences import stage_pools
 
@@ -25,7 +26,7 @@ JAVA = ("/usr/bin/java", "/bin/java", "/usr/lib/jvm/*", "/usr/java/*")
 
 
 def test_the_seed_rule_screens_on_its_java_executables() -> None:
-    (rule,) = load_eql_rules([VENDORED / "execution_shell_via_java_revshell_linux.toml"]).rules  # its query today
+    rule = load_reverse_shell_rule()
     screen = query_screen(rule.compiled.query)
     assert [(s.fields, s.patterns, s.reason) for s in screen.stages] == [
         (("process.executable",), JAVA, None),
@@ -99,12 +100,14 @@ def _spellings(doc: dict[str, Any], rng: random.Random) -> list[bytes]:
 
 
 def _rules() -> list[Any]:
-    return list(load_eql_rules([VENDORED]).rules)
+    rules = list(load_eql_rules([VENDORED]).rules)
+    seed = load_reverse_shell_rule()
+    return [*rules, seed]
 
 
 @pytest.mark.slow
 def test_a_stage_screen_never_rejects_a_document_its_stage_accepts() -> None:
-    """Documents generated to satisfy each stage of the vendored rules, in several JSON
+    """Documents generated to satisfy each stage of the vendored rules and the seed rule, in several JSON
     spellings (\\u escapes, escaped slashes, dotted keys), pass the screen built from that stage's patterns."""
     rng = random.Random(24)
     screened_stages, accepted = 0, 0

@@ -17,7 +17,7 @@ from shellwatch.core.pipeline import Pipeline, PipelineConfig
 from shellwatch.ecs.events import NetworkEvent, ProcessEvent
 from shellwatch.formats import event_codec as codec
 from shellwatch.formats.alert_codec import avro_alert_record, decode_alert, encode_alert
-from shellwatch.rules.loader import load_reverse_shell_rule
+from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 from shellwatch.tools.expectations import expectation_of_alert
 from tests.unit.builders import conn_doc, exec_doc
 

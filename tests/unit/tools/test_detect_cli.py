@@ -75,6 +75,9 @@ def test_alert_contract() -> None:
     assert len(alert["detection"]["ruleset"]) == 64
     assert alert["@timestamp"].endswith("Z") and len(alert["@timestamp"]) == 24
     assert {t["tactic"]["id"] for t in alert["threat"]} == {"TA0002", "TA0011"}
+    clauses = alert["detection"]["explanation"]["clauses"]
+    assert clauses["network"][2] == 'process.executable = "/usr/lib/jvm/java-17-openjdk-amd64/bin/java"'
+    assert clauses["process"][-1] == 'process.name = "bash"'
 
 
 def test_events_are_quoted_as_received() -> None:
