@@ -24,6 +24,7 @@ __all__ = [
     "alert_id",
     "alert_id_of",
     "exec_identity",
+    "rule_document",
     "sequence_alert",
     "shell_alert",
     "threat_document",
@@ -67,6 +68,12 @@ def threat_document(threat: Sequence[ThreatEntry]) -> list[dict[str, Any]]:
     return out
 
 
+def rule_document(meta: RuleMeta) -> dict[str, str]:
+    """ECS ``rule``: ``rule.uuid`` (Elastic's id of a rule we name ourselves) only when the rule has one."""
+    rule = {"id": meta.id, "uuid": meta.uuid} if meta.uuid is not None else {"id": meta.id}
+    return {**rule, "name": meta.name, "version": meta.version, "reference": meta.reference}
+
+
 def _quoted(events: Sequence[Event], mask_secrets: bool) -> list[orjson.Fragment]:
     return [orjson.Fragment(mask_document(e.raw) if mask_secrets else e.raw) for e in events]
 
@@ -102,7 +109,7 @@ def base_alert(
             "severity": RISK_SCORES[severity],
             "risk_score": risk_score,
         },
-        "rule": {"id": meta.id, "name": meta.name, "version": meta.version, "reference": meta.reference},
+        "rule": rule_document(meta),
         "host": host,
         "threat": threat_document(meta.threat),
         "detection": {
