@@ -28,7 +28,7 @@ from confluent_kafka import Producer
 from shellwatch.core.pipeline import Pipeline, PipelineConfig
 from shellwatch.kafka.admin import create_topic
 from shellwatch.local.kafka import LocalKafka, fetch_jars, jars_dir
-from shellwatch.rules.loader import load_reverse_shell_rule
+from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 from shellwatch.samples.ecs_factory import connection, execution
 from shellwatch.worker.prefilter.stage import PrefilterConfig, PrefilterStats, run_prefilter_stage
 

@@ -9,7 +9,7 @@ import orjson
 from confluent_kafka import Consumer, TopicPartition
 
 from shellwatch.core.pipeline import Pipeline, PipelineConfig
-from shellwatch.rules.loader import load_reverse_shell_rule
+from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 from shellwatch.rules.shell_rule import load_shell_rule
 
 RULE = load_reverse_shell_rule()

@@ -16,7 +16,8 @@ from shellwatch.core.pipeline import Pipeline
 from shellwatch.core.rule_runner import RuleRunner, RunnerConfig
 from shellwatch.kafka.clock import wall_clock_ms
 from shellwatch.rules.eql_rule import load_eql_rules
-from shellwatch.rules.loader import RuleError, load_reverse_shell_rule
+from shellwatch.rules.loader import RuleError
+from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 from shellwatch.rules.shell_rule import load_shell_rule
 from shellwatch.settings import Settings, SettingsError
 from shellwatch.tools.check_rules import run_check_rules

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from shellwatch.rules.loader import load_reverse_shell_rule, shipped_rule_path
+from shellwatch.rules.loader import shipped_rule_path
+from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 from shellwatch.rules.shell_rule import load_shell_rule
 from shellwatch.settings import Settings
 from tests.deploy.conftest import CHART, FULL_VALUES, RELEASE, ROOT, Manifest, Render, by_kind, helm_template

@@ -22,7 +22,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource
 from shellwatch.core.pipeline import Pipeline, PipelineConfig
 from shellwatch.kafka.admin import KafkaAccessError, PartitionMismatchError, check_partitions, create_topic
 from shellwatch.kafka.documents import AlertReader, produce_documents
-from shellwatch.rules.loader import load_reverse_shell_rule
+from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 from shellwatch.settings import KafkaSettings, Settings
 from shellwatch.worker.prefilter.stage import PrefilterConfig, run_prefilter_stage
 from shellwatch.worker.prefilter.stats import PrefilterStats

@@ -17,7 +17,7 @@ from shellwatch.core.pipeline import Pipeline, PipelineConfig
 from shellwatch.formats.event_codec import DecodeReason
 from shellwatch.kafka.admin import PartitionMismatchError, create_topic
 from shellwatch.kafka.partitioning import java_partition
-from shellwatch.rules.loader import load_reverse_shell_rule
+from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 from shellwatch.samples.ecs_factory import connection, execution
 from shellwatch.worker.prefilter.stage import PrefilterStats, run_prefilter_stage
 from tests.integration.kafka_helpers import (

@@ -18,12 +18,13 @@ from shellwatch.core.correlate import Match
 from shellwatch.core.redact import mask_document
 from shellwatch.ecs.events import Event, ProcessEvent
 from shellwatch.ecs.timestamps import format_rfc3339_ms
-from shellwatch.rules.model import RISK_SCORES, RuleMeta, Severity, Threat
+from shellwatch.rules.model import RISK_SCORES, MitreRef, RuleMeta, Severity, ThreatEntry
 
 __all__ = [
     "alert_id",
     "alert_id_of",
     "exec_identity",
+    "rule_document",
     "sequence_alert",
     "shell_alert",
     "threat_document",
@@ -49,18 +50,28 @@ def alert_id_of(rule_id: str, host_id: str, identity: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _mitre(ref: Any) -> dict[str, str]:
+def _mitre(ref: MitreRef) -> dict[str, str]:
     return {"id": ref.id, "name": ref.name, "reference": ref.reference}
 
 
-def threat_document(threats: Sequence[Threat]) -> list[dict[str, Any]]:
+def threat_document(threat: Sequence[ThreatEntry]) -> list[dict[str, Any]]:
+    """ECS ``threat``: per entry its framework, tactic and techniques (each with its subtechniques, if any)."""
     out: list[dict[str, Any]] = []
-    for threat in threats:
-        technique: dict[str, Any] = _mitre(threat.technique)
-        if threat.subtechnique is not None:
-            technique["subtechnique"] = [_mitre(threat.subtechnique)]
-        out.append({"framework": "MITRE ATT&CK", "tactic": _mitre(threat.tactic), "technique": [technique]})
+    for entry in threat:
+        techniques = []
+        for technique, subtechniques in entry.techniques:
+            doc: dict[str, Any] = _mitre(technique)
+            if subtechniques:
+                doc["subtechnique"] = [_mitre(s) for s in subtechniques]
+            techniques.append(doc)
+        out.append({"framework": entry.framework, "tactic": _mitre(entry.tactic), "technique": techniques})
     return out
+
+
+def rule_document(meta: RuleMeta) -> dict[str, str]:
+    """ECS ``rule``: ``rule.uuid`` (Elastic's id of a rule we name ourselves) only when the rule has one."""
+    rule = {"id": meta.id, "uuid": meta.uuid} if meta.uuid is not None else {"id": meta.id}
+    return {**rule, "name": meta.name, "version": meta.version, "reference": meta.reference}
 
 
 def _quoted(events: Sequence[Event], mask_secrets: bool) -> list[orjson.Fragment]:
@@ -98,7 +109,7 @@ def base_alert(
             "severity": RISK_SCORES[severity],
             "risk_score": risk_score,
         },
-        "rule": {"id": meta.id, "name": meta.name, "version": meta.version, "reference": meta.reference},
+        "rule": rule_document(meta),
         "host": host,
         "threat": threat_document(meta.threat),
         "detection": {

@@ -1,11 +1,12 @@
 """A byte-level pre-filter derived from the loaded rules: drop records no rule could match.
 
-Every rule clause that a record must satisfy includes a case-insensitive wildcard match on a Java
-executable path (``process.executable`` for connections, ``process.parent.executable`` for execs).
-Each pattern's longest ASCII literal run must therefore appear in the record, ASCII case aside,
-unless JSON escapes hide it (``\\/``, ``\\u006a``): records with such escapes are decoded and checked
-on their decoded text instead. A pattern with no literal run (``*``) disables the filter. The needles
-come from whatever rules and lists are loaded, so operator extensions widen the filter themselves.
+It is built from wildcard patterns, one of which a value of every record some rule could match must match:
+for the sequence rule, the patterns of one conjunct each stage requires (:mod:`shellwatch.eql.screen`); for
+the shell rule, its Java parent names and executables. Each pattern's needle
+(:func:`~shellwatch.match.comparisons.screen_needle`, printable ASCII) must therefore appear in the record,
+ASCII case aside, unless JSON escapes hide it (``\\/``, ``\\u006a``): records with such escapes are decoded
+and checked on their decoded text instead. A pattern without a needle (``*``) disables the filter. The
+needles come from whatever rules and lists are loaded, so operator extensions widen the filter themselves.
 """
 
 from __future__ import annotations
@@ -17,20 +18,12 @@ from dataclasses import dataclass
 
 import orjson
 
-from shellwatch.match.comparisons import literal_runs
+from shellwatch.match.comparisons import screen_needle
 
 __all__ = ["ByteScreen"]
 
 # An escape introducer that is not itself escaped: an odd number of backslashes before u or /.
 _HIDING_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\[u/]")
-_ASCII_RUN = re.compile(r"[\x00-\x7f]+")
-
-
-def _needle(pattern: str) -> bytes | None:
-    runs = [m.group(0) for run in literal_runs(pattern) for m in _ASCII_RUN.finditer(run)]
-    if not runs:
-        return None
-    return max(runs, key=len).lower().encode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +38,10 @@ class ByteScreen:
             return cls(None)
         needles: set[bytes] = set()
         for pattern in patterns:
-            needle = _needle(pattern)
+            needle = screen_needle(pattern)
             if needle is None:
                 return cls(None)
-            needles.add(needle)
+            needles.add(needle.encode("ascii"))
         # A needle containing another needle is redundant.
         minimal = {n for n in needles if not any(o != n and o in n for o in needles)}
         return cls(tuple(sorted(minimal)))

@@ -21,6 +21,11 @@ most ``max_pending_per_host`` keys and ``max_held_per_host`` held events, and at
 hosts are tracked (least recently seen evicted first, after applying what it held). Every forced
 eviction is counted in :class:`CorrelatorStats`. A host's state is exported to and restored from a
 snapshot (the worker's changelog) through :mod:`shellwatch.core.snapshot`.
+
+Whether an event qualifies is the rule's compiled stage predicate on the event's ``flat`` fields
+(:mod:`shellwatch.core.stages`): events must be decoded under :attr:`Correlator.fields` (``Pipeline.decode``
+does), which the snapshots' events are restored under too. A :class:`Match` carries each event's clauses,
+worked out when the sequence completes.
 """
 
 from __future__ import annotations
@@ -28,14 +33,28 @@ from __future__ import annotations
 import heapq
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from shellwatch.core.host_sequence import Applied, CorrelatorStats, Held, HostSequence, Match, Pending
+from shellwatch.core.host_sequence import Applied, CorrelatorStats, Held, HostSequence, Pairing, Pending
 from shellwatch.core.snapshot import CONNECTION, EXEC, HostSnapshot, restore, snapshot_of
-from shellwatch.core.stages import network_stage_clauses, process_stage_clauses
-from shellwatch.ecs.events import Event, Kind, NetworkEvent
+from shellwatch.core.stages import explain, holds
+from shellwatch.ecs.events import Event, Kind, NetworkEvent, ProcessEvent
+from shellwatch.formats.event_codec import decode_fields
 from shellwatch.rules.model import ReverseShellRule
 
 __all__ = ["Correlator", "CorrelatorStats", "Match"]
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A completed sequence: the connection, the exec that completed it, and why each qualified."""
+
+    connection: NetworkEvent
+    execution: ProcessEvent
+    connection_clauses: tuple[str, ...]
+    execution_clauses: tuple[str, ...]
+    gap_ms: int
+    late: bool
 
 
 class Correlator:
@@ -58,6 +77,7 @@ class Correlator:
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         self.rule = rule
+        self.fields = decode_fields(rule.compiled.fields)  # what events must be decoded under
         self.allowed_lateness_ms = allowed_lateness_ms
         self.max_hosts = max_hosts
         self.max_pending_per_host = max_pending_per_host
@@ -85,22 +105,22 @@ class Correlator:
         ts = event.timestamp_ms
         if isinstance(event, NetworkEvent):
             host.network_ms = max(host.network_ms, ts)
-            clauses = network_stage_clauses(self.rule.network, event)
+            qualifies = holds(self.rule.network, event)
             key, rank = event.entity_id, CONNECTION
-            if clauses is not None:
+            if qualifies:
                 self.stats.qualifying_connections += 1
         else:
             host.process_ms = max(host.process_ms, ts)
-            clauses = process_stage_clauses(self.rule.process, event)
+            qualifies = holds(self.rule.process, event)
             key, rank = event.parent_entity_id, EXEC
-            if clauses is not None:
+            if qualifies:
                 self.stats.qualifying_execs += 1
-        if clauses is not None:
+        if qualifies:
             if key is None:
                 self.stats.no_join_key += 1
             else:
                 self._seq += 1
-                self._admit(event.host_id, host, Held(ts, rank, self._seq, event, clauses), out)
+                self._admit(event.host_id, host, Held(ts, rank, self._seq, event), out)
         self._release(event.host_id, host, frozenset(), out)
         return out
 
@@ -154,21 +174,18 @@ class Correlator:
         out: list[Match] = []
         self.forget_host(host_id)
         host = self._touch(host_id, out)
-        state = restore(snapshot)
+        state = restore(snapshot, self.fields)
         host.network_ms, host.process_ms, host.released = state.network_ms, state.process_ms, state.released
         for ts, seq, connection in state.pending:
-            clauses = network_stage_clauses(self.rule.network, connection)
-            if clauses is not None and connection.entity_id:
-                host.pending[connection.entity_id] = Pending(ts, seq, connection, clauses)
+            if holds(self.rule.network, connection) and connection.entity_id:
+                host.pending[connection.entity_id] = Pending(ts, seq, connection)
         for ts, rank, seq, event in state.held:
-            clauses = self._clauses(event)
-            if clauses is not None:
-                host.held.append(Held(ts, rank, seq, event, clauses))
+            if self._holds(event):
+                host.held.append(Held(ts, rank, seq, event))
         heapq.heapify(host.held)
         for ts, seq, execution, paired in state.recent_execs:
-            clauses = process_stage_clauses(self.rule.process, execution)
-            if clauses is not None and execution.parent_entity_id:
-                host.recent_execs.append(Applied(execution.parent_entity_id, ts, seq, execution, clauses, paired))
+            if holds(self.rule.process, execution) and execution.parent_entity_id:
+                host.recent_execs.append(Applied(execution.parent_entity_id, ts, seq, execution, paired))
         self._seq = max(self._seq, state.last_seq)
         if host.held:
             self._holding.add(host_id)
@@ -195,10 +212,8 @@ class Correlator:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _clauses(self, event: Event) -> tuple[str, ...] | None:
-        if isinstance(event, NetworkEvent):
-            return network_stage_clauses(self.rule.network, event)
-        return process_stage_clauses(self.rule.process, event)
+    def _holds(self, event: Event) -> bool:
+        return holds(self.rule.network if isinstance(event, NetworkEvent) else self.rule.process, event)
 
     def _touch(self, host_id: str, out: list[Match]) -> HostSequence:
         host = self._hosts.get(host_id)
@@ -243,9 +258,13 @@ class Correlator:
         self._expire(host)
 
     def _apply(self, host: HostSequence, item: Held, out: list[Match], *, late: bool = False) -> None:
-        host.apply(
-            item, out, self.stats, maxspan_ms=self.rule.maxspan_ms, max_pending=self.max_pending_per_host, late=late
-        )
+        pairings: list[Pairing] = []
+        rule = self.rule
+        max_pending = self.max_pending_per_host
+        host.apply(item, pairings, self.stats, maxspan_ms=rule.maxspan_ms, max_pending=max_pending, late=late)
+        for p in pairings:
+            network, process = explain(rule.network, p.connection), explain(rule.process, p.execution)
+            out.append(Match(p.connection, p.execution, network, process, p.gap_ms, p.late))
 
     def _expire(self, host: HostSequence) -> None:
         host.expire(self.stats, maxspan_ms=self.rule.maxspan_ms, allowed_lateness_ms=self.allowed_lateness_ms)

@@ -15,19 +15,17 @@ from typing import NamedTuple
 from shellwatch.core.snapshot import Position
 from shellwatch.ecs.events import Event, NetworkEvent, ProcessEvent
 
-__all__ = ["Applied", "CorrelatorStats", "Held", "HostSequence", "Match", "Pending"]
+__all__ = ["Applied", "CorrelatorStats", "Held", "HostSequence", "Pairing", "Pending"]
 
 _NEVER = -(2**63)  # below every valid timestamp, and within int64 for snapshots
 
 
 @dataclass(frozen=True, slots=True)
-class Match:
-    """A completed sequence: the connection, the exec that completed it, and why each qualified."""
+class Pairing:
+    """A completed sequence: the connection and the exec that completed it."""
 
     connection: NetworkEvent
     execution: ProcessEvent
-    connection_clauses: tuple[str, ...]
-    execution_clauses: tuple[str, ...]
     gap_ms: int
     late: bool
 
@@ -50,14 +48,13 @@ class CorrelatorStats:
 
 
 class Held(NamedTuple):
-    """A qualifying event waiting in its host's heap, with the clauses it qualified by; heap order is
-    :attr:`position` order (``seq`` is unique, so the event and its clauses are never compared)."""
+    """A qualifying event waiting in its host's heap; heap order is :attr:`position` order (``seq`` is unique, so
+    the events are never compared)."""
 
     timestamp_ms: int
     rank: int
     seq: int
     event: Event
-    clauses: tuple[str, ...]
 
     @property
     def position(self) -> Position:
@@ -71,7 +68,6 @@ class Pending:
     timestamp_ms: int
     seq: int
     event: NetworkEvent
-    clauses: tuple[str, ...]
 
 
 @dataclass(slots=True)
@@ -82,7 +78,6 @@ class Applied:
     timestamp_ms: int
     seq: int
     event: ProcessEvent
-    clauses: tuple[str, ...]
     paired: bool
 
 
@@ -101,7 +96,7 @@ class HostSequence:
     def apply(
         self,
         item: Held,
-        out: list[Match],
+        out: list[Pairing],
         stats: CorrelatorStats,
         *,
         maxspan_ms: int,
@@ -111,17 +106,17 @@ class HostSequence:
         """Apply one qualifying event (in event-time order unless ``late``); completed sequences go to ``out``.
 
         ``max_pending`` bounds both the pending connections and the applied execs remembered."""
-        ts, _, seq, event, clauses = item
+        ts, _, seq, event = item
         position = item.position
         if not late and (self.released is None or position > self.released):
             self.released = position
         if isinstance(event, NetworkEvent):
-            new = Pending(ts, seq, event, clauses)
+            new = Pending(ts, seq, event)
             self._apply_connection(new, out, stats, maxspan_ms=maxspan_ms, max_pending=max_pending, late=late)
             return
         assert isinstance(event, ProcessEvent) and event.parent_entity_id is not None
         key = event.parent_entity_id
-        applied = Applied(key, ts, seq, event, clauses, paired=False)
+        applied = Applied(key, ts, seq, event, paired=False)
         self.recent_execs.append(applied)
         if len(self.recent_execs) > max_pending:
             del self.recent_execs[0]
@@ -135,10 +130,10 @@ class HostSequence:
             return
         applied.paired = True
         stats.matches += 1
-        out.append(Match(pending.event, event, pending.clauses, clauses, gap_ms, late))
+        out.append(Pairing(pending.event, event, gap_ms, late))
 
     def _apply_connection(
-        self, new: Pending, out: list[Match], stats: CorrelatorStats, *, maxspan_ms: int, max_pending: int, late: bool
+        self, new: Pending, out: list[Pairing], stats: CorrelatorStats, *, maxspan_ms: int, max_pending: int, late: bool
     ) -> None:
         assert new.event.entity_id is not None
         key = new.event.entity_id
@@ -156,7 +151,7 @@ class HostSequence:
             stats.evicted_connections += 1
 
     def _pair_late_connection(
-        self, key: str, new: Pending, out: list[Match], stats: CorrelatorStats, maxspan_ms: int
+        self, key: str, new: Pending, out: list[Pairing], stats: CorrelatorStats, maxspan_ms: int
     ) -> bool:
         """Pair a late connection with the first exec of its key already applied after it.
 
@@ -179,7 +174,7 @@ class HostSequence:
             return True
         first.paired = True
         stats.matches += 1
-        out.append(Match(new.event, first.event, new.clauses, first.clauses, gap_ms, late=True))
+        out.append(Pairing(new.event, first.event, gap_ms, late=True))
         return True
 
     def expire(self, stats: CorrelatorStats, *, maxspan_ms: int, allowed_lateness_ms: int) -> None:

@@ -2,6 +2,10 @@
 
 The shells (``shellwatch detect``, the worker) feed raw records and pass the detection time in.
 Outcomes are data: every record is counted as pre-filtered, undecodable (with its reason) or decoded.
+
+The pre-filter's patterns come from the loaded rules: one required conjunct per stage of the sequence rule's
+query (:mod:`shellwatch.eql.screen`) and the shell rule's Java lists. When one of them yields none, the
+pre-filter accepts every record and :attr:`Pipeline.prefilter_off_reason` says why, for the shell to log.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from shellwatch.core.classify import classify
 from shellwatch.core.correlate import Correlator, Match
 from shellwatch.core.grouping import AlertGrouper
 from shellwatch.ecs.events import Event, Kind, ProcessEvent
+from shellwatch.eql.screen import query_screen
 from shellwatch.formats.event_codec import Decoded, DecodeError, SchemaResolver, decode_record
 from shellwatch.rules.loader import digest_of
 from shellwatch.rules.model import ReverseShellRule
@@ -65,6 +70,22 @@ _KNOWN_BAD = "java_shell_execution_known_bad"
 _REMEMBERED_SHELL_ALERTS = 100_000
 
 
+def _prefilter(rule: ReverseShellRule, shell_rule: ShellRule | None, *, enabled: bool) -> tuple[ByteScreen, str | None]:
+    """The pre-filter of the loaded rules, and why it accepts every record when it does though enabled."""
+    if not enabled:
+        return ByteScreen(None), None
+    screen = query_screen(rule.compiled.query)
+    if screen.patterns is None:
+        return ByteScreen(None), f"rule {rule.meta.id}: {screen.reason}"
+    shell_patterns = shell_rule.prefilter_patterns() if shell_rule is not None else ()
+    prefilter = ByteScreen.from_patterns([*screen.patterns, *shell_patterns])
+    if prefilter.needles is None:
+        assert shell_rule is not None  # every pattern of a query screen has a needle
+        reason = "a Java parent name or executable pattern has no text a record must spell"
+        return prefilter, f"rule {shell_rule.meta.id}: {reason}, so the pre-filter accepts every record"
+    return prefilter, None
+
+
 class Pipeline:
     """Both detections over one stream of records: the sequence rule and (when given) the shell rule."""
 
@@ -80,11 +101,7 @@ class Pipeline:
         self.shell_rule = shell_rule
         self.config = config
         self.ruleset = digest_of({"sequence": rule.digest, "shell": shell_rule.digest if shell_rule else None})
-        shell_patterns = shell_rule.prefilter_patterns() if shell_rule is not None else ()
-        self.prefilter = ByteScreen.from_patterns(
-            [*rule.network.executables.patterns, *rule.process.parent_executables.patterns, *shell_patterns],
-            enabled=config.prefilter_enabled,
-        )
+        self.prefilter, self.prefilter_off_reason = _prefilter(rule, shell_rule, enabled=config.prefilter_enabled)
         # id of the shell alert actually emitted for each exec
         self._shell_alert_ids: OrderedDict[_ExecKey, str] = OrderedDict()
         self.correlator = Correlator(
@@ -122,7 +139,7 @@ class Pipeline:
 
     def decode(self, raw: bytes) -> Decoded | DecodeError:
         """One record to events (JSON, Avro single-object, or registry-framed Avro when a registry is set)."""
-        return decode_record(raw, registry=self.schema_resolver)
+        return decode_record(raw, registry=self.schema_resolver, fields=self.correlator.fields)
 
     def observe(self, events: Iterable[Event], detected_ms: int) -> list[dict[str, Any]]:
         """Decoded events in; the alerts they raise or complete out."""

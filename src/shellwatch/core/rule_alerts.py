@@ -15,32 +15,15 @@ from typing import Any
 
 import orjson
 
-from shellwatch.core.alerts import alert_id_of
+from shellwatch.core.alerts import alert_id_of, threat_document
 from shellwatch.core.redact import mask_document
 from shellwatch.core.rule_events import RuleEvent
 from shellwatch.core.sequence_engine import JoinKey, SequenceMatch
 from shellwatch.ecs.timestamps import format_rfc3339_ms
-from shellwatch.rules.eql_rule import EqlRule, ThreatEntry
-from shellwatch.rules.model import RISK_SCORES, MitreRef
+from shellwatch.rules.eql_rule import EqlRule
+from shellwatch.rules.model import RISK_SCORES
 
-__all__ = ["rule_alert", "rule_threat_document"]
-
-
-def _mitre(ref: MitreRef) -> dict[str, str]:
-    return {"id": ref.id, "name": ref.name, "reference": ref.reference}
-
-
-def rule_threat_document(threat: Sequence[ThreatEntry]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for entry in threat:
-        techniques = []
-        for technique, subtechniques in entry.techniques:
-            doc: dict[str, Any] = _mitre(technique)
-            if subtechniques:
-                doc["subtechnique"] = [_mitre(s) for s in subtechniques]
-            techniques.append(doc)
-        out.append({"framework": entry.framework, "tactic": _mitre(entry.tactic), "technique": techniques})
-    return out
+__all__ = ["rule_alert"]
 
 
 def _json_value(value: Any) -> Any:
@@ -102,7 +85,7 @@ def rule_alert(
         },
         "rule": {"id": rule.rule_id, "uuid": rule.uuid, "name": rule.name, "version": rule.version},
         "host": host,
-        "threat": rule_threat_document(rule.threat),
+        "threat": threat_document(rule.threat),
         "detection": {
             "severity": rule.severity,
             "case": None,

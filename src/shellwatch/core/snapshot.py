@@ -4,7 +4,8 @@ The correlator (:mod:`shellwatch.core.correlate`) is the sequence engine; this m
 :func:`snapshot_of` turns a host's entries into a :class:`HostSnapshot`: the events as received (raw
 bytes) plus the ordering data the correlator keeps, which :meth:`HostSnapshot.to_bytes` writes for the
 worker's changelog-backed table. :func:`restore` turns a snapshot back into typed events
-(:class:`RestoredHost`), decoding each again with :mod:`shellwatch.formats.event_codec`; the correlator
+(:class:`RestoredHost`), decoding each again with :mod:`shellwatch.formats.event_codec` (under the fields the
+caller's rule reads); the correlator
 then re-checks them against the loaded rule, so a snapshot taken under an older rule version cannot
 smuggle in an event the current rule rejects.
 """
@@ -18,8 +19,9 @@ from typing import NamedTuple, Protocol, TypeVar
 import orjson
 
 from shellwatch.ecs.events import Event, NetworkEvent, ProcessEvent
+from shellwatch.ecs.fields import FieldSet
 from shellwatch.errors import SnapshotError
-from shellwatch.formats.event_codec import Decoded, decode_json_event
+from shellwatch.formats.event_codec import MODEL_FIELDS, Decoded, decode_fields, decode_json_event
 
 __all__ = [
     "CONNECTION",
@@ -199,27 +201,28 @@ def snapshot_of(
     )
 
 
-def restore(snapshot: HostSnapshot) -> RestoredHost:
-    """The snapshot's events decoded again, ``replayed`` as recorded. An entry whose bytes no longer decode
-    to an event of its kind (a connection when pending or held at the connection rank, else an exec) is
-    left out."""
+def restore(snapshot: HostSnapshot, fields: FieldSet | None = None) -> RestoredHost:
+    """The snapshot's events decoded again (flattened under ``fields``, default the typed events' own),
+    ``replayed`` as recorded. An entry whose bytes no longer decode to an event of its kind (a connection when
+    pending or held at the connection rank, else an exec) is left out."""
+    read = fields or decode_fields(MODEL_FIELDS)
     replayed = snapshot.replayed
     pending = []
     for ts, seq, raw in snapshot.pending:
-        connection = _decoded(raw, NetworkEvent, seq in replayed)
+        connection = _decoded(raw, NetworkEvent, seq in replayed, read)
         if connection is not None:
             pending.append(PendingConnection(ts, seq, connection))
     held = []
     for ts, rank, seq, raw in snapshot.held:
         if rank == CONNECTION:
-            event: Event | None = _decoded(raw, NetworkEvent, seq in replayed)
+            event: Event | None = _decoded(raw, NetworkEvent, seq in replayed, read)
         else:
-            event = _decoded(raw, ProcessEvent, seq in replayed)
+            event = _decoded(raw, ProcessEvent, seq in replayed, read)
         if event is not None:
             held.append(HeldEvent(ts, rank, seq, event))
     recent_execs = []
     for ts, seq, raw, paired in snapshot.recent_execs:
-        execution = _decoded(raw, ProcessEvent, seq in replayed)
+        execution = _decoded(raw, ProcessEvent, seq in replayed, read)
         if execution is not None:
             recent_execs.append(AppliedExec(ts, seq, execution, paired))
     seqs = [seq for _, seq, _ in snapshot.pending] + [seq for _, _, seq, _ in snapshot.held]
@@ -238,8 +241,8 @@ def restore(snapshot: HostSnapshot) -> RestoredHost:
 _E = TypeVar("_E", NetworkEvent, ProcessEvent)
 
 
-def _decoded(raw: bytes, kind: type[_E], replayed: bool) -> _E | None:
-    decoded = decode_json_event(raw)
+def _decoded(raw: bytes, kind: type[_E], replayed: bool, fields: FieldSet) -> _E | None:
+    decoded = decode_json_event(raw, fields=fields)
     if not isinstance(decoded, Decoded):
         return None
     for event in decoded.events:

@@ -1,75 +1,68 @@
-"""The two stage predicates of "Potential Reverse Shell via Java", clause by clause.
+"""The seed rule's stages over typed events: a stage's compiled predicate (:mod:`shellwatch.eql.compile`, the
+rule's query with Elasticsearch's semantics, DESIGN §3) on the event's flattened fields, and what held.
 
-Each returns ``None`` when the event fails the stage, else the clauses that held (for the alert's
-``detection.explanation``). Semantics are Elasticsearch's (DESIGN §3): any element of an array field
-may satisfy ``==``/``in``/``:``; ``not ... in`` holds when no element is listed (and when the field is
-absent); ``destination.ip`` that is absent, ``null``, ``[]`` or not an address is null.
+:func:`holds` applies the predicate. :func:`explain` gives one clause per field the stage's condition reads, in
+query order, naming the field and the value(s) the event had there as received, in JSON (``null`` when none):
+``process.executable = "/usr/lib/jvm/jdk-17/bin/java"``, ``process.parent.args = ["java","-jar","app.jar"]``;
+the correlator asks for them only for the events of a completed sequence (the alert's
+``detection.explanation.clauses``). Bounded: a string beyond :data:`MAX_TEXT` characters and a list beyond
+:data:`MAX_VALUES` values are cut, saying how much was left out. :func:`stage_clauses` is both at once.
 """
 
 from __future__ import annotations
 
-from shellwatch.ecs.events import NetworkEvent, ProcessEvent
-from shellwatch.match.comparisons import parse_ip
-from shellwatch.rules.model import NetworkStage, ProcessStage
+import json
+from collections.abc import Sequence
+from typing import Any, Final
 
-__all__ = ["network_stage_clauses", "process_stage_clauses", "public_destination"]
+import orjson
 
+from shellwatch.ecs.events import Event
+from shellwatch.eql.compile import CompiledStage
 
-def public_destination(stage: NetworkStage, values: tuple[str, ...]) -> str | None:
-    """The clause text when ``destination.ip`` is a public address per the rule's lists, else ``None``.
+__all__ = ["MAX_TEXT", "MAX_VALUES", "explain", "holds", "stage_clauses"]
 
-    Values that are not IP addresses are dropped (Elasticsearch's ``ip`` type cannot index them); with
-    none left the field is null and the connection does not qualify. Any remaining element that is
-    excluded (``==`` / ``cidrmatch`` hold when any element does) disqualifies it.
-    """
-    addresses = [a for a in (parse_ip(v) for v in values) if a is not None]
-    if not addresses:
-        return None
-    for address in addresses:
-        if stage.excluded_ip(address) or stage.excluded_cidrs.containing(address) is not None:
-            return None
-    return f"destination.ip {', '.join(str(a) for a in addresses)} outside the excluded ranges"
+MAX_TEXT: Final = 256
+MAX_VALUES: Final = 16
 
 
-def network_stage_clauses(stage: NetworkStage, event: NetworkEvent) -> tuple[str, ...] | None:
-    if stage.os_type not in event.os_types:
-        return None
-    action = next((a for a in event.actions if a in stage.actions), None)
-    if action is None:
-        return None
-    executable = stage.executables.first_match(event.executables)
-    if executable is None:
-        return None
-    destination = public_destination(stage, event.destination_ips)
-    if destination is None:
-        return None
-    return (
-        f'host.os.type == "{stage.os_type}"',
-        f'event.action in (...) via "{action}"',
-        f'process.executable : "{executable[1]}" via "{executable[0]}"',
-        destination,
-    )
+def holds(stage: CompiledStage, event: Event) -> bool:
+    """Whether ``event`` satisfies ``stage``."""
+    return stage.predicate(event.flat)
 
 
-def process_stage_clauses(stage: ProcessStage, event: ProcessEvent) -> tuple[str, ...] | None:
-    if stage.os_type not in event.os_types or stage.action not in event.actions:
-        return None
-    executable = stage.parent_executables.first_match(event.parent_executables)
-    if executable is None:
-        return None
-    jar = stage.parent_args.first_match(event.parent_args)
-    if jar is None:
-        return None
-    name = next((n for n in event.names if n in stage.names), None)
-    if name is None:
-        return None
-    if any(arg in stage.excluded_parent_args for arg in event.parent_args):
-        return None
-    return (
-        f'host.os.type == "{stage.os_type}"',
-        f'event.action == "{stage.action}"',
-        f'process.parent.executable : "{executable[1]}" via "{executable[0]}"',
-        f'process.parent.args : "{jar[1]}" via "{jar[0]}"',
-        f'process.name in (...) via "{name}"',
-        "not process.parent.args in (excluded launchers)",
-    )
+def explain(stage: CompiledStage, event: Event) -> tuple[str, ...]:
+    """The clauses of ``stage`` for ``event``: each field it reads, with the event's values."""
+    flat = event.flat
+    return tuple([f"{path} = {_values(flat.get(path, ()))}" for path in stage.reads])
+
+
+def stage_clauses(stage: CompiledStage, event: Event) -> tuple[str, ...] | None:
+    """The clauses of ``stage`` for ``event`` when it satisfies the stage, else ``None``."""
+    return explain(stage, event) if holds(stage, event) else None
+
+
+def _json(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # integers beyond 64 bits, lone surrogates
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _value(value: Any) -> str:
+    if type(value) is str and len(value) > MAX_TEXT:
+        return _json(value[:MAX_TEXT])[:-1] + f'...(+{len(value) - MAX_TEXT} characters)"'
+    return _json(value)
+
+
+def _values(values: Sequence[Any]) -> str:
+    if not values:
+        return "null"
+    if len(values) == 1:
+        return _value(values[0])
+    if len(values) <= MAX_VALUES and not any(type(v) is str and len(v) > MAX_TEXT for v in values):
+        return _json(values)
+    shown = [_value(v) for v in values[:MAX_VALUES]]
+    if len(values) > MAX_VALUES:
+        shown.append(f"...(+{len(values) - MAX_VALUES} values)")
+    return "[" + ",".join(shown) + "]"

@@ -3,13 +3,18 @@
 Every multi-valued ECS field is a tuple of keyword strings (empty when absent, ``null`` or ``[]``): the
 rules' ``==``, ``in`` and ``:`` hold when any element does. Identities used as join keys are single
 values or ``None``. ``raw`` keeps the received bytes so alerts can quote them unchanged. ``replayed`` is
-set by the worker for records ``shellwatch replay`` produced, so the alerts they raise say so.
+set by the worker for records ``shellwatch replay`` produced, so the alerts they raise say so. ``flat`` is the
+document as the decode flattened it (:func:`shellwatch.ecs.fields.flatten`: leaf values under dotted paths, as
+received), limited to the paths it read: the typed fields' and those of the rule it decoded for, whose
+compiled predicates read it (:func:`shellwatch.formats.event_codec.decode_fields`).
 """
 
 from __future__ import annotations
 
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Literal
+
+from shellwatch.ecs.fields import Flat
 
 __all__ = ["Event", "Kind", "NetworkEvent", "ProcessEvent"]
 
@@ -30,6 +35,7 @@ class _EcsEvent:
     entity_id: str | None
     _: KW_ONLY
     replayed: bool = False  # the record came from ``shellwatch replay`` (its header), not from live telemetry
+    flat: Flat = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ def flatten(doc: Mapping[str, Any], fields: FieldSet | None = None) -> Flat:
                 stack.extend((path, item) for item in reversed(node))
             continue
         if isinstance(node, dict):
-            if fields is None:
+            if fields is None or path in fields.prefixes:  # an object is no value, but may hold wanted paths
                 stack.extend((f"{path}.{key}", node[key]) for key in reversed(list(node)))
         elif isinstance(node, list):
             stack.extend((path, item) for item in reversed(node))

@@ -10,10 +10,8 @@ and whether the join is host-local.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address
 from typing import Any, Final
 
 from shellwatch.ecs.fields import FieldSet, Flat, flatten
@@ -34,8 +32,19 @@ from shellwatch.eql.ast import (
 from shellwatch.eql.ast import (
     Sequence as SequenceQuery,
 )
-from shellwatch.eql.values import Value, as_text, equals_literal, ip_values, is_ip_field, ordered, values_equal
-from shellwatch.match.comparisons import IpAddress, IpRanges, parse_ip, pattern_regex
+from shellwatch.eql.functions import Getter, Predicate, call_test, call_values
+from shellwatch.eql.values import (
+    Value,
+    as_text,
+    equals_literal,
+    ip_field_values,
+    is_ip_field,
+    is_plain_text,
+    ordered,
+    text_test,
+    values_equal,
+)
+from shellwatch.match.comparisons import parse_ip, pattern_regex
 
 __all__ = ["CATEGORY_FIELD", "CompiledQuery", "CompiledStage", "Predicate", "compile_query"]
 
@@ -44,16 +53,13 @@ CATEGORY_FIELD: Final = "event.category"
 # same position in every stage never pairs events of two hosts (Elastic Defend's entity ids are unique).
 HOST_FIELDS: Final = frozenset({"host.id", "agent.id"})
 
-Values = Sequence[Value]
-Getter = Callable[[Flat], Values]
-Predicate = Callable[[Flat], bool]
 
-
-def _fields_of(expr: Expr) -> set[str]:
+def _fields_of(expr: Expr) -> dict[str, None]:
+    """The fields ``expr`` reads, in the order they first appear (a dict as an ordered set)."""
     if isinstance(expr, Field):
-        return {expr.path}
+        return {expr.path: None}
     if isinstance(expr, Literal):
-        return set()
+        return {}
     children: tuple[Expr, ...]
     if isinstance(expr, Call):
         children = expr.args
@@ -65,62 +71,30 @@ def _fields_of(expr: Expr) -> set[str]:
         children = (expr.operand,)
     else:
         children = expr.operands
-    return set().union(*(_fields_of(c) for c in children))
+    fields: dict[str, None] = {}
+    for child in children:
+        fields.update(_fields_of(child))
+    return fields
 
 
 def _getter(expr: Expr) -> Getter:
     if isinstance(expr, Field):
         path = expr.path
         if is_ip_field(path):
-            return lambda flat: ip_values(flat.get(path, ()))
+            return ip_field_values(path)
         return lambda flat: flat.get(path, ())
     if isinstance(expr, Literal):
         constant: tuple[Value, ...] = () if expr.value is None else (expr.value,)
         return lambda flat: constant
     if isinstance(expr, Call):
-        return _call(expr)
+        return call_values(expr, _getter(expr.args[0]))
     test = predicate(expr)
     return lambda flat: (test(flat),)
 
 
-def _text_test(regex: str) -> Callable[[Values], bool]:
-    compiled = re.compile(regex, re.DOTALL)
-    full = compiled.fullmatch
-    return lambda values: any(full(v if isinstance(v, str) else as_text(v)) is not None for v in values)
-
-
-def _bool_result(test: Callable[[Values], bool], source: Getter) -> Getter:
-    def result(flat: Flat) -> tuple[bool, ...]:
-        values = source(flat)
-        return (test(values),) if values else ()
-
-    return result
-
-
-def _address(value: Value) -> IpAddress | None:
-    if isinstance(value, str):
-        return parse_ip(value)
-    return value if isinstance(value, IPv4Address | IPv6Address) else None
-
-
-def _call(call: Call) -> Getter:
-    source = _getter(call.args[0])
-    if call.name == "length":
-        return lambda flat: tuple(len(v) for v in source(flat) if isinstance(v, str))
-    texts = [str(arg.value) for arg in call.args[1:] if isinstance(arg, Literal)]
-    if call.name == "cidrmatch":
-        ranges = IpRanges.parse(texts)  # checked by the parser
-
-        def in_ranges(flat: Flat) -> tuple[bool, ...]:
-            addresses = [a for a in map(_address, source(flat)) if a is not None]
-            if not addresses:
-                return ()  # no address at all is null: Elasticsearch never indexed a non-address
-            return (any(ranges.containing(a) is not None for a in addresses),)
-
-        return in_ranges
-    body = pattern_regex(texts[0], case_insensitive=call.insensitive, wildcards=False)
-    regex = {"startswith": body + ".*", "endswith": ".*" + body, "stringcontains": ".*" + body + ".*"}[call.name]
-    return _bool_result(_text_test(regex), source)
+def _plain_field(expr: Expr) -> str | None:
+    """The path of a field whose values are compared as read (not an ip field), else ``None``."""
+    return expr.path if isinstance(expr, Field) and not is_ip_field(expr.path) else None
 
 
 def _compare(expr: Compare) -> Predicate:
@@ -136,7 +110,20 @@ def _compare(expr: Compare) -> Predicate:
                 return lambda flat: False
             present = op == "!="
             return lambda flat: bool(values(flat)) is present
+        if op in ("==", "!=") and isinstance(left, Field) and is_ip_field(left.path) and isinstance(literal, str):
+            address, addresses = parse_ip(literal), ip_field_values(left.path)  # an ip field's values are addresses
+            if address is None:
+                return lambda flat: op == "!="
+            if op == "==":
+                return lambda flat: address in addresses(flat)
+            return lambda flat: address not in addresses(flat)
         if op in ("==", "!="):
+            path = _plain_field(left)
+            if path is not None and isinstance(literal, str) and is_plain_text(literal):
+                text = literal  # only that very string equals it: list membership
+                if op == "==":
+                    return lambda flat: text in flat.get(path, ())
+                return lambda flat: text not in flat.get(path, ())
             equal = equals_literal(literal)
             if op == "==":
                 return lambda flat: any(equal(v) for v in values(flat))
@@ -158,9 +145,12 @@ def _in(expr: InSet) -> Predicate:
         if not texts:
             return lambda flat: False
         regex = "|".join(pattern_regex(t, wildcards=False) for t in texts)
-        test = _text_test(regex)
+        test = text_test(regex)
         return lambda flat: test(values(flat))
     strings = frozenset(v for v in items if isinstance(v, str))
+    path = _plain_field(expr.value)
+    if path is not None and all(isinstance(v, str) and is_plain_text(v) for v in items):
+        return lambda flat: not strings.isdisjoint(flat.get(path, ()))  # only those very strings are members
     tests = [equals_literal(v) for v in items]
 
     def member(flat: Flat) -> bool:
@@ -177,7 +167,7 @@ def _in(expr: InSet) -> Predicate:
 def _wildcard(expr: Wildcard) -> Predicate:
     values = _getter(expr.value)
     regex = "|".join(pattern_regex(p, case_insensitive=expr.insensitive) for p in expr.patterns)
-    test = _text_test(regex)
+    test = text_test(regex)
     return lambda flat: test(values(flat))
 
 
@@ -185,10 +175,24 @@ def predicate(expr: Expr) -> Predicate:
     """Compile a condition; a bare value holds when any of its values is ``true``."""
     if isinstance(expr, And):
         parts = [predicate(e) for e in expr.operands]
-        return lambda flat: all(p(flat) for p in parts)
+
+        def all_of(flat: Flat) -> bool:
+            for part in parts:  # noqa: SIM110 - a loop makes no generator per call: half the cost of all()
+                if not part(flat):
+                    return False
+            return True
+
+        return all_of
     if isinstance(expr, Or):
         parts = [predicate(e) for e in expr.operands]
-        return lambda flat: any(p(flat) for p in parts)
+
+        def any_of(flat: Flat) -> bool:
+            for part in parts:  # noqa: SIM110 - as all_of
+                if part(flat):
+                    return True
+            return False
+
+        return any_of
     if isinstance(expr, Not):
         inner = predicate(expr.operand)
         return lambda flat: not inner(flat)
@@ -198,19 +202,23 @@ def predicate(expr: Expr) -> Predicate:
         return _in(expr)
     if isinstance(expr, Wildcard):
         return _wildcard(expr)
+    if isinstance(expr, Call) and expr.name != "length":
+        return call_test(expr, _getter(expr.args[0]))
     values = _getter(expr)
     return lambda flat: any(v is True for v in values(flat))
 
 
 @dataclass(frozen=True, slots=True)
 class CompiledStage:
-    """One stage: ``category`` (``None`` for ``any``), its predicate, its join key fields, ``runs``."""
+    """One stage: ``category`` (``None`` for ``any``), its predicate, its join key fields, ``runs``, and the
+    fields its condition reads (``reads``, in query order)."""
 
     category: str | None
     predicate: Predicate
     keys: tuple[str, ...]
     optional_keys: frozenset[str]
     runs: int
+    reads: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +256,8 @@ def _stage(query: EventQuery, keys: tuple[Field, ...], runs: int, category_field
             return category in flat.get(category_field, ()) and condition(flat)
 
     names = tuple(k.path for k in keys)
-    return CompiledStage(category, test, names, frozenset(k.path for k in keys if k.optional), runs)
+    optional = frozenset(k.path for k in keys if k.optional)
+    return CompiledStage(category, test, names, optional, runs, tuple(_fields_of(query.condition)))
 
 
 def _host_local(stages: Sequence[CompiledStage]) -> bool:
@@ -263,7 +272,7 @@ def compile_query(query: Query, *, category_field: str = CATEGORY_FIELD) -> Comp
     """Compile a parsed query; ``category_field`` is the rule's ``event_category_override`` when it has one."""
     if isinstance(query, EventQuery):
         stage = _stage(query, (), 1, category_field)
-        fields = _fields_of(query.condition) | ({category_field} if query.category else set())
+        fields = set(_fields_of(query.condition)) | ({category_field} if query.category else set())
         return CompiledQuery(query, (stage,), (), None, frozenset(fields), FieldSet(fields), True)
     stages = tuple(_stage(s.query, query.keys + s.keys, s.runs, category_field) for s in query.stages)
     fields = set().union(*(_fields_of(s.query.condition) for s in query.stages))

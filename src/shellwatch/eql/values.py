@@ -21,24 +21,32 @@ Types, without a mapping to consult:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import operator
+import re
 from collections.abc import Callable, Sequence
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any, Final
 
-from shellwatch.ecs.fields import as_keyword
+from shellwatch.ecs.fields import Flat, as_keyword
 from shellwatch.eql.ast import CompareOp, Scalar
 from shellwatch.match.comparisons import IpAddress, parse_ip
 
 __all__ = [
     "ORDER",
+    "IpFieldValues",
     "Value",
+    "as_address",
     "as_number",
     "as_text",
     "equals_literal",
+    "ip_field_values",
     "is_ip_field",
+    "is_plain_text",
     "ordered",
+    "text_test",
     "values_equal",
 ]
 
@@ -116,6 +124,12 @@ def equals_literal(literal: Scalar) -> Callable[[Value], bool]:
     return equals_string
 
 
+def is_plain_text(literal: str) -> bool:
+    """Whether only the very string ``literal`` equals it among the values of a field that is not an ip field:
+    it reads as no number, boolean or address (then ``field == literal`` is plain membership)."""
+    return as_number(literal) is None and literal not in ("true", "false") and parse_ip(literal) is None
+
+
 def values_equal(a: Value, b: Value) -> bool:
     """``==`` between two document values (a field compared with a field or a function's result)."""
     if isinstance(a, str) and isinstance(b, str):
@@ -141,3 +155,49 @@ def ordered(op: CompareOp, a: Value, b: Value) -> bool:
     if isinstance(a, _ADDRESS) and isinstance(b, _ADDRESS) and a.version == b.version:
         return bool(compare(a, b))
     return False
+
+
+class IpFieldValues:
+    """An ip field's addresses, parsed once per document however many comparisons read them: a one-document
+    cache keyed by the flattened document's identity (kept as one tuple, so a reader never pairs a document
+    with another's addresses)."""
+
+    __slots__ = ("_last", "path")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._last: tuple[Flat | None, tuple[IpAddress, ...]] = (None, ())
+
+    def __call__(self, flat: Flat) -> tuple[IpAddress, ...]:
+        last = self._last
+        if last[0] is flat:
+            return last[1]
+        addresses = ip_values(flat.get(self.path, ()))
+        self._last = (flat, addresses)
+        return addresses
+
+
+@functools.cache
+def ip_field_values(path: str) -> IpFieldValues:
+    """The one :class:`IpFieldValues` of ``path``: every comparison of the field shares its cache."""
+    return IpFieldValues(path)
+
+
+def text_test(regex: str) -> Callable[[Sequence[Value]], bool]:
+    """Whether any value, as a keyword (:func:`as_text`), fully matches ``regex`` (``re.DOTALL``)."""
+    full = re.compile(regex, re.DOTALL).fullmatch
+
+    def matches(values: Sequence[Value]) -> bool:
+        for v in values:  # noqa: SIM110 - no generator per call
+            if full(v if type(v) is str else as_text(v)) is not None:
+                return True
+        return False
+
+    return matches
+
+
+def as_address(value: Value) -> IpAddress | None:
+    """A value as an address: an address, or a string that parses as one (else ``None``)."""
+    if isinstance(value, str):
+        return parse_ip(value)
+    return value if isinstance(value, IPv4Address | IPv6Address) else None

@@ -22,13 +22,14 @@ __all__ = ["AlertFormat", "avro_alert_record", "decode_alert", "encode_alert"]
 
 def avro_alert_record(alert: dict[str, Any]) -> dict[str, Any]:
     """The alert as a record of ``schemas/alert.avsc`` (``@timestamp`` -> ``timestamp``; quoted events
-    and the explanation as JSON text)."""
+    and the explanation as JSON text; ``rule.uuid`` null when the alert has none)."""
     detection = dict(alert["detection"])
     detection["events"] = [bytes(orjson.dumps(e)).decode() for e in detection["events"]]
     detection["explanation"] = orjson.dumps(detection["explanation"]).decode()
     record = {key: value for key, value in alert.items() if key != "@timestamp"}
     record["timestamp"] = alert["@timestamp"]
     record["detection"] = detection
+    record["rule"] = {"uuid": None, **alert["rule"]}
     return record
 
 

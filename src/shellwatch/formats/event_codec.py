@@ -4,6 +4,9 @@
 ``event.category`` holds both ``network`` and ``process`` is both) or a :class:`DecodeError`; it
 never raises. A document that lacks a field is not an error: that field is simply empty. A present
 ``@timestamp`` that cannot be parsed is an error (the event could never be placed in time).
+
+The document is flattened once, under the typed events' paths and those ``fields`` adds (a rule's, from
+:func:`decode_fields`); each event keeps that flattening as its ``flat`` for the rule's compiled predicates.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from functools import lru_cache
+from typing import Any, Final, Literal
 
 import orjson
 
@@ -27,7 +31,16 @@ from shellwatch.formats.avro import (
     shipped_schemas,
 )
 
-__all__ = ["DecodeError", "DecodeReason", "Decoded", "decode_json_event", "decode_record", "load_json_document"]
+__all__ = [
+    "MODEL_FIELDS",
+    "DecodeError",
+    "DecodeReason",
+    "Decoded",
+    "decode_fields",
+    "decode_json_event",
+    "decode_record",
+    "load_json_document",
+]
 
 DecodeReason = Literal[
     "empty",
@@ -79,10 +92,18 @@ PROCESS_MULTI = {
 }
 
 
-_FIELDS = FieldSet(
+MODEL_FIELDS: Final = frozenset(
     {"@timestamp", "event.category"}
     | {path for m in (COMMON_SINGLE, COMMON_MULTI, NETWORK_MULTI, PROCESS_SINGLE, PROCESS_MULTI) for path in m.values()}
 )
+_FIELDS: Final = FieldSet(MODEL_FIELDS)
+
+
+@lru_cache(maxsize=16)
+def decode_fields(paths: frozenset[str]) -> FieldSet:
+    """What a decode flattens for a rule that reads ``paths``: those and the typed events' own (one object per
+    set of paths, so callers can compare by identity)."""
+    return FieldSet(MODEL_FIELDS | paths)
 
 
 def _reject_constant(name: str) -> Any:
@@ -108,7 +129,11 @@ def load_json_document(raw: bytes) -> dict[str, Any] | DecodeError:
 
 
 def decode_record(
-    raw: bytes, avro: AvroSchemas | None = None, registry: SchemaResolver | None = None
+    raw: bytes,
+    avro: AvroSchemas | None = None,
+    registry: SchemaResolver | None = None,
+    *,
+    fields: FieldSet = _FIELDS,
 ) -> Decoded | DecodeError:
     """Decode one input record, sniffing its format: Avro single-object encoding, Confluent's
     registry framing (``00`` + schema id, resolved through ``registry``), else ECS JSON.
@@ -133,21 +158,21 @@ def decode_record(
                 return DecodeError("unknown_schema", f"schema id {schema_id}: {exc}")
             doc = schemas.decode_body(raw[5:], writer)
         else:
-            return decode_json_event(raw)
+            return decode_json_event(raw, fields=fields)
     except AvroDecodeError as exc:
         return DecodeError(exc.reason, str(exc))
-    return events_from_document(doc, render(doc))
+    return events_from_document(doc, render(doc), fields)
 
 
-def decode_json_event(raw: bytes) -> Decoded | DecodeError:
+def decode_json_event(raw: bytes, *, fields: FieldSet = _FIELDS) -> Decoded | DecodeError:
     doc = load_json_document(raw)
     if isinstance(doc, DecodeError):
         return doc
-    return events_from_document(doc, raw)
+    return events_from_document(doc, raw, fields)
 
 
-def events_from_document(document: Mapping[str, Any], raw: bytes) -> Decoded | DecodeError:
-    doc = flatten(document, _FIELDS)
+def events_from_document(document: Mapping[str, Any], raw: bytes, fields: FieldSet = _FIELDS) -> Decoded | DecodeError:
+    doc = flatten(document, fields)
     stamps = field_values(doc, "@timestamp", flat=True)
     timestamp_ms: int | None = None
     if stamps:
@@ -156,7 +181,7 @@ def events_from_document(document: Mapping[str, Any], raw: bytes) -> Decoded | D
         except InvalidTimestampError as exc:
             return DecodeError("invalid_timestamp", str(exc))
     categories = keyword_values(doc, "event.category", flat=True)
-    common: dict[str, Any] = {"raw": raw, "timestamp_ms": timestamp_ms}
+    common: dict[str, Any] = {"raw": raw, "timestamp_ms": timestamp_ms, "flat": doc}
     common.update({name: single_keyword(doc, path, flat=True) for name, path in COMMON_SINGLE.items()})
     common.update({name: keyword_values(doc, path, flat=True) for name, path in COMMON_MULTI.items()})
     events: list[Event] = []

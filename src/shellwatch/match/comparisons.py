@@ -25,6 +25,7 @@ __all__ = [
     "literal_runs",
     "parse_ip",
     "pattern_regex",
+    "screen_needle",
 ]
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -94,6 +95,28 @@ def compile_wildcards(patterns: Sequence[str]) -> WildcardSet:
 def literal_runs(pattern: str) -> list[str]:
     """The literal stretches of a wildcard pattern (the text between ``*`` and ``?``)."""
     return [run for run in re.split(r"[*?]", pattern) if run]
+
+
+# Printable ASCII that JSON writers leave as it is (not ``"`` or ``\``, which they escape).
+_VERBATIM_RUN = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]+")
+# Every character of a number's or a boolean's text (Python's repr of an int or a float, true, false), lower-cased.
+_NUMBER_OR_BOOLEAN_TEXT = frozenset("0123456789+-.einfatruls")
+
+
+def screen_needle(pattern: str) -> str | None:
+    """Lower-cased text that every record holding a value matching ``pattern`` holds too, ASCII case aside and
+    JSON's ``\\u``/``\\/`` escapes aside; ``None`` when there is none (then no byte check can use the pattern).
+
+    It is the longest stretch of the pattern's literal text (between ``*`` and ``?``) that is printable ASCII
+    other than ``"`` and ``\\`` (a JSON writer may escape any other character) and holds a character no number or
+    boolean spells (the text a comparison reads from a number need not be its text in the record: ``1E2`` reads
+    as ``100.0``; Avro writes numbers and booleans in binary). An ASCII pattern character matches only ASCII
+    characters, even case-insensitively (:func:`pattern_regex`), so lower-casing the record's bytes is exact.
+    Treating an exact string (``==``, ``in``) as a pattern is sound: its runs are stretches of it.
+    """
+    runs = [m.group(0).lower() for run in literal_runs(pattern) for m in _VERBATIM_RUN.finditer(run)]
+    usable = [run for run in runs if not set(run) <= _NUMBER_OR_BOOLEAN_TEXT]
+    return max(usable, key=len) if usable else None
 
 
 def parse_ip(value: str) -> IpAddress | None:

@@ -2,8 +2,8 @@
 
 A file holds ``[metadata]`` (not read) and ``[rule]`` with ``rule_id``, ``name``, ``severity``, ``risk_score``,
 ``language = "eql"``, ``query`` and ``[[rule.threat]]``; optional ``version`` (detection-rules keeps it in a
-lock file), ``uuid`` (Elastic's id when ``rule_id`` is ours), ``event_category_override`` and
-``timestamp_override``. Other keys of Elastic's layout (``description``, ``index``, ``tags`` ...) are allowed
+lock file), ``uuid`` (Elastic's id when ``rule_id`` is ours), ``references`` (URLs), ``event_category_override``
+and ``timestamp_override``. Other keys of Elastic's layout (``description``, ``index``, ``tags`` ...) are allowed
 and ignored. ``@timestamp`` orders events even under ``timestamp_override`` (a stream has no ingest time).
 
 :func:`load_eql_rules` takes files and directories (searched for ``*.toml``), skips and counts files that are
@@ -24,20 +24,11 @@ from shellwatch.eql.compile import CATEGORY_FIELD, CompiledQuery, compile_query
 from shellwatch.eql.parse import parse_query
 from shellwatch.errors import EqlError, RuleFileError
 from shellwatch.rules.loader import digest_of
-from shellwatch.rules.model import SEVERITIES, MitreRef, Severity
+from shellwatch.rules.model import SEVERITIES, MitreRef, Severity, ThreatEntry
 
 __all__ = ["EqlRule", "LoadedRules", "RuleProblem", "ThreatEntry", "load_eql_rule", "load_eql_rules", "parse_eql_rule"]
 
 _QUERY_START = re.compile(r"^[ \t]*query[ \t]*=[ \t]*(\"\"\"|'''|\"|')(\r?\n)?", re.MULTILINE)
-
-
-@dataclass(frozen=True, slots=True)
-class ThreatEntry:
-    """One ``[[rule.threat]]``: a tactic and its techniques, each with its subtechniques."""
-
-    framework: str
-    tactic: MitreRef
-    techniques: tuple[tuple[MitreRef, tuple[MitreRef, ...]], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +41,7 @@ class EqlRule:
     severity: Severity
     risk_score: int
     threat: tuple[ThreatEntry, ...]
+    references: tuple[str, ...]
     query: str
     compiled: CompiledQuery
     event_category_override: str | None
@@ -120,6 +112,14 @@ def _threat(raw: Any, file: str) -> tuple[ThreatEntry, ...]:
     return tuple(entries)
 
 
+def _references(raw: Any, file: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(r, str) and r.strip() for r in raw):
+        _fail(file, "rule.references: expected an array of non-empty strings")
+    return tuple(raw)
+
+
 def _query_origin(source: str) -> tuple[int, int]:
     """The file line (1-based) and column where the ``query`` string's text begins."""
     found = _QUERY_START.search(source)
@@ -186,6 +186,7 @@ def _parse(source: str, file: str) -> EqlRule | None:
         severity=severity,
         risk_score=risk,
         threat=_threat(rule.get("threat"), file),
+        references=_references(rule.get("references"), file),
         query=query,
         compiled=_compiled(query, override or CATEGORY_FIELD, file, source),
         event_category_override=override,

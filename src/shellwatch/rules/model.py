@@ -5,17 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from shellwatch.match.comparisons import IpAddress, IpRanges, WildcardSet, parse_ip
+from shellwatch.eql.compile import CompiledQuery, CompiledStage
 
 __all__ = [
     "RISK_SCORES",
     "MitreRef",
-    "NetworkStage",
-    "ProcessStage",
     "ReverseShellRule",
     "RuleMeta",
     "Severity",
-    "Threat",
+    "ThreatEntry",
 ]
 
 Severity = Literal["low", "medium", "high", "critical"]
@@ -31,59 +29,38 @@ class MitreRef:
 
 
 @dataclass(frozen=True, slots=True)
-class Threat:
+class ThreatEntry:
+    """One ``[[rule.threat]]``: a tactic and its techniques, each with its subtechniques."""
+
+    framework: str
     tactic: MitreRef
-    technique: MitreRef
-    subtechnique: MitreRef | None
+    techniques: tuple[tuple[MitreRef, tuple[MitreRef, ...]], ...]
 
 
 @dataclass(frozen=True, slots=True)
 class RuleMeta:
+    """What an alert says about the rule that raised it; ``uuid`` is Elastic's id of a rule we name ourselves."""
+
     id: str
     name: str
     version: str
     severity: Severity
     risk_score: int
     reference: str
-    threat: tuple[Threat, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class NetworkStage:
-    os_type: str
-    actions: tuple[str, ...]
-    executables: WildcardSet
-    excluded_ips: tuple[IpAddress, ...]
-    excluded_cidrs: IpRanges
-
-    def excluded_ip(self, address: IpAddress) -> bool:
-        return address in self.excluded_ips
-
-    @staticmethod
-    def parse_excluded_ip(text: str) -> IpAddress:
-        address = parse_ip(text)
-        if address is None:
-            raise ValueError(f"not an IP address: {text!r}")
-        return address
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessStage:
-    os_type: str
-    action: str
-    parent_executables: WildcardSet
-    parent_args: WildcardSet
-    names: tuple[str, ...]
-    excluded_parent_args: tuple[str, ...]
+    threat: tuple[ThreatEntry, ...]
+    uuid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class ReverseShellRule:
-    """Elastic's "Potential Reverse Shell via Java" sequence: a network stage then a process stage."""
+    """Elastic's "Potential Reverse Shell via Java" as the built-in correlator runs it: its query compiled, with
+    the ``network`` stage (joined by ``process.entity_id``) and the ``process`` stage (by
+    ``process.parent.entity_id``) of ``sequence by host.id with maxspan=...``."""
 
     meta: RuleMeta
     maxspan_ms: int
     query: str
-    network: NetworkStage
-    process: ProcessStage
+    compiled: CompiledQuery
+    network: CompiledStage
+    process: CompiledStage
     digest: str

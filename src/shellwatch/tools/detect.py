@@ -66,6 +66,8 @@ def run_detect(
 
     ``batch_lines`` lines are pre-filtered together (a file: thousands; a live stream such as stdin: 1, so
     no line waits for later ones)."""
+    if pipeline.prefilter_off_reason is not None:
+        err.write(f"shellwatch detect: pre-filter off: {pipeline.prefilter_off_reason}\n")
     number = 0
     source = iter(lines)
     while chunk := list(islice(source, batch_lines)):

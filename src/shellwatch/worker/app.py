@@ -386,6 +386,8 @@ def create_app(
     )
     resolver = RegistryClient(kafka.schema_registry_url) if kafka.schema_registry_url else None
     runtime = CorrelationRuntime(Pipeline(rule, settings.pipeline, shell_rule, resolver), _TableStore(table))
+    if runtime.pipeline.prefilter_off_reason is not None:
+        log.warning("pre-filter off: %s", runtime.pipeline.prefilter_off_reason)
     forwarder_stats, stage = PrefilterStats(), CorrelateStats()
     outputs = _Outputs(alerts_topic, dead_letters, kafka.alert_format, stage, runtime.record_times, clock_ms=clock_ms)
     app.transport.before_commit = outputs.settle  # the consumer is made later, from the transport

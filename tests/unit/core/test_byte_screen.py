@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import json
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shellwatch.core.byte_screen import ByteScreen
 from shellwatch.core.pipeline import Pipeline, PipelineConfig
-from shellwatch.core.stages import network_stage_clauses, process_stage_clauses
+from shellwatch.core.stages import stage_clauses
 from shellwatch.ecs.events import NetworkEvent, ProcessEvent
 from shellwatch.formats.event_codec import Decoded, decode_json_event
-from shellwatch.rules.loader import load_reverse_shell_rule
+from shellwatch.rules.loader import shipped_rule_path
+from shellwatch.rules.reverse_shell_rule import REVERSE_SHELL_RULE_FILE, load_reverse_shell_rule
+from shellwatch.rules.shell_rule import load_shell_rule
+from shellwatch.tools.detect import run_detect
 from tests.unit.builders import conn_doc, encode_with_escapes, exec_doc
 
 RULE = load_reverse_shell_rule()
@@ -58,10 +63,10 @@ def test_never_drops_a_matching_record(java: str, choices: list[int], network: b
     assert isinstance(decoded, Decoded)
     (event,) = decoded.events
     if isinstance(event, NetworkEvent):
-        holds = network_stage_clauses(RULE.network, event) is not None
+        holds = stage_clauses(RULE.network, event) is not None
     else:
         assert isinstance(event, ProcessEvent)
-        holds = process_stage_clauses(RULE.process, event) is not None
+        holds = stage_clauses(RULE.process, event) is not None
     assert holds  # the generator only builds matching records...
     assert PREFILTER.accepts(raw)  # ...and the filter must let every one of them through
 
@@ -117,3 +122,32 @@ def test_batch_check_agrees_with_the_record_check(raws: list[bytes]) -> None:
 def test_batch_check_finds_a_needle_only_inside_one_record() -> None:
     assert PREFILTER.accepted([b"xx ja", b"va yy", b"", b"/usr/BIN/JAVA", b"\\u006aava"]) == [3, 4]
     assert ByteScreen.from_patterns(["*"]).accepted([b"a", b""]) == [0, 1]
+
+
+def test_the_pipeline_screens_on_the_query_and_the_shell_lists() -> None:
+    assert (PREFILTER.needles, Pipeline(RULE, PipelineConfig()).prefilter_off_reason) == (
+        (b"/bin/java", b"/usr/java/", b"/usr/lib/jvm/"),
+        None,
+    )
+    with_shell = Pipeline(RULE, PipelineConfig(), load_shell_rule())
+    assert with_shell.prefilter.needles == (b"/usr/lib/jvm/", b"java", b"jspawnhelper")
+
+
+SCREENLESS = """sequence by host.id with maxspan=5s
+[network where host.os.type == "linux" or destination.port == 4444] by process.entity_id
+[process where process.parent.executable : "/opt/app/*"] by process.parent.entity_id"""
+
+
+def test_a_stage_without_screen_turns_the_prefilter_off_and_says_why(tmp_path: Path) -> None:
+    shipped = shipped_rule_path(REVERSE_SHELL_RULE_FILE).read_text()
+    start, end = shipped.index("query = '''") + len("query = '''\n"), shipped.index("\n'''\n")
+    path = tmp_path / "rule.toml"
+    path.write_text(shipped[:start] + SCREENLESS + shipped[end:])
+    pipeline = Pipeline(load_reverse_shell_rule(path), PipelineConfig())
+    assert pipeline.prefilter.needles is None and pipeline.prefilter.accepts(b"{}")
+    reason = pipeline.prefilter_off_reason
+    assert reason is not None and reason.startswith("rule potential-reverse-shell-via-java: stage 1 (network): ")
+    err = io.StringIO()
+    run_detect([b"{}\n"], pipeline, io.BytesIO(), err, lambda: 0)
+    assert err.getvalue().startswith(f"shellwatch detect: pre-filter off: {reason}\n")
+    assert Pipeline(load_reverse_shell_rule(path), PipelineConfig(prefilter_enabled=False)).prefilter_off_reason is None

@@ -10,7 +10,7 @@ import pytest
 
 from shellwatch.core.correlate import Correlator
 from shellwatch.ecs.events import Event
-from shellwatch.rules.loader import load_reverse_shell_rule
+from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 from tests.unit.builders import T0, conn_doc, decode, exec_doc
 
 RULE = load_reverse_shell_rule()

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from shellwatch.core.correlate import Correlator, Match
 from shellwatch.core.snapshot import HostSnapshot
-from shellwatch.core.stages import network_stage_clauses, process_stage_clauses
+from shellwatch.core.stages import stage_clauses
 from shellwatch.ecs.events import Event, NetworkEvent, ProcessEvent
-from shellwatch.rules.loader import load_reverse_shell_rule
+from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 from tests.unit.builders import T0, conn_doc, exec_doc, net, proc
 
 RULE = load_reverse_shell_rule()
@@ -88,9 +88,9 @@ def reference(items: list[Item]) -> list[tuple[str, str]]:
     for item in ordered:
         event = item.event
         if isinstance(event, NetworkEvent):
-            if network_stage_clauses(RULE.network, event) is not None and event.entity_id:
+            if stage_clauses(RULE.network, event) is not None and event.entity_id:
                 pending[(item.host, event.entity_id)] = event
-        elif isinstance(event, ProcessEvent) and process_stage_clauses(RULE.process, event) is not None:
+        elif isinstance(event, ProcessEvent) and stage_clauses(RULE.process, event) is not None:
             key = (item.host, event.parent_entity_id or "")
             conn = pending.pop(key, None)
             assert event.timestamp_ms is not None

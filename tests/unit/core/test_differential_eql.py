@@ -63,7 +63,7 @@ from hypothesis import strategies as st
 from shellwatch.core.correlate import Correlator
 from shellwatch.ecs.events import NetworkEvent, ProcessEvent
 from shellwatch.formats.event_codec import Decoded, decode_json_event
-from shellwatch.rules.loader import load_reverse_shell_rule
+from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 from shellwatch.samples import ecs_factory
 
 RULE = load_reverse_shell_rule()

@@ -16,7 +16,7 @@ from shellwatch.core.pipeline import Pipeline, PipelineConfig
 from shellwatch.core.rule_runner import RuleRunner, RunnerConfig
 from shellwatch.core.sequence_engine import Candidate, SequenceEngine
 from shellwatch.rules.eql_rule import EqlRule, load_eql_rules, parse_eql_rule
-from shellwatch.rules.loader import load_reverse_shell_rule
+from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 from shellwatch.rules.shell_rule import load_shell_rule
 from tests.unit.eql.test_differential_sequences import (
     StagePool,

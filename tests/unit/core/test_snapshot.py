@@ -10,7 +10,7 @@ from shellwatch.core.correlate import Correlator, Match
 from shellwatch.core.snapshot import HostSnapshot
 from shellwatch.ecs.events import Event
 from shellwatch.ecs.timestamps import format_rfc3339_ms
-from shellwatch.rules.loader import load_reverse_shell_rule
+from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 from tests.unit.builders import T0, decode
 
 RULE = load_reverse_shell_rule()

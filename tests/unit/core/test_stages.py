@@ -1,4 +1,5 @@
-"""Every clause of both stages, table-driven (DESIGN §1a, §3.5-3.9)."""
+"""Every clause of both stages of the seed rule's compiled query, on typed events, table-driven (DESIGN §1a,
+§3.5-3.9); and the clauses an alert explains a match with."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ from typing import Any
 
 import pytest
 
-from shellwatch.core.stages import network_stage_clauses, process_stage_clauses
-from shellwatch.rules.loader import load_reverse_shell_rule
+from shellwatch.core.stages import MAX_TEXT, MAX_VALUES, stage_clauses
+from shellwatch.eql.compile import compile_query
+from shellwatch.eql.parse import parse_query
+from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 from tests.unit.builders import MISSING, conn_doc, exec_doc, net, proc
 
 RULE = load_reverse_shell_rule()
@@ -108,7 +111,7 @@ NETWORK_CASES: list[tuple[str, dict[str, Any], bool]] = [
 @pytest.mark.parametrize(("overrides", "holds"), [c[1:] for c in NETWORK_CASES], ids=[c[0] for c in NETWORK_CASES])
 def test_network_stage(overrides: dict[str, Any], holds: bool) -> None:
     event = net(conn_doc(**overrides))
-    assert (network_stage_clauses(RULE.network, event) is not None) is holds
+    assert (stage_clauses(RULE.network, event) is not None) is holds
 
 
 JAR = ["/usr/lib/jvm/java-17/bin/java", "-jar", "/opt/app/app.jar"]
@@ -155,11 +158,36 @@ PROCESS_CASES: list[tuple[str, dict[str, Any], bool]] = [
 @pytest.mark.parametrize(("overrides", "holds"), [c[1:] for c in PROCESS_CASES], ids=[c[0] for c in PROCESS_CASES])
 def test_process_stage(overrides: dict[str, Any], holds: bool) -> None:
     event = proc(exec_doc(**{"process__parent__args": JAR, **overrides}))
-    assert (process_stage_clauses(RULE.process, event) is not None) is holds
+    assert (stage_clauses(RULE.process, event) is not None) is holds
 
 
-def test_clauses_explain_what_held() -> None:
-    clauses = network_stage_clauses(RULE.network, net(conn_doc(ip="::ffff:8.8.8.8")))
+def test_clauses_name_each_field_the_stage_reads_with_the_events_values() -> None:
+    clauses = stage_clauses(RULE.network, net(conn_doc(ip="::ffff:8.8.8.8")))
+    assert clauses == (
+        'host.os.type = "linux"',
+        'event.action = "connection_attempted"',
+        'process.executable = "/usr/lib/jvm/java-17-openjdk-amd64/bin/java"',
+        'destination.ip = "::ffff:8.8.8.8"',  # as received
+    )
+    clauses = stage_clauses(RULE.process, proc(exec_doc(process__parent__args=["java", "-JAR", "\u00e9.jar"])))
     assert clauses is not None
-    assert clauses[-1] == "destination.ip 8.8.8.8 outside the excluded ranges"
-    assert any('"/usr/lib/jvm/*"' in c for c in clauses)
+    assert clauses[3:] == ('process.parent.args = ["java","-JAR","\u00e9.jar"]', 'process.name = "bash"')
+
+
+def test_clauses_are_bounded_and_say_what_they_left_out() -> None:
+    args = ["/usr/bin/java", "-jar", "x" * (MAX_TEXT + 44), *["a"] * 20]
+    clauses = stage_clauses(RULE.process, proc(exec_doc(process__parent__args=args)))
+    assert clauses is not None
+    shown = clauses[3]
+    assert shown.startswith('process.parent.args = ["/usr/bin/java","-jar","xxx')
+    assert f'{"x" * MAX_TEXT}...(+44 characters)","a"' in shown
+    assert shown.endswith(f'"a",...(+{len(args) - MAX_VALUES} values)]')
+
+
+def test_a_field_without_value_is_null() -> None:
+    query = 'process where process.name == "bash" and not process.args in ("-x")'
+    (stage,) = compile_query(parse_query(query)).stages
+    assert stage_clauses(stage, proc(exec_doc(process__args=MISSING))) == (
+        'process.name = "bash"',
+        "process.args = null",
+    )

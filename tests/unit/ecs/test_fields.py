@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from shellwatch.ecs.fields import field_values, keyword_values, single_keyword
+from shellwatch.ecs.fields import FieldSet, field_values, flatten, keyword_values, single_keyword
 from tests.unit.builders import decode
 
 
@@ -52,3 +52,9 @@ def test_decoding_handles_big_numbers_and_both_categories() -> None:
     decoded = decode(raw)
     assert [e.kind for e in decoded.events] == ["network", "process"]
     assert decoded.events[0].host_id == "18446744073709551616123"
+
+
+def test_a_wanted_path_that_prefixes_another_keeps_both() -> None:
+    doc = {"process": {"parent": {"args": ["-jar"], "name": "java"}}}
+    flat = flatten(doc, FieldSet(["process.parent", "process.parent.args"]))
+    assert flat == {"process.parent.args": ["-jar"]}  # an object is no value of its own path

@@ -88,6 +88,23 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [
     ('not cidrmatch(x, "10.0.0.0/8")', {"x": "not-an-ip"}, True),
     ('cidrmatch(x, "10.0.0.0/8") == null', {"x": "not-an-ip"}, True),
     ('cidrmatch(x, "10.0.0.0/8") == false', {"x": "8.8.8.8"}, True),
+    # the membership fast paths (a string that reads as no number, boolean or address) keep the rules above
+    ('a == "x"', {"a": ["y", "x"]}, True),
+    ('a == "x"', {"a": [1, True, "X"]}, False),
+    ('a != "x"', {"a": [1, "y"]}, True),
+    ('a in ("x", "y")', {"a": [2, "y"]}, True),
+    ('a in ("x", "y")', {"a": [True, 0.5]}, False),
+    ('a in ("x", "3")', {"a": 3}, True),  # "3" reads as a number: no fast path
+    ('a in ("x", "true")', {"a": True}, True),
+    ('a in ("x", "10.0.0.1")', {"a": "10.0.0.1"}, True),
+    ('a == "10.0.0.1"', {"a": "10.0.0.1"}, True),
+    ('destination.ip == "not-an-ip"', {"destination": {"ip": "not-an-ip"}}, False),
+    ('destination.ip != "not-an-ip"', {"destination": {"ip": "not-an-ip"}}, True),
+    ('destination.ip != "10.0.0.1"', {"destination": {"ip": ["10.0.0.2", "::ffff:10.0.0.1"]}}, False),
+    ('destination.ip == "::1"', {"destination": {"ip": "0.0.0.1"}}, False),  # another family
+    ('startsWith(x, "10.")', {"x": "10.1.2.3"}, True),
+    ('not startsWith(x, "10.")', {}, True),
+    ('cidrmatch(x, "10.0.0.0/8")', {"x": ["junk", "10.9.9.9"]}, True),
     # and / or / not
     ('a == "x" and (b == "y" or not c == "z")', {"a": "x", "c": "q"}, True),
     ('a == "x" and (b == "y" or not c == "z")', {"a": "x", "c": "z"}, False),
@@ -137,3 +154,17 @@ def test_compiled_sequence_exposes_stages_keys_fields_and_host_locality() -> Non
 )
 def test_host_locality(keys: str, host_local: bool) -> None:
     assert compile_query(parse_query(f"sequence {keys}")).host_local is host_local
+
+
+def test_an_ip_fields_addresses_are_parsed_once_per_document_and_never_mixed_up() -> None:
+    compiled = compile_query(parse_query('any where destination.ip == "8.8.8.8" or cidrmatch(destination.ip, "::1")'))
+    (stage,) = compiled.stages
+    first, second = ({"destination.ip": ["8.8.8.8"]}, {"destination.ip": ["10.0.0.1"]})
+    assert [stage.predicate(f) for f in (first, second, first, {"destination.ip": ["::1"]})] == [
+        True,
+        False,
+        True,
+        True,
+    ]
+    same_values = {"destination.ip": ["8.8.8.8"]}  # equal to `first` but another document
+    assert stage.predicate(same_values) and not stage.predicate({"destination.ip": []})

@@ -15,7 +15,7 @@ from shellwatch.core.pipeline import Pipeline, PipelineConfig
 from shellwatch.ecs.events import NetworkEvent, ProcessEvent
 from shellwatch.formats.avro import SINGLE_OBJECT_MAGIC, AvroSchemas, encode_single_object, shipped_schemas
 from shellwatch.formats.event_codec import Decoded, DecodeError, decode_record
-from shellwatch.rules.loader import load_reverse_shell_rule
+from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 
 SCHEMAS = Path(__file__).parents[3] / "schemas"
 T0 = 1_700_000_000_000

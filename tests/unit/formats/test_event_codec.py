@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shellwatch.formats.event_codec import Decoded, DecodeError, decode_json_event
+from shellwatch.formats.event_codec import Decoded, DecodeError, decode_fields, decode_json_event
 
 
 @pytest.mark.parametrize(
@@ -36,3 +36,22 @@ def test_missing_fields_are_not_errors() -> None:
 def test_other_categories_decode_to_nothing() -> None:
     result = decode_json_event(b'{"event": {"category": ["file"]}, "process": {"executable": "/usr/bin/java"}}')
     assert isinstance(result, Decoded) and result.events == ()
+
+
+def test_events_keep_the_flattened_fields_of_the_decode() -> None:
+    raw = (
+        b'{"event": {"category": ["network", "process"]}, "process": {"executable": "/usr/bin/java",'
+        b' "parent": {"args": ["-jar", 7]}}, "user": {"name": "alice", "id": 0}, "process.parent.args": "x"}'
+    )
+    plain = decode_json_event(raw)
+    assert isinstance(plain, Decoded)
+    assert plain.events[0].flat == {
+        "event.category": ["network", "process"],
+        "process.executable": ["/usr/bin/java"],
+        "process.parent.args": ["-jar", 7, "x"],  # as received: numbers stay numbers
+    }
+    assert plain.events[1].flat is plain.events[0].flat  # one flattening per document
+    for_rule = decode_json_event(raw, fields=decode_fields(frozenset({"user.name"})))
+    assert isinstance(for_rule, Decoded)
+    assert for_rule.events[0].flat["user.name"] == ["alice"] and "user.id" not in for_rule.events[0].flat
+    assert decode_fields(frozenset({"user.name"})) is decode_fields(frozenset({"user.name"}))

@@ -17,7 +17,8 @@ from shellwatch.core.pipeline import Pipeline, PipelineConfig
 from shellwatch.ecs.events import NetworkEvent, ProcessEvent
 from shellwatch.formats import event_codec as codec
 from shellwatch.formats.alert_codec import avro_alert_record, decode_alert, encode_alert
-from shellwatch.rules.loader import load_reverse_shell_rule
+from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
+from shellwatch.rules.shell_rule import load_shell_rule
 from shellwatch.tools.expectations import expectation_of_alert
 from tests.unit.builders import conn_doc, exec_doc
 
@@ -65,8 +66,8 @@ def test_event_models_match_schemas(schema: str, event_type: type, mappings: lis
     declared = paths(load(schema))
     read = {path for mapping in mappings for path in mapping.values()} | {"@timestamp", "event.category"}
     assert read <= declared, read - declared
-    # raw and timestamp_ms are derived; replayed comes from the record's header, not from the document
-    attributes = {f.name for f in dataclasses.fields(event_type)} - {"raw", "timestamp_ms", "replayed"}
+    # raw, timestamp_ms and flat (the flattened document) are derived; replayed comes from the record's header
+    attributes = {f.name for f in dataclasses.fields(event_type)} - {"raw", "timestamp_ms", "replayed", "flat"}
     assert attributes == {name for mapping in mappings for name in mapping}
 
 
@@ -81,20 +82,35 @@ def test_alert_documents_validate_against_alert_schema() -> None:
     assert set(paths(load("alert"))) >= {"@timestamp", "event.id", "detection.latency_ms", "threat.technique.id"}
 
 
-def test_alert_schema_evolves_compatibly() -> None:
-    """Alerts written before detection.related_alert_ids / suppressed_count existed read with today's schema."""
-    current = load("alert")
-    previous = json.loads(json.dumps(current))
+def _previous_alert_schema() -> dict[str, Any]:
+    """Today's alert schema without the fields added since the first release (related_alert_ids,
+    suppressed_count, rule.uuid)."""
+    previous: dict[str, Any] = json.loads(json.dumps(load("alert")))
     detection = next(f for f in previous["fields"] if f["name"] == "detection")["type"]
     detection["fields"] = [f for f in detection["fields"] if f["name"] not in ("related_alert_ids", "suppressed_count")]
+    rule = next(f for f in previous["fields"] if f["name"] == "rule")["type"]
+    rule["fields"] = [f for f in rule["fields"] if f["name"] != "uuid"]
+    return previous
+
+
+def _seed_alert_record() -> dict[str, Any]:
     pipeline = Pipeline(load_reverse_shell_rule(), PipelineConfig())
     for doc in (conn_doc(1_700_000_000_000), exec_doc(1_700_000_000_400)):
         pipeline.process(orjson.dumps(doc), detected_ms=1_700_000_000_900)
     (document,) = pipeline.flush(detected_ms=1_700_000_001_000)
-    record = avro_alert_record(orjson.loads(orjson.dumps(document)))
+    return avro_alert_record(orjson.loads(orjson.dumps(document)))
+
+
+def test_alert_schema_evolves_compatibly() -> None:
+    """Alerts written before detection.related_alert_ids / suppressed_count and rule.uuid existed read with
+    today's schema, and today's alerts read with that older schema."""
+    current, previous = load("alert"), _previous_alert_schema()
+    record = _seed_alert_record()
+    assert record["rule"]["uuid"] == "5a3d5447-31c9-409a-aed1-72f9921594fd"
     old_record = dict(
         record,
         detection={k: v for k, v in record["detection"].items() if k not in ("related_alert_ids", "suppressed_count")},
+        rule={k: v for k, v in record["rule"].items() if k != "uuid"},
     )
     buffer = io.BytesIO()
     fastavro.schemaless_writer(buffer, fastavro.parse_schema(previous), old_record)
@@ -102,7 +118,24 @@ def test_alert_schema_evolves_compatibly() -> None:
     read = fastavro.schemaless_reader(buffer, fastavro.parse_schema(previous), fastavro.parse_schema(current))
     assert isinstance(read, dict)
     assert read["detection"]["related_alert_ids"] == [] and read["detection"]["suppressed_count"] == 0
+    assert read["rule"]["uuid"] is None
     assert read["event"]["id"] == record["event"]["id"]
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, fastavro.parse_schema(current), record)
+    buffer.seek(0)
+    old_read = fastavro.schemaless_reader(buffer, fastavro.parse_schema(current), fastavro.parse_schema(previous))
+    assert isinstance(old_read, dict)
+    assert old_read["rule"] == {k: v for k, v in record["rule"].items() if k != "uuid"}
+
+
+def test_alerts_without_uuid_encode_it_as_null() -> None:
+    """The shell rule has no Elastic id: its JSON alerts carry no rule.uuid, its Avro alerts a null one."""
+    pipeline = Pipeline(load_reverse_shell_rule(), PipelineConfig(), load_shell_rule())
+    (alert,) = pipeline.process(orjson.dumps(exec_doc(1_700_000_000_400)), detected_ms=1_700_000_000_900).alerts
+    assert alert["rule"]["id"] == "shell-spawned-by-java" and "uuid" not in alert["rule"]
+    encoded = encode_alert(alert, "avro")
+    decoded = fastavro.schemaless_reader(io.BytesIO(encoded[10:]), fastavro.parse_schema(load("alert")))
+    assert isinstance(decoded, dict) and decoded["rule"]["uuid"] is None
 
 
 def test_alerts_encode_as_json_or_avro() -> None:
@@ -118,6 +151,8 @@ def test_alerts_encode_as_json_or_avro() -> None:
     decoded = fastavro.schemaless_reader(io.BytesIO(encoded[10:]), reader)
     assert isinstance(decoded, dict)
     assert decoded["event"]["id"] == alert["event"]["id"] and decoded["timestamp"] == alert["@timestamp"]
+    assert decoded["rule"] == alert["rule"] == as_json["rule"]
+    assert alert["rule"]["uuid"] == "5a3d5447-31c9-409a-aed1-72f9921594fd"
     assert [orjson.loads(e)["event"]["id"] for e in decoded["detection"]["events"]] == [
         e["event"]["id"] for e in as_json["detection"]["events"]
     ]

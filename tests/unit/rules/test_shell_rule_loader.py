@@ -23,8 +23,9 @@ def test_shipped_rule_and_allowlist_load() -> None:
     )
     assert rule.meta.reference == "https://docs.datadoghq.com/security/default_rules/java_shell_execution/"
     (threat,) = rule.meta.threat
-    assert (threat.tactic.id, threat.technique.id) == ("TA0002", "T1059")
-    assert threat.subtechnique is not None and threat.subtechnique.id == "T1059.004"
+    ((technique, (subtechnique,)),) = threat.techniques
+    assert (threat.framework, threat.tactic.id, technique.id) == ("MITRE ATT&CK", "TA0002", "T1059")
+    assert subtechnique.id == "T1059.004"
     assert rule.java_parent_names == ("java", "jspawnhelper")
     assert rule.java_executables.patterns == ("/usr/bin/java", "/bin/java", "/usr/lib/jvm/*", "/usr/java/*")
     assert set(rule.shells) == {"sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "tcsh", "csh", "fish", "busybox"}

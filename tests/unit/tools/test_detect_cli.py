@@ -65,7 +65,13 @@ def test_alert_contract() -> None:
     (alert,) = sequence_alerts(result.stdout)
     expected_id = hashlib.sha256(f"potential-reverse-shell-via-java|host-a|{shell['event']['id']}".encode()).hexdigest()
     assert alert["event"] == {"kind": "alert", "id": expected_id, "severity": 47, "risk_score": 47}
-    assert alert["rule"]["id"] == "potential-reverse-shell-via-java" and alert["rule"]["version"] == "9"
+    assert alert["rule"] == {
+        "id": "potential-reverse-shell-via-java",
+        "uuid": "5a3d5447-31c9-409a-aed1-72f9921594fd",
+        "name": "Potential Reverse Shell via Java",
+        "version": "9",
+        "reference": "https://www.elastic.co/guide/en/security/current/potential-reverse-shell-via-java.html",
+    }
     assert alert["host"] == {"id": "host-a", "name": "srv-host-a"}
     assert alert["detection"]["severity"] == "medium" and alert["detection"]["case"] is None
     assert alert["detection"]["events"] == [conn, shell]
@@ -75,6 +81,9 @@ def test_alert_contract() -> None:
     assert len(alert["detection"]["ruleset"]) == 64
     assert alert["@timestamp"].endswith("Z") and len(alert["@timestamp"]) == 24
     assert {t["tactic"]["id"] for t in alert["threat"]} == {"TA0002", "TA0011"}
+    clauses = alert["detection"]["explanation"]["clauses"]
+    assert clauses["network"][2] == 'process.executable = "/usr/lib/jvm/java-17-openjdk-amd64/bin/java"'
+    assert clauses["process"][-1] == 'process.name = "bash"'
 
 
 def test_events_are_quoted_as_received() -> None:

@@ -11,7 +11,7 @@ import pytest
 from shellwatch.core.pipeline import Pipeline, PipelineConfig
 from shellwatch.core.snapshot import HostSnapshot
 from shellwatch.kafka.headers import BROKER_TS_HEADER, PROGRESS_HEADER, REPLAY_HEADER, SOURCE_HEADER
-from shellwatch.rules.loader import load_reverse_shell_rule
+from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 from shellwatch.worker.runtime import CorrelationRuntime, UnusableRecordError
 from tests.shared import DictStore
 from tests.unit.builders import T0, conn_doc, exec_doc
