@@ -171,13 +171,15 @@ class _Outputs:
             key = str(alert["host"]["id"]).encode()
             value = encode_alert(alert, self.alert_format)
             alert_id = str(alert["event"]["id"])
-
-            async def hand_over(key: bytes = key, value: bytes = value) -> Any:
-                return await self.alerts_topic.send(key=key, value=value, force=True)
-
-            future = await _retrying(hand_over, f"delivering alert {alert_id}", unreachable=_unreachable)
+            future = await _retrying(
+                partial(self._hand_over, key, value), f"delivering alert {alert_id}", unreachable=_unreachable
+            )
             future.add_done_callback(partial(self._delivered, alert, self.record_times.pop(alert_id)))
             self._in_flight.append(_InFlight(future, key, value, alert_id, cause))
+
+    async def _hand_over(self, key: bytes, value: bytes) -> Any:
+        """Give one alert to the producer; returns the future its acknowledgement completes."""
+        return await self.alerts_topic.send(key=key, value=value, force=True)
 
     def _delivered(self, alert: dict[str, Any], record_ms: int | None, future: Any) -> None:
         if future.cancelled() or future.exception() is not None:
@@ -202,8 +204,7 @@ class _Outputs:
                     )
 
                 async def send(sent: _InFlight = sent) -> None:
-                    pending = await self.alerts_topic.send(key=sent.key, value=sent.value, force=True)
-                    await pending
+                    await (await self._hand_over(sent.key, sent.value))
 
                 try:
                     await _retrying(send, f"delivering alert {sent.alert_id}", unreachable=_unreachable)
