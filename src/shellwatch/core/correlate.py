@@ -33,6 +33,7 @@ from __future__ import annotations
 import heapq
 from collections import OrderedDict
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from shellwatch.core.host_sequence import Applied, CorrelatorStats, Held, HostSequence, Pairing, Pending
@@ -129,19 +130,29 @@ class Correlator:
 
         Held events waiting only for that stream are released now.
         """
-        out: list[Match] = []
         targets = list(self._holding) if host_ids is None else [h for h in host_ids if h in self._holding]
-        for host_id in targets:
-            self._dirty.add(host_id)
-            self._release(host_id, self._hosts[host_id], frozenset((kind,)), out)
-        return out
+        return self._release_idle(targets, frozenset((kind,)))
 
     def flush(self) -> list[Match]:
         """End of input: apply everything held, in order."""
+        return self._release_idle(list(self._holding), frozenset(("network", "process")))
+
+    @property
+    def holding(self) -> AbstractSet[str]:
+        """Hosts with events held back (the only ones :meth:`stream_idle` can change); a live view."""
+        return self._holding
+
+    def _release_idle(self, host_ids: list[str], idle: frozenset[Kind]) -> list[Match]:
+        """Release what ``idle`` lets go. A host whose held events all stay changed nothing (what its last event
+        expired is gone already), so it is not marked dirty: a progress marker would otherwise rewrite the state
+        of every holding host of its partition, several times a second."""
         out: list[Match] = []
-        for host_id in list(self._holding):
-            self._dirty.add(host_id)
-            self._release(host_id, self._hosts[host_id], frozenset(("network", "process")), out)
+        for host_id in host_ids:
+            host = self._hosts[host_id]
+            before = len(host.held)
+            self._release(host_id, host, idle, out)
+            if len(host.held) != before:
+                self._dirty.add(host_id)
         return out
 
     # -- state snapshots (the worker's changelog) --------------------------------------------

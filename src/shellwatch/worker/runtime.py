@@ -209,10 +209,11 @@ class CorrelationRuntime:
     def _progress(self, kinds: bytes, partition: int, detected_ms: int, as_of_ms: int | None) -> list[dict[str, Any]]:
         """A source partition is caught up: its hosts stop waiting for that stream, except hosts whose newest
         record was written too shortly before the fetch that found it caught up (they wait for the next)."""
-        hosts = self._hosts_in.get(partition)
-        if not hosts:
+        placed = self._hosts_in.get(partition)
+        if not placed:
             return []
-        if as_of_ms is not None:
+        hosts = self.pipeline.correlator.holding & placed  # only a host holding events back can be released
+        if hosts and as_of_ms is not None:
             newest = self._newest_record_ms
             hosts = {
                 h for h in hosts if not as_of_ms - MARKER_MARGIN_MS < newest.get(h, 0) <= as_of_ms + _CLOCK_AHEAD_MS

@@ -135,6 +135,23 @@ def test_idle_stream_releases_held_exec() -> None:
     assert correlator.held_count == 0
 
 
+def test_an_idle_stream_marks_dirty_only_the_hosts_it_changed() -> None:
+    """A progress marker reaches every holding host of its partition; rewriting the state of those it released
+    nothing for would cost a changelog write per host per marker."""
+    correlator = Correlator(RULE)
+    correlator.observe(to_event(C("c", 0)))
+    correlator.observe(to_event(X("x", 1000)))
+    correlator.observe(to_event(X("y", 1000, host="h2")))
+    assert correlator.holding == {"h1", "h2"}
+    correlator.drain_dirty()
+    assert correlator.stream_idle("process") == []  # the execs wait for the network stream
+    assert correlator.drain_dirty() == set()
+    (match,) = correlator.stream_idle("network", ["h1"])
+    assert match.execution.event_id == "x"
+    assert correlator.drain_dirty() == {"h1"}
+    assert correlator.holding == {"h2"}
+
+
 def test_lag_beyond_allowed_lateness_releases_and_late_events_are_counted() -> None:
     correlator = Correlator(RULE, allowed_lateness_ms=5000)
     correlator.observe(to_event(X("x", 1000)))

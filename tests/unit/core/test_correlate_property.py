@@ -127,21 +127,29 @@ def pairs(matches: list[Match]) -> list[tuple[str, str]]:
 
 
 def replay(arrival: list[Item | str], restart_at: int | None = None) -> tuple[Correlator, list[Match]]:
-    """Feed the arrival order to a correlator (replaced by one restored from snapshots at ``restart_at``)."""
+    """Feed the arrival order to a correlator (replaced by one restored from snapshots at ``restart_at``).
+
+    As the worker does, after every step the hosts the correlator reports dirty are written to a store, and the
+    restart restores from that store only: a change left out of ``drain_dirty`` is lost there."""
     correlator = Correlator(RULE, allowed_lateness_ms=LATENESS_MS)
     matches: list[Match] = []
+    store: dict[str, bytes] = {}
     for index, step in enumerate(arrival):
         if index == restart_at:
-            snapshots = {h: correlator.export_host(h) for h in correlator.drain_dirty()}
             correlator = Correlator(RULE, allowed_lateness_ms=LATENESS_MS)
-            for host, snapshot in snapshots.items():
-                if snapshot is not None:
-                    matches.extend(correlator.import_host(host, HostSnapshot.from_bytes(snapshot.to_bytes())))
+            for host, stored in store.items():
+                matches.extend(correlator.import_host(host, HostSnapshot.from_bytes(stored)))
         if isinstance(step, str):
             _, host, kind = step.split(":")
             matches.extend(correlator.stream_idle("network" if kind == "network" else "process", [host]))
         else:
             matches.extend(correlator.observe(step.event))
+        for host in correlator.drain_dirty():
+            snapshot = correlator.export_host(host)
+            if snapshot is None:
+                store.pop(host, None)
+            else:
+                store[host] = snapshot.to_bytes()
     matches.extend(correlator.flush())
     return correlator, matches
 

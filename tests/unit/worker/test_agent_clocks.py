@@ -12,7 +12,7 @@ from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from shellwatch.core.pipeline import Pipeline, PipelineConfig
 from shellwatch.ecs.timestamps import format_rfc3339_ms
 from shellwatch.kafka.headers import BROKER_TS_HEADER, PROGRESS_HEADER
-from shellwatch.worker.app import _Outputs, _RecordHandler, hand_over_changelog
+from shellwatch.worker.app import _before_commit, _Outputs, _RecordHandler, hand_over_changelog
 from shellwatch.worker.runtime import CorrelationRuntime
 from shellwatch.worker.stage_stats import CorrelateStats
 from tests.shared import RULE, DictStore
@@ -138,6 +138,37 @@ def test_alerts_are_acknowledged_before_a_commit_not_before_the_next_record() ->
 
     asyncio.run(scenario())
     assert len(alerts.sent) == 2
+
+
+def test_a_commit_waits_for_the_state_writes_and_the_alerts_not_each_record() -> None:
+    """The agent goes on with the next record while its state writes sit in Faust's buffer; before the consumer
+    commits, the buffer is handed to the producer in full (a flush that gives up is tried again) and the
+    alerts are acknowledged."""
+    stats, alerts = CorrelateStats(), AckingTopic()
+    runtime = CorrelationRuntime(Pipeline(RULE, PipelineConfig()), DictStore())
+    outputs = _Outputs(alerts, Topic(), "json", stats, runtime.record_times, clock_ms=lambda: NOW_MS)
+    buffer = StallingBuffer(size=4, stalls=1)
+
+    @dataclass
+    class App:
+        producer: Any
+
+    @dataclass
+    class Producer:
+        buffer: StallingBuffer
+
+    before_commit = _before_commit(App(Producer(buffer)), outputs)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        await outputs.deliver([_alert(1)])
+        committing = asyncio.ensure_future(before_commit())
+        await asyncio.sleep(0.01)
+        assert buffer.size == 0 and buffer.calls == 2  # handed over, past the flush that gave up
+        assert not committing.done()  # the alert is not acknowledged yet
+        alerts.acknowledge()
+        await asyncio.wait_for(committing, 1)
+
+    asyncio.run(scenario())
 
 
 def test_an_alert_whose_delivery_failed_is_sent_again_before_the_commit() -> None:
