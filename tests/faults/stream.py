@@ -19,7 +19,7 @@ from shellwatch.formats.alert_codec import decode_alert
 from shellwatch.kafka.clock import wall_clock_ms
 from shellwatch.kafka.documents import produce_documents
 from shellwatch.kafka.partitioning import java_partition
-from tests.faults.workload import Accounting, account, matched_events, mispair_lines
+from tests.faults.workload import Accounting, account, matched_events, mispair_lines, missing_lines
 from tests.integration.deployment import PARTITIONS, Deployment
 from tests.shared import offline_alerts
 
@@ -256,15 +256,7 @@ def outcome(
     timed = read_alerts(deployment.bootstrap, deployment.alerts, set(pairs), timeout_s=timeout_s, settle_s=5, tick=tick)
     alerts = [t.alert for t in timed]
     result = account(run, set(pairs), alerts, pairs)
-    got = {str(a["event"]["id"]) for a in alerts}
-    examples = (
-        mispair_lines(alerts, pairs)
-        + [
-            f"missing: {a['rule']['id']} quoting {matched_events(a)}"
-            for a in offline
-            if str(a["event"]["id"]) not in got
-        ][:5]
-    )
+    examples = mispair_lines(alerts, pairs) + missing_lines(offline, alerts, limit=5)
     return Outcome(result, timed, offline, examples)
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.workload import account, java_hosts
+from tests.faults.workload import account, java_hosts, missing_lines, require_exact
 from tests.integration.deployment import LIVE, Deployment
-from tests.shared import offline_alert_ids
+from tests.shared import offline_alerts
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(420)]
 
@@ -25,7 +25,8 @@ def test_two_workers_started_on_a_backlog_raise_every_alert_once(
     kafka_bootstrap: str, tmp_path: Path, fetch_bytes: int
 ) -> None:
     docs = java_hosts(hosts=24, span_ms=600_000, period_ms=4_000, start_ms=LIVE - 3_600_000, seed=fetch_bytes % 97)
-    expected = offline_alert_ids(docs)
+    offline = offline_alerts(docs)
+    expected = {str(a["event"]["id"]) for a in offline}
     deployment = Deployment(kafka_bootstrap, tmp_path)
     deployment.extra_env["SHELLWATCH_MAX_PARTITION_FETCH_BYTES"] = str(fetch_bytes)
     try:
@@ -36,6 +37,7 @@ def test_two_workers_started_on_a_backlog_raise_every_alert_once(
         alerts = deployment.alerts_for(len(expected), timeout_s=240, settle_s=5)
         result = account(f"backlog, 2 workers, fetch {fetch_bytes} B", expected, alerts)
         print(f"{result.line()}; {len(docs)} events, caught up in {time.monotonic() - started:.1f} s")
-        assert (result.missing, result.extra) == (0, 0), result.line()
+        print("\n".join(missing_lines(offline, alerts)))
+        require_exact(result, deployment.log_digest)
     finally:
         deployment.stop()

@@ -26,7 +26,7 @@ from shellwatch.kafka.clock import wall_clock_ms
 from shellwatch.kafka.documents import produce_documents
 from shellwatch.local.kafka import LocalKafka
 from shellwatch.local.process import WorkerProcess
-from tests.faults.workload import account, java_hosts
+from tests.faults.workload import account, java_hosts, require_exact
 from tests.integration.deployment import Deployment, wait_for
 from tests.shared import offline_alert_ids
 
@@ -144,7 +144,7 @@ def test_a_minute_without_the_broker_costs_no_alert_and_few_log_lines(own_broker
             f"broker restart {restart_s:.1f} s, ready {ready_after_s:.1f} s after"
         )
         assert worker.running(), worker.log_tail()
-        assert (result.missing, result.extra) == (0, 0), result.line()
+        require_exact(result, deployment.log_digest)
         assert outage_lines <= MAX_OUTAGE_LOG_LINES, worker.log_tail(80)
         assert all(status == 503 for t, status, _ in samples if t >= 5), samples
         assert all(body["checks"]["cluster_reachable"] is False for t, _, body in samples if t >= 5), samples

@@ -123,7 +123,7 @@ def test_a_broker_restarted_mid_stream_costs_no_alert(own_broker: LocalKafka, tm
             print(note)
         print("\n".join(out.examples))
         print(f"{out.result.line()}; {len(sent)} events in {feed.elapsed_s():.0f} s; {_worker_counts(deployment)}")
-        require_exact(out.result)
+        require_exact(out.result, deployment.log_digest)
     finally:
         feed.stop()
         deployment.stop()

@@ -37,7 +37,7 @@ def test_a_minute_of_event_time_produced_at_once_into_a_running_worker(kafka_boo
         out = outcome(deployment, f"burst of {SPAN_MS // 1000} s of event time, 1 worker", docs, timeout_s=90)
         print("\n" + "\n".join(out.examples))
         print(f"{out.result.line()}; {len(docs)} events; worker: {_counters(port)}")
-        require_exact(out.result)
+        require_exact(out.result, deployment.log_digest)
     finally:
         deployment.stop()
 

@@ -90,7 +90,7 @@ def test_workers_killed_mid_stream_raise_every_alert(kafka_bootstrap: str, tmp_p
             )
         print("\n".join(out.examples))
         print(f"{out.result.line()}; {len(sent)} events in {feed.elapsed_s():.0f} s")
-        require_exact(out.result)
+        require_exact(out.result, deployment.log_digest)
     finally:
         feed.stop()
         deployment.stop()

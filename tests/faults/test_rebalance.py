@@ -64,7 +64,7 @@ def test_scaling_1_2_3_1_workers_mid_stream_raises_every_alert(kafka_bootstrap: 
         print("\n".join(out.examples))
         print(f"{out.result.line()}; {len(sent)} events in {feed.elapsed_s():.0f} s")
         assert statuses == [0, 0], f"a graceful stop exited with {statuses}"
-        require_exact(out.result)
+        require_exact(out.result, deployment.log_digest)
     finally:
         feed.stop()
         deployment.stop()

@@ -9,7 +9,7 @@ is grouped away. Documents are returned in event-time order, the order a live fe
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ __all__ = [
     "matched_events",
     "mispair_lines",
     "mispairs",
+    "missing_lines",
     "require_exact",
 ]
 
@@ -103,10 +104,18 @@ class AccountingError(AssertionError):
     """Alerts missing, extra or mis-paired (what an ``xfail(raises=...)`` of a known loss names)."""
 
 
-def require_exact(result: Accounting) -> None:
-    """Raise :class:`AccountingError` unless nothing is missing, extra or mis-paired (duplicates are fine)."""
+def require_exact(result: Accounting, diagnosis: Callable[[], str] | None = None) -> None:
+    """Raise :class:`AccountingError` unless nothing is missing, extra or mis-paired (duplicates are fine);
+    ``diagnosis`` (e.g. the workers' log digest) is called then and its text added to the error."""
     if (result.missing, result.extra, result.mispaired or 0) != (0, 0, 0):
-        raise AccountingError(result.line())
+        raise AccountingError(result.line() if diagnosis is None else f"{result.line()}\n{diagnosis()}")
+
+
+def missing_lines(offline: list[dict[str, Any]], alerts: list[dict[str, Any]], limit: int = 8) -> list[str]:
+    """A few offline alerts that never came: rule, host, and the events they quote."""
+    got = {str(a["event"]["id"]) for a in alerts}
+    gone = [a for a in offline if str(a["event"]["id"]) not in got]
+    return [f"missing: {a['rule']['id']} on host {a['host']['id']} quoting {matched_events(a)}" for a in gone[:limit]]
 
 
 def matched_events(alert: Mapping[str, Any]) -> tuple[str, ...]:

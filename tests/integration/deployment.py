@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -107,6 +109,35 @@ class Deployment:
         finally:
             reader.close()
 
+    def log_digest(self, kinds: int = 8) -> str:
+        """What the workers' logs say went wrong, for a failed test's report: per log, its warning and error lines
+        counted by message (timestamps and numbers folded), the most frequent few, and its last stats line."""
+        lines = []
+        for worker in self.workers:
+            try:
+                text = worker.log_path.read_text(errors="replace")
+            except OSError:
+                continue
+            counted: Counter[str] = Counter()
+            stats = ""
+            for line in text.splitlines():
+                level = _LEVEL.search(line)
+                if level is None:
+                    continue
+                message = line[level.end() :].strip()
+                if message.startswith("stats "):
+                    stats = message
+                elif level.group(1) in ("WARNING", "ERROR", "CRITICAL"):
+                    counted[f"{level.group(1)} {_NUMBER.sub('N', message)[:160]}"] += 1
+            lines.append(f"{worker.log_path.name}: {sum(counted.values())} warnings and errors")
+            lines += [f"  {n} x {kind}" for kind, n in counted.most_common(kinds)]
+            lines.append(f"  last {stats[:1200]}" if stats else "  no stats line yet")
+        return "\n".join(lines)
+
     def stop(self) -> None:
         for worker in self.workers:
             worker.stop()
+
+
+_LEVEL = re.compile(r"\] \[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\] ")
+_NUMBER = re.compile(r"\d+")

@@ -165,6 +165,14 @@ class Correlator:
     def knows(self, host_id: str) -> bool:
         return host_id in self._hosts
 
+    def progress_of(self, host_id: str) -> tuple[int, int, int | None] | None:
+        """(network stream time, process stream time, @timestamp applied up to) of a known host, for diagnostics
+        (a late event names how far its host had gone)."""
+        host = self._hosts.get(host_id)
+        if host is None:
+            return None
+        return host.network_ms, host.process_ms, None if host.released is None else host.released[0]
+
     def export_host(self, host_id: str) -> HostSnapshot | None:
         """The host's state, or ``None`` when it holds nothing worth keeping (or is unknown)."""
         host = self._hosts.get(host_id)

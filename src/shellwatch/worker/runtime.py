@@ -18,6 +18,7 @@ is written together with the state it describes.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -26,13 +27,15 @@ from typing import Any, Protocol
 from shellwatch.core.correlate import Match
 from shellwatch.core.pipeline import Pipeline
 from shellwatch.core.snapshot import HostSnapshot, SnapshotError
-from shellwatch.ecs.events import Kind
+from shellwatch.ecs.events import Event, Kind
 from shellwatch.errors import UnusableRecordError
 from shellwatch.formats.event_codec import DecodeError
 from shellwatch.kafka.headers import AS_OF_HEADER, BROKER_TS_HEADER, PROGRESS_HEADER, REPLAY_HEADER, SOURCE_HEADER
 from shellwatch.worker.alert_latency import RecordTimes
 
 __all__ = ["CorrelationRuntime", "StateStore", "UnusableRecordError"]
+
+log = logging.getLogger("shellwatch.worker.runtime")
 
 # A marker's "caught up as of" is trusted for a host only when the host's newest record was written at
 # least this long before it: records written just before that one may reach the broker a moment later.
@@ -175,7 +178,33 @@ class CorrelationRuntime:
                 self._newest_record_ms[host_id] = max(record_ms, self._newest_record_ms.get(host_id, record_ms))
             if source is not None:
                 self._applied.setdefault(host_id, {})[source[0]] = source[1:]
-        return self.pipeline.observe(events, detected_ms)
+        stats = self.pipeline.correlator.stats
+        late = stats.late
+        alerts = self.pipeline.observe(events, detected_ms)
+        if stats.late != late:
+            self._log_late(events, partition, headers)
+        return alerts
+
+    def _log_late(self, events: tuple[Event, ...], partition: int, headers: Mapping[str, bytes]) -> None:
+        """An event applied after its host had gone past it (beyond the allowed lateness, or after a progress
+        marker said its stream was caught up): it may have missed its pairing. Says where it came from."""
+        source = headers.get(SOURCE_HEADER, b"-").decode("utf-8", "replace")
+        for event in events:
+            progress = None if event.host_id is None else self.pipeline.correlator.progress_of(event.host_id)
+            if progress is not None:
+                network_ms, process_ms, released_ms = progress
+                log.warning(
+                    "late %s event on relevant partition %d (source %s): host %s, @timestamp %s ms; the host had "
+                    "applied up to %s ms (network stream at %d ms, process stream at %d ms)",
+                    event.kind,
+                    partition,
+                    source,
+                    event.host_id,
+                    event.timestamp_ms,
+                    released_ms,
+                    network_ms,
+                    process_ms,
+                )
 
     def _applied_already(self, host_id: str | None, source: tuple[str, int, int]) -> bool:
         if host_id is None:

@@ -21,7 +21,11 @@ partitions does not wait for it (partners are read past the head's time, or hold
 whose quiet partner is waited out that way counts in ``idle_releases``. A partition's markers may vouch for
 it only as far as it vouches here (:meth:`Alignment.vouches`).
 
-Order within a partition is never changed (heads only are compared; ties go to the earlier fetched).
+Order within a partition is never changed (heads only are compared). Record timestamps have millisecond
+resolution, and a backlog produced at once puts a hundred records, seconds of event time, in one millisecond:
+equal record timestamps are ordered by the events' own time (``event_ms``, the ``@timestamp`` the correlator
+orders by), then by fetch. For the same reason a partner vouches by its time only once it was read *past* the
+head's record timestamp: records of that same millisecond may still be on the broker.
 Records the screen drops are not buffered but still move their partition's time forward. A partition
 whose buffer reaches ``max_buffered`` is to be paused by the caller until it drains, so memory is bounded
 while the consumer fetches the partitions the merge waits for. Offsets to commit stop at the first
@@ -48,6 +52,7 @@ class Fetched(NamedTuple, Generic[R]):
     offset: int
     timestamp_ms: int  # the Kafka record timestamp; negative (none) sorts first
     item: R | None  # None: the screen dropped it (it only moves the partition's time)
+    event_ms: int = -1  # the event's own time (``@timestamp``): breaks ties of equal record timestamps; -1 unknown
 
 
 class Span(NamedTuple):
@@ -68,8 +73,8 @@ class Released(NamedTuple, Generic[P, R]):
 
 @dataclass(slots=True)
 class _Buffer(Generic[R]):
-    # (timestamp, offset, fetched at (now_ms), fetch answered at (polled_ms), item)
-    held: deque[tuple[int, int, int, int, R]] = field(default_factory=deque)
+    # (timestamp, event time, offset, fetched at (now_ms), fetch answered at (polled_ms), item)
+    held: deque[tuple[int, int, int, int, int, R]] = field(default_factory=deque)
     time_ms: int = -1  # the highest record timestamp fetched from this partition
     next_offset: int | None = None  # the offset after the last record fetched
 
@@ -92,7 +97,7 @@ class Alignment(Generic[P, R]):
         re-read copies. ``polled_ms``: when the fetch that brought them was answered, on the clock of
         :meth:`release`'s ``polled_ms`` (default ``now_ms``)."""
         for record in records:
-            kept = () if record.item is None else ((record.offset, record.timestamp_ms, record.item),)
+            kept = () if record.item is None else ((record.offset, record.timestamp_ms, record.event_ms, record.item),)
             span = Span(record.offset, record.offset, record.timestamp_ms)
             self.fetched_span(partition, span, kept, now_ms=now_ms, polled_ms=polled_ms)
 
@@ -100,14 +105,14 @@ class Alignment(Generic[P, R]):
         self,
         partition: P,
         span: Span,
-        kept: Iterable[tuple[int, int, R]],
+        kept: Iterable[tuple[int, int, int, R]],
         *,
         now_ms: int,
         polled_ms: int | None = None,
     ) -> None:
         """One fetch of ``partition`` at once, as :meth:`fetched` takes its records one by one: the ``span`` of
-        offsets it covered and the (offset, timestamp, item) of the records the screen kept, in order. Nothing
-        is built per dropped record (about 98% of them)."""
+        offsets it covered and the (offset, timestamp, event time, item) of the records the screen kept, in order.
+        Nothing is built per dropped record (about 98% of them)."""
         polled_ms = now_ms if polled_ms is None else polled_ms
         buffer = self._buffers.get(partition)
         if buffer is None:
@@ -119,8 +124,8 @@ class Alignment(Generic[P, R]):
         buffer.next_offset = span.last_offset + 1
         buffer.time_ms = max(buffer.time_ms, span.max_timestamp_ms)
         held = buffer.held
-        for offset, timestamp_ms, item in kept:
-            held.append((timestamp_ms, offset, now_ms, polled_ms, item))
+        for offset, timestamp_ms, event_ms, item in kept:
+            held.append((timestamp_ms, event_ms, offset, now_ms, polled_ms, item))
 
     def release(
         self, lag: Mapping[P, int | None], now_ms: int, polled_ms: Mapping[P, int] | None = None
@@ -132,48 +137,52 @@ class Alignment(Generic[P, R]):
         polled = polled_ms or {}
         for gone in [p for p in self._buffers if p not in lag]:
             del self._buffers[gone]
-        heads = [(held[0][0], held[0][2], n, p) for n, (p, b) in enumerate(self._buffers.items()) if (held := b.held)]
+        heads = [
+            (held[0][0], held[0][1], held[0][3], n, p)
+            for n, (p, b) in enumerate(self._buffers.items())
+            if (held := b.held)
+        ]
         heapq.heapify(heads)
         out: list[Released[P, R]] = []
         order = len(heads)
         while heads:
-            partition = heads[0][3]
+            partition = heads[0][4]
             held = self._buffers[partition].held
             vouched = [self._vouch(other, held[0], lag, polled) for other in lag if other != partition]
             if not all(vouched):
                 break
             heapq.heappop(heads)
-            _, offset, fetched_ms, _, item = held.popleft()
+            _, _, offset, fetched_ms, _, item = held.popleft()
             idle = _IDLE in vouched
             self.idle_releases += idle
             out.append(Released(partition, offset, item, max(0, now_ms - fetched_ms), idle))
             if held:
                 order += 1
-                heapq.heappush(heads, (held[0][0], held[0][2], order, partition))
+                heapq.heappush(heads, (held[0][0], held[0][1], held[0][3], order, partition))
         return out
 
     def _vouch(
-        self, other: P, head: tuple[int, int, int, int, R], lag: Mapping[P, int | None], polled: Mapping[P, int]
+        self, other: P, head: tuple[int, int, int, int, int, R], lag: Mapping[P, int | None], polled: Mapping[P, int]
     ) -> str | None:
         """Why ``other`` holds nothing back at ``head``: it has a buffered head (no earlier than the merge's
         lowest), or it was read past that time, or it is caught up as of a fetch answered at least ``idle_ms``
         after ``head``'s (``_IDLE``). None: its records up to then may be on the broker, or about to land there."""
         buffer = self._buffers.get(other)
-        if buffer is not None and (buffer.held or buffer.time_ms >= head[0]):
+        if buffer is not None and (buffer.held or buffer.time_ms > head[0]):
             return _READ
         if lag.get(other) != 0:
             return None
         if self.idle_ms == 0:
             return _IDLE
         answered = polled.get(other)
-        return _IDLE if answered is not None and answered >= head[3] + self.idle_ms else None
+        return _IDLE if answered is not None and answered >= head[4] + self.idle_ms else None
 
     def waiting_on(self, lag: Mapping[P, int | None], polled_ms: Mapping[P, int] | None = None) -> list[P]:
         """The partitions the oldest buffered record waits for (for logs and tests)."""
         heads = [(b.held[0], p) for p, b in self._buffers.items() if b.held]
         if not heads:
             return []
-        head, partition = min(heads, key=lambda head: head[0][0])
+        head, partition = min(heads, key=lambda head: head[0][:2])
         return [p for p in lag if p != partition and not self._vouch(p, head, lag, polled_ms or {})]
 
     def vouches(self, partition: P, lag: Mapping[P, int | None], polled_ms: Mapping[P, int]) -> bool:
@@ -192,7 +201,7 @@ class Alignment(Generic[P, R]):
         """The offset to commit for ``partition``: its first record still buffered, else the consumer's position."""
         buffer = self._buffers.get(partition)
         if buffer is not None and buffer.held:
-            return min(buffer.held[0][1], position)
+            return min(buffer.held[0][2], position)
         return position
 
     def drained(self, partition: P) -> bool:

@@ -44,7 +44,7 @@ from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssigno
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from shellwatch.core.byte_screen import ByteScreen
-from shellwatch.formats.event_codec import DecodeError, Decoder, decode_record
+from shellwatch.formats.event_codec import Decoded, DecodeError, Decoder, decode_record
 from shellwatch.kafka.admin import check_partitions, require_copartitioned
 from shellwatch.kafka.dead_letters import dead_letter_headers
 from shellwatch.kafka.group_join import install_single_join_group
@@ -210,14 +210,15 @@ class _PrefilterStage:
 
     def _take_in(self, batch: dict[Any, list[Any]]) -> None:
         """Screen each partition's records (one batched check, no Python call per record) into the merge."""
-        accepted, stats = self._prefilter.accepted, self._stats
+        accepted, stats, decode = self._prefilter.accepted, self._stats, self._decode
         now_s = self._clock_s()
         for tp, tp_records in batch.items():
             kept = accepted([record.value or b"" for record in tp_records])
+            decoded = [(r, decode(r.value if r.value is not None else b"")) for r in map(tp_records.__getitem__, kept)]
             self._alignment.fetched_span(
                 (tp.topic, tp.partition),
                 Span(tp_records[0].offset, tp_records[-1].offset, max(map(_timestamp, tp_records))),
-                [(r.offset, r.timestamp, r) for r in map(tp_records.__getitem__, kept)],
+                [(r.offset, r.timestamp, _event_ms(d), (r, d)) for r, d in decoded],
                 now_ms=int(now_s * 1000),
                 # no earlier than the fetch that brought them was answered: a later time only waits longer
                 polled_ms=self._fetched_at(tp),
@@ -235,7 +236,7 @@ class _PrefilterStage:
         pending: list[asyncio.Future[Any]] = []
         released = self._alignment.release(lag, int(self._clock_s() * 1000), polled)
         for item in released:
-            future = await self._route(item.item)
+            future = await self._route(*item.item)
             if future is not None:
                 pending.append(future)
             self._stats.alignment_wait_ms += item.waited_ms
@@ -268,10 +269,9 @@ class _PrefilterStage:
             offsets[tp] = self._alignment.commit_offset((tp.topic, tp.partition), position)
         return offsets
 
-    async def _route(self, record: Any) -> asyncio.Future[Any] | None:
+    async def _route(self, record: Any, decoded: Decoded | DecodeError) -> asyncio.Future[Any] | None:
+        """Forward (or dead-letter) a record the merge released, decoded when it was fetched."""
         config, stats = self._config, self._stats
-        value: bytes = record.value if record.value is not None else b""
-        decoded = self._decode(value)
         if isinstance(decoded, DecodeError):
             stats.dead_letters[decoded.reason] += 1
             log.warning(
@@ -390,6 +390,14 @@ class _PrefilterStage:
         except AssertionError:  # revoked meanwhile
             return None
         return polled_ms
+
+
+def _event_ms(decoded: Decoded | DecodeError) -> int:
+    """The record's event time for the merge's ties (its first event's ``@timestamp``); -1 if it has none."""
+    if isinstance(decoded, DecodeError) or not decoded.events:
+        return -1
+    ts = decoded.events[0].timestamp_ms
+    return -1 if ts is None else ts
 
 
 async def run_prefilter_stage(

@@ -40,6 +40,48 @@ def test_ties_go_to_the_record_fetched_first_and_partition_order_is_kept() -> No
     assert items(a, {NET: 0, PROC: 0}) == ["n1", "n2", "p1"]
 
 
+def test_equal_record_times_go_by_event_time() -> None:
+    """A backlog produced at once puts seconds of event time in one millisecond of record time."""
+    a: Alignment[tuple[str, int], str] = Alignment()
+    a.fetched(NET, [Fetched(0, 5, "conn@9", 9_000), Fetched(1, 5, "conn@3", 3_000)], now_ms=0)
+    a.fetched(PROC, [Fetched(0, 5, "exec@2", 2_000), Fetched(1, 6, "exec@1", 1_000)], now_ms=0)
+    # heads compared by (record time, event time); a partition's own order is never changed
+    assert items(a, {NET: 0, PROC: 0}) == ["exec@2", "conn@9", "conn@3", "exec@1"]
+
+
+def test_a_partner_read_up_to_the_head_s_millisecond_only_does_not_vouch_for_it() -> None:
+    """More records of that millisecond may still be on the broker, with earlier events."""
+    a: Alignment[tuple[str, int], str] = Alignment()
+    a.fetched(NET, [Fetched(0, 1_000, None, 1_000)], now_ms=0)  # read up to 1 s, dropped by the screen
+    a.fetched(PROC, [Fetched(0, 1_000, "exec@1.4", 1_400)], now_ms=0)
+    assert items(a, {NET: 2, PROC: 0}) == []
+    a.fetched(NET, [Fetched(1, 1_000, "conn@1.2", 1_200), Fetched(2, 1_001, None, 1_500)], now_ms=0)
+    assert items(a, {NET: 0, PROC: 0}) == ["conn@1.2", "exec@1.4"]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_backlog_produced_at_once_is_merged_in_event_time_order(seed: int) -> None:
+    """Events produced in event-time order, many per millisecond of record time, spread over partitions and
+    fetched in random chunks: the merge releases them in event-time order."""
+    rng = random.Random(seed)
+    parts = [("net", 0), ("proc", 0), ("net", 1), ("proc", 1)]
+    per_ms = rng.randint(5, 120)
+    records: dict[tuple[str, int], list[tuple[int, int]]] = {p: [] for p in parts}
+    for n in range(600):  # the n-th event produced: record time n // per_ms, event time n * 100 ms
+        records[rng.choice(parts)].append((n // per_ms, n * 100))
+    a: Alignment[tuple[str, int], int] = Alignment()
+    read = dict.fromkeys(parts, 0)
+    out: list[int] = []
+    while any(read[p] < len(records[p]) for p in parts):
+        p = rng.choice([q for q in parts if read[q] < len(records[q])])
+        chunk = range(read[p], min(read[p] + rng.randint(1, 40), len(records[p])))
+        a.fetched(p, [Fetched(i, records[p][i][0], records[p][i][1], records[p][i][1]) for i in chunk], now_ms=0)
+        read[p] = chunk.stop
+        out += [r.item for r in a.release({q: len(records[q]) - read[q] for q in parts}, now_ms=0)]
+    assert len(out) == 600
+    assert out == sorted(out)
+
+
 def test_an_unknown_lag_waits_like_a_lag() -> None:
     a: Alignment[tuple[str, int], str] = Alignment()
     fetch(a, PROC, (0, 10, "exec"))
@@ -233,13 +275,16 @@ def test_a_fetch_taken_at_once_is_merged_as_its_records_one_by_one(seed: int) ->
         start = next_offset[partition]
         records = [
             Fetched(
-                offset, turn * 100 + rng.randint(-50, 50), f"{partition[0]}@{offset}" if rng.random() < 0.3 else None
+                offset,
+                turn * 100 + rng.randint(-50, 50),
+                f"{partition[0]}@{offset}" if rng.random() < 0.3 else None,
+                rng.choice((-1, rng.randint(0, 10_000))),
             )
             for offset in range(start, start + rng.randint(1, 8))
         ]
         next_offset[partition] = records[-1].offset + 1
         one.fetched(partition, records, now_ms=turn)
-        kept = [(r.offset, r.timestamp_ms, r.item) for r in records if r.item is not None]
+        kept = [(r.offset, r.timestamp_ms, r.event_ms, r.item) for r in records if r.item is not None]
         edges = Span(records[0].offset, records[-1].offset, max(r.timestamp_ms for r in records))
         span.fetched_span(partition, edges, kept, now_ms=turn)
         lag = {NET: rng.choice((0, 0, 3)), PROC: rng.choice((0, 0, 3))}
