@@ -156,6 +156,8 @@ def read_alerts(
     deadline = time.monotonic() + timeout_s
     settle_end: float | None = None
     next_tick = next_drain_check = last_s = time.monotonic()
+    checks: list[tuple[float, bool]] = []  # (seconds into the read, drained) of each backlog check
+    started_s = last_s
     try:
         while time.monotonic() < (settle_end if settle_end is not None else min(deadline, last_s + quiet_s)):
             if time.monotonic() >= next_tick:
@@ -163,7 +165,9 @@ def read_alerts(
                     tick()
                 next_tick = time.monotonic() + 1.0
             if drained is not None and time.monotonic() >= next_drain_check:
-                if not drained():
+                done = drained()
+                checks.append((time.monotonic() - started_s, done))
+                if not done:
                     last_s = time.monotonic()  # still reading: quiet does not count yet
                 next_drain_check = time.monotonic() + 2.0
             message = consumer.poll(0.2)
@@ -177,6 +181,17 @@ def read_alerts(
                 settle_end = min(deadline, time.monotonic() + settle_s)
     finally:
         consumer.close()
+    if drained is not None:  # a long read (the soak): say why it ended
+        now = time.monotonic()
+        why = (
+            "every expected alert read"
+            if settle_end is not None
+            else f"timed out after {timeout_s:.0f} s"
+            if now >= deadline
+            else f"no alert for {quiet_s:.0f} s"
+        )
+        last = f"last at {checks[-1][0]:.0f} s: drained={checks[-1][1]}" if checks else "none"
+        print(f"[reader] stopped after {now - started_s:.0f} s: {why}; {len(checks)} backlog checks ({last})")
     return alerts
 
 
