@@ -5,7 +5,8 @@ with id %s: %s``, ``Unable to update metadata from %s``, ``Group Coordinator Req
 every client. :class:`RepeatLimiter` lets through the first ``burst`` records of each kind (logger, level and
 message template) per ``period_s`` and counts the rest; the next record of that kind that passes says how many
 were suppressed, and :meth:`RepeatLimiter.flush` (the worker's stats timer) reports counts nobody reported yet.
-Records of other loggers always pass.
+The worker's own line per late event (``shellwatch.worker.runtime``) is limited the same way. Records of other
+loggers always pass.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 
 __all__ = ["LIMITED_LOGGERS", "RepeatLimiter"]
 
-LIMITED_LOGGERS = ("aiokafka", "faust", "mode")
+# the Kafka clients, and the worker's line per late event (a burst of disorder can make thousands a second)
+LIMITED_LOGGERS = ("aiokafka", "faust", "mode", "shellwatch.worker.runtime")
 _MAX_KINDS = 1_000  # kinds remembered; older quiet ones are forgotten beyond this
 
 

@@ -34,7 +34,7 @@ def wired() -> tuple[RepeatLimiter, Collect, Clock]:
     report.propagate = False
     limiter = RepeatLimiter(burst=2, period_s=60.0, clock=clock, report=report)
     collect.addFilter(limiter)
-    for name in ("aiokafka.client", "faust.test", "shellwatch.worker"):
+    for name in ("aiokafka.client", "faust.test", "shellwatch.worker", "shellwatch.worker.runtime"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [collect]
         logger.propagate = False
@@ -77,6 +77,15 @@ def test_other_loggers_are_never_limited(wired: tuple[RepeatLimiter, Collect, Cl
     for n in range(50):
         own.warning("pre-filter stage failed (%s); starting it again", n)
     assert len(collect.lines) == 50 and limiter.suppressed_total == 0
+
+
+def test_the_line_per_late_event_is_limited(wired: tuple[RepeatLimiter, Collect, Clock]) -> None:
+    """A burst of disorder makes a late event per record: those lines are bounded like the clients'."""
+    limiter, collect, _ = wired
+    runtime = logging.getLogger("shellwatch.worker.runtime")
+    for n in range(500):
+        runtime.warning("late %s event on relevant partition %d: host %s", "process", 0, f"h{n}")
+    assert len(collect.lines) == 2 and limiter.suppressed_total == 498
 
 
 def test_flush_reports_counts_nobody_reported(wired: tuple[RepeatLimiter, Collect, Clock]) -> None:

@@ -213,3 +213,20 @@ def test_a_restored_host_keeps_the_marker_margin_of_its_newest_record() -> None:
     assert network_marker(exec_written + 150) == []
     (alert,) = sequence_alerts(network_marker(exec_written + 200))
     assert alert["detection"]["explanation"]["gap_ms"] == 1_000
+
+
+def test_a_late_event_is_logged_with_its_host_and_source(caplog: pytest.LogCaptureFixture) -> None:
+    """An exec released by a progress marker, then its connection: the late connection names where it came from
+    and how far its host had got, so an operator can tell source disorder from a pipeline fault."""
+    rt = runtime(DictStore())
+    forwarded(rt, exec_doc(T0 + 1_000), offset=3)
+    marker(rt, b"network")  # the network stream is declared caught up: the exec is applied without a partner
+    with caplog.at_level("WARNING", logger="shellwatch.worker.runtime"):
+        forwarded(rt, conn_doc(T0), offset=7)
+        forwarded(rt, conn_doc(T0 + 2_000, pid=99), offset=8)  # in order: not late
+    assert rt.pipeline.correlator.stats.late == 1
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert (
+        f"late network event on relevant partition 0 (source src-network/0/7): host host-a, @timestamp {T0} ms" in line
+    )
+    assert f"applied up to {T0 + 1_000} ms" in line
