@@ -141,7 +141,8 @@ def read_alerts(
     duplicates), or none came for ``quiet_s`` (read once the feed has ended: the workers are done, and a test that
     lost alerts does not wait ``timeout_s`` for them), or ``timeout_s`` passed; ``tick`` is called about once a
     second meanwhile (supervision). With ``drained``, quiet counts only once it says the workers have nothing left
-    to read (checked about every 2 s): a worker catching up on a backlog may be quiet for longer than ``quiet_s``."""
+    to read (checked about every 2 s, and again before quiet ends the read): a worker catching up on a backlog
+    may be quiet for longer than ``quiet_s``."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -156,20 +157,29 @@ def read_alerts(
     deadline = time.monotonic() + timeout_s
     settle_end: float | None = None
     next_tick = next_drain_check = last_s = time.monotonic()
-    checks: list[tuple[float, bool]] = []  # (seconds into the read, drained) of each backlog check
+    checks: list[tuple[float, bool, float]] = []  # (seconds into the read, drained, seconds it took) per check
     started_s = last_s
     try:
-        while time.monotonic() < (settle_end if settle_end is not None else min(deadline, last_s + quiet_s)):
+        while True:
+            now = time.monotonic()
+            if now >= (settle_end if settle_end is not None else deadline):
+                break
+            quiet = settle_end is None and now >= last_s + quiet_s
+            # quiet ends the read only if a backlog check made now says the workers have nothing left: a check
+            # on a schedule alone let a read that was held up elsewhere stop with the workers still far behind
+            if drained is not None and (quiet or now >= next_drain_check):
+                done = drained()
+                checks.append((time.monotonic() - started_s, done, time.monotonic() - now))
+                next_drain_check = time.monotonic() + 2.0
+                if not done:
+                    last_s = time.monotonic()  # still reading: quiet does not count yet
+                    quiet = False
+            if quiet:
+                break
             if time.monotonic() >= next_tick:
                 if tick is not None:
                     tick()
                 next_tick = time.monotonic() + 1.0
-            if drained is not None and time.monotonic() >= next_drain_check:
-                done = drained()
-                checks.append((time.monotonic() - started_s, done))
-                if not done:
-                    last_s = time.monotonic()  # still reading: quiet does not count yet
-                next_drain_check = time.monotonic() + 2.0
             message = consumer.poll(0.2)
             if message is None or message.error() is not None:
                 continue
@@ -188,10 +198,14 @@ def read_alerts(
             if settle_end is not None
             else f"timed out after {timeout_s:.0f} s"
             if now >= deadline
-            else f"no alert for {quiet_s:.0f} s"
+            else f"no alert for {quiet_s:.0f} s and no backlog left"
         )
         last = f"last at {checks[-1][0]:.0f} s: drained={checks[-1][1]}" if checks else "none"
-        print(f"[reader] stopped after {now - started_s:.0f} s: {why}; {len(checks)} backlog checks ({last})")
+        slowest = max((took for *_, took in checks), default=0.0)
+        print(
+            f"[reader] stopped after {now - started_s:.0f} s: {why}; {len(checks)} backlog checks ({last}; "
+            f"the slowest took {slowest:.1f} s)"
+        )
     return alerts
 
 
