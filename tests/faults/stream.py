@@ -19,7 +19,7 @@ from shellwatch.formats.alert_codec import decode_alert
 from shellwatch.kafka.clock import wall_clock_ms
 from shellwatch.kafka.documents import produce_documents
 from shellwatch.kafka.partitioning import java_partition
-from tests.faults.workload import Accounting, account, matched_events, mispair_lines, missing_lines
+from tests.faults.workload import Accounting, account, matched_events, mispair_lines, missing_alerts, missing_lines
 from tests.integration.deployment import PARTITIONS, Deployment
 from tests.shared import offline_alerts
 
@@ -261,8 +261,7 @@ class Outcome:
 
     def missing(self) -> list[dict[str, Any]]:
         """The offline alerts that never came."""
-        got = {str(t.alert["event"]["id"]) for t in self.timed}
-        return [a for a in self.offline if str(a["event"]["id"]) not in got]
+        return missing_alerts(self.offline, (t.alert for t in self.timed))
 
     def mispaired(self) -> list[dict[str, Any]]:
         """The alert records that quote other events than offline detection's alert of the same id."""

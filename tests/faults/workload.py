@@ -9,7 +9,7 @@ is grouped away. Documents are returned in event-time order, the order a live fe
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ __all__ = [
     "matched_events",
     "mispair_lines",
     "mispairs",
+    "missing_alerts",
     "missing_lines",
     "require_exact",
 ]
@@ -111,10 +112,15 @@ def require_exact(result: Accounting, diagnosis: Callable[[], str] | None = None
         raise AccountingError(result.line() if diagnosis is None else f"{result.line()}\n{diagnosis()}")
 
 
+def missing_alerts(offline: list[dict[str, Any]], alerts: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The offline alerts whose id is not among ``alerts``."""
+    got = {str(a["event"]["id"]) for a in alerts}
+    return [a for a in offline if str(a["event"]["id"]) not in got]
+
+
 def missing_lines(offline: list[dict[str, Any]], alerts: list[dict[str, Any]], limit: int = 8) -> list[str]:
     """A few offline alerts that never came: rule, host, and the events they quote."""
-    got = {str(a["event"]["id"]) for a in alerts}
-    gone = [a for a in offline if str(a["event"]["id"]) not in got]
+    gone = missing_alerts(offline, alerts)
     return [f"missing: {a['rule']['id']} on host {a['host']['id']} quoting {matched_events(a)}" for a in gone[:limit]]
 
 

@@ -22,7 +22,7 @@ whose quiet partner is waited out that way counts in ``idle_releases``. A partit
 it only as far as it vouches here (:meth:`Alignment.vouches`).
 
 Order within a partition is never changed (heads only are compared). Record timestamps have millisecond
-resolution, and a backlog produced at once puts a hundred records, seconds of event time, in one millisecond:
+resolution, and a backlog produced at once puts many records, seconds of event time, in one millisecond:
 equal record timestamps are ordered by the events' own time (``event_ms``, the ``@timestamp`` the correlator
 orders by), then by fetch. For the same reason a partner vouches by its time only once it was read *past* the
 head's record timestamp: records of that same millisecond may still be on the broker.
