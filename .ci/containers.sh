@@ -177,7 +177,13 @@ mvn -B -q dependency:copy "-Dartifact=org.apache.kafka:kafka-tools:$KAFKA_VERSIO
 say "built $SHELLWATCH_CI_KAFKA_IMAGE"
 
 step "5. the Compose stack"
+# What an interrupted earlier run on this engine left (its state outlives dockerd): the project's
+# containers, volumes and networks, and the Helm pod's container, whose fixed name would clash in step 6.
 compose down --volumes --remove-orphans >/dev/null 2>&1 || true
+if [ -n "$("$DOCKER" ps --all --quiet --filter "name=^$POD\$")" ]; then
+  say "removing $POD, left by an earlier run"
+  "$DOCKER" rm --force --volumes "$POD" >/dev/null
+fi
 compose config --quiet
 compose up --detach --no-build kafka topics worker-1 worker-2 ||
   { compose logs --no-color --tail 40 >&2; fail "docker compose up failed"; }
