@@ -1,11 +1,13 @@
 """Any set of EQL rule files over one stream of records: decode -> each rule's stages -> order -> engine -> alerts.
 
 A record is decoded once (:mod:`shellwatch.core.rule_events`); each rule flattens the fields it reads and
-tests its stages. A non-sequence rule (``process where ...``) alerts on every matching event at once. A
-sequence rule's candidates go through its :class:`~shellwatch.core.event_order.EventOrder` (per host when
-its join is host-local, else one scope) into its :class:`~shellwatch.core.sequence_engine.SequenceEngine`;
-its state is evicted by event time as the order advances. :meth:`RuleRunner.flush` ends the input. No I/O,
-no clock: the detection time is passed in.
+tests its stages. An event that would fill a stage but matches one of the rule's exception items
+(:mod:`shellwatch.rules.exceptions`) is left out of that rule, as Elasticsearch leaves it out of the rule's
+search, and counted per rule and item. A non-sequence rule (``process where ...``) alerts on every matching
+event at once. A sequence rule's candidates go through its :class:`~shellwatch.core.event_order.EventOrder`
+(per host when its join is host-local, else one scope) into its
+:class:`~shellwatch.core.sequence_engine.SequenceEngine`; its state is evicted by event time as the order
+advances. :meth:`RuleRunner.flush` ends the input. No I/O, no clock: the detection time is passed in.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from shellwatch.core.rule_alerts import rule_alert
 from shellwatch.core.rule_events import RuleEvent, RuleEventError, decode_rule_event
 from shellwatch.core.sequence_engine import Candidate, SequenceEngine, SequenceMatch
 from shellwatch.rules.eql_rule import EqlRule
+from shellwatch.rules.exceptions import RuleExceptions
 
 __all__ = ["RuleRunner", "RunnerConfig", "RunnerOutcome", "RunnerStats"]
 
@@ -39,6 +42,7 @@ class RunnerStats:
     undecodable: Counter[str] = field(default_factory=Counter)
     alerts: int = 0
     alerts_per_rule: Counter[str] = field(default_factory=Counter)
+    excepted: Counter[tuple[str, str]] = field(default_factory=Counter)  # (rule id, exception item) -> events
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +52,10 @@ class RunnerOutcome:
 
 
 class _RuleState:
-    def __init__(self, rule: EqlRule, config: RunnerConfig) -> None:
+    def __init__(self, rule: EqlRule, config: RunnerConfig, stats: RunnerStats) -> None:
         self.rule = rule
+        self.exceptions = RuleExceptions(rule.exceptions)
+        self.stats = stats
         compiled = rule.compiled
         self.sequence = compiled.is_sequence
         self.host_local = compiled.host_local
@@ -63,6 +69,11 @@ class _RuleState:
         stages = tuple(i for i, stage in enumerate(compiled.stages) if stage.predicate(flat))
         if not stages:
             return None
+        if self.exceptions:
+            excepted_by = self.exceptions.matching(event.document)
+            if excepted_by is not None:
+                self.stats.excepted[self.rule.rule_id, excepted_by] += 1
+                return None
         return Candidate(event.seq, event.timestamp_ms, event.source, flat, stages, event)
 
     def scope(self, candidate: Candidate) -> Hashable:
@@ -88,8 +99,8 @@ class _RuleState:
 class RuleRunner:
     def __init__(self, rules: Sequence[EqlRule], config: RunnerConfig | None = None) -> None:
         self.config = config or RunnerConfig()
-        self._states = [_RuleState(rule, self.config) for rule in rules]
         self.stats = RunnerStats()
+        self._states = [_RuleState(rule, self.config, self.stats) for rule in rules]
         self._seq = 0
 
     @property

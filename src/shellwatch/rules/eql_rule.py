@@ -9,6 +9,8 @@ and ignored. ``@timestamp`` orders events even under ``timestamp_override`` (a s
 :func:`load_eql_rules` takes files and directories (searched for ``*.toml``), skips and counts files that are
 not EQL rules, and reports every problem at once: a query error with the file's line and column and the
 refused construct's name, a missing or mistyped key, and two files with one ``rule_id`` (naming both).
+Exception lists among those files (:mod:`shellwatch.rules.exceptions`) are attached to the rules they name
+(:attr:`EqlRule.exceptions`); a list naming a rule that did not load is a problem too.
 """
 
 from __future__ import annotations
@@ -16,17 +18,27 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
 from shellwatch.eql.compile import CATEGORY_FIELD, CompiledQuery, compile_query
 from shellwatch.eql.parse import parse_query
 from shellwatch.errors import EqlError, RuleFileError
+from shellwatch.rules.exceptions import ExceptionList, is_exception_list, parse_exception_list
 from shellwatch.rules.loader import digest_of
 from shellwatch.rules.model import SEVERITIES, MitreRef, Severity, ThreatEntry
 
-__all__ = ["EqlRule", "LoadedRules", "RuleProblem", "ThreatEntry", "load_eql_rule", "load_eql_rules", "parse_eql_rule"]
+__all__ = [
+    "EqlRule",
+    "LoadedRules",
+    "RuleProblem",
+    "ThreatEntry",
+    "load_eql_rule",
+    "load_eql_rules",
+    "load_rule_file",
+    "parse_eql_rule",
+]
 
 _QUERY_START = re.compile(r"^[ \t]*query[ \t]*=[ \t]*(\"\"\"|'''|\"|')(\r?\n)?", re.MULTILINE)
 
@@ -47,6 +59,7 @@ class EqlRule:
     event_category_override: str | None
     timestamp_override: str | None
     digest: str
+    exceptions: tuple[ExceptionList, ...] = ()  # the lists attached to it, in file order
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +81,8 @@ class RuleProblem:
 class LoadedRules:
     rules: tuple[EqlRule, ...]
     problems: tuple[RuleProblem, ...]
-    skipped: int  # TOML files that are not EQL rules
+    skipped: int  # TOML files that are neither EQL rules nor exception lists
+    exception_lists: tuple[ExceptionList, ...] = ()
 
 
 def _fail(file: str, message: str) -> NoReturn:
@@ -143,26 +157,42 @@ def _compiled(query: str, category_field: str, file: str, source: str) -> Compil
 
 def load_eql_rule(path: Path) -> EqlRule | RuleProblem | None:
     """Load one file: the rule, the problem that stops it, or ``None`` when it is not an EQL rule."""
+    loaded = load_rule_file(path)
+    return None if isinstance(loaded, ExceptionList) else loaded
+
+
+def load_rule_file(path: Path) -> EqlRule | ExceptionList | RuleProblem | None:
+    """Load one file: a rule, an exception list, the problem that stops it, or ``None`` for other TOML."""
     try:
         source = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return RuleProblem(str(path), f"cannot read: {exc}")
-    return parse_eql_rule(source, str(path))
+    try:
+        return _parse_any(source, str(path))
+    except RuleFileError as exc:
+        return RuleProblem(exc.file, exc.message, exc.construct, exc.line, exc.column)
 
 
 def parse_eql_rule(source: str, file: str) -> EqlRule | RuleProblem | None:
     """:func:`load_eql_rule` for text already read (``file`` names it in problems)."""
     try:
-        return _parse(source, file)
+        parsed = _parse_any(source, file)
     except RuleFileError as exc:
         return RuleProblem(exc.file, exc.message, exc.construct, exc.line, exc.column)
+    return None if isinstance(parsed, ExceptionList) else parsed
 
 
-def _parse(source: str, file: str) -> EqlRule | None:
+def _parse_any(source: str, file: str) -> EqlRule | ExceptionList | None:
     try:
         data = tomllib.loads(source)
     except tomllib.TOMLDecodeError as exc:
         _fail(file, f"invalid TOML: {exc}")
+    if is_exception_list(data):
+        return parse_exception_list(data, file)
+    return _parse(data, source, file)
+
+
+def _parse(data: Mapping[str, Any], source: str, file: str) -> EqlRule | None:
     rule = data.get("rule")
     if not isinstance(rule, dict) or rule.get("language") != "eql":
         return None
@@ -203,23 +233,37 @@ def _files(paths: Iterable[Path]) -> list[Path]:
 
 
 def load_eql_rules(paths: Iterable[Path]) -> LoadedRules:
-    """Every EQL rule under ``paths`` (files, or directories searched for ``*.toml``), with every problem."""
+    """Every EQL rule under ``paths`` (files, or directories searched for ``*.toml``), with its exception lists
+    attached, and every problem."""
     rules: list[EqlRule] = []
+    lists: list[ExceptionList] = []
     problems: list[RuleProblem] = []
     skipped = 0
     first_file: dict[str, str] = {}
     for path in _files(paths):
-        rule = load_eql_rule(path)
-        if isinstance(rule, RuleProblem):
-            problems.append(rule)
+        loaded = load_rule_file(path)
+        if isinstance(loaded, RuleProblem):
+            problems.append(loaded)
             continue
-        if rule is None:
+        if isinstance(loaded, ExceptionList):
+            lists.append(loaded)
+            continue
+        if loaded is None:
             skipped += 1
             continue
-        if rule.rule_id in first_file:
-            message = f"rule_id {rule.rule_id!r} is also defined in {first_file[rule.rule_id]}"
-            problems.append(RuleProblem(rule.file, message, "duplicate rule_id"))
+        if loaded.rule_id in first_file:
+            message = f"rule_id {loaded.rule_id!r} is also defined in {first_file[loaded.rule_id]}"
+            problems.append(RuleProblem(loaded.file, message, "duplicate rule_id"))
             continue
-        first_file[rule.rule_id] = rule.file
-        rules.append(rule)
-    return LoadedRules(tuple(rules), tuple(problems), skipped)
+        first_file[loaded.rule_id] = loaded.file
+        rules.append(loaded)
+    attached: dict[str, list[ExceptionList]] = {}
+    for exception_list in lists:
+        for rule_id in exception_list.rule_ids:
+            if rule_id not in first_file:
+                name = exception_list.name
+                message = f"exception list {name!r} is attached to rule_id {rule_id!r}, which no loaded rule has"
+                problems.append(RuleProblem(exception_list.file, message))
+            attached.setdefault(rule_id, []).append(exception_list)
+    rules = [replace(r, exceptions=tuple(attached[r.rule_id])) if r.rule_id in attached else r for r in rules]
+    return LoadedRules(tuple(rules), tuple(problems), skipped, tuple(lists))

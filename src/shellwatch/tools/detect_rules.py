@@ -3,7 +3,8 @@
 Each line is an ECS document (or a ``shellwatch record`` capture line, whose value is used). Every line is
 decoded (no pre-filter: the rules decide); a line that cannot be is reported on stderr as ``line N: reason``.
 The input's events may be out of order per host by up to the allowed lateness; end of input flushes
-everything held. The summary line on stderr counts lines, undecodable ones, late events and alerts per rule.
+everything held. The summary line on stderr counts lines, undecodable ones, late events and alerts per rule;
+events left out by the rules' exception lists are counted on a line per rule and item.
 """
 
 from __future__ import annotations
@@ -47,5 +48,7 @@ def run_detect_rules(
         f"shellwatch detect: {number} lines read, {undecodable} undecodable, {runner.late} late, "
         f"{stats.alerts} alerts{f' ({per_rule})' if per_rule else ''}\n"
     )
+    for (rule_id, item), count in sorted(stats.excepted.items()):
+        err.write(f"shellwatch detect: {count} events excepted from {printable(rule_id)} by {printable(item)!r}\n")
     err.flush()
     return 0

@@ -113,14 +113,14 @@ def test_check_rules_prints_one_line_per_rule(capsys: pytest.CaptureFixture[str]
         'ok 5a3d5447-31c9-409a-aed1-72f9921594fd "Potential Reverse Shell via Java" stages=network,process '
         "keys=host.id,process.entity_id | host.id,process.parent.entity_id maxspan_ms=5000 host-local=yes"
     )
-    assert lines[-1] == f"{len(lines) - 1} rules loaded, 0 failed, 0 non-EQL files skipped"
+    assert lines[-1] == f"{len(lines) - 1} rules loaded, 0 exception lists, 0 failed, 0 non-EQL files skipped"
 
 
 def test_check_rules_exits_1_naming_each_failure(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-rules", "--rules", str(REFUSED), "--rules", str(SHIPPED)]) == 1
     out = capsys.readouterr().out
     assert "error " in out and ":84:14: regex: " in out and ":60:1: sample: " in out
-    assert out.splitlines()[-1] == "1 rules loaded, 2 failed, 2 non-EQL files skipped"
+    assert out.splitlines()[-1] == "1 rules loaded, 0 exception lists, 2 failed, 2 non-EQL files skipped"
 
 
 def test_check_rules_without_paths_keeps_its_output(capsys: pytest.CaptureFixture[str]) -> None:
