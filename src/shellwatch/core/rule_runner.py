@@ -19,10 +19,10 @@ from typing import Any
 
 from shellwatch.core.event_order import EventOrder
 from shellwatch.core.rule_alerts import rule_alert
+from shellwatch.core.rule_candidates import RuleCandidates
 from shellwatch.core.rule_events import RuleEvent, RuleEventError, decode_rule_event
 from shellwatch.core.sequence_engine import Candidate, SequenceEngine, SequenceMatch
 from shellwatch.rules.eql_rule import EqlRule
-from shellwatch.rules.exceptions import RuleExceptions
 
 __all__ = ["RuleRunner", "RunnerConfig", "RunnerOutcome", "RunnerStats"]
 
@@ -54,8 +54,7 @@ class RunnerOutcome:
 class _RuleState:
     def __init__(self, rule: EqlRule, config: RunnerConfig, stats: RunnerStats) -> None:
         self.rule = rule
-        self.exceptions = RuleExceptions(rule.exceptions)
-        self.stats = stats
+        self.candidates = RuleCandidates(rule, stats.excepted)
         compiled = rule.compiled
         self.sequence = compiled.is_sequence
         self.host_local = compiled.host_local
@@ -64,17 +63,7 @@ class _RuleState:
         self.evicted_at_ms: dict[Hashable, int] = {}  # per scope: the event time of its last eviction
 
     def candidate(self, event: RuleEvent) -> Candidate | None:
-        compiled = self.rule.compiled
-        flat = compiled.flatten(event.document)
-        stages = tuple(i for i, stage in enumerate(compiled.stages) if stage.predicate(flat))
-        if not stages:
-            return None
-        if self.exceptions:
-            excepted_by = self.exceptions.matching(event.document)
-            if excepted_by is not None:
-                self.stats.excepted[self.rule.rule_id, excepted_by] += 1
-                return None
-        return Candidate(event.seq, event.timestamp_ms, event.source, flat, stages, event)
+        return self.candidates.candidate(event)
 
     def scope(self, candidate: Candidate) -> Hashable:
         event: RuleEvent = candidate.payload

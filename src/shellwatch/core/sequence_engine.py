@@ -195,6 +195,42 @@ class SequenceEngine:
             del self._pending[key]
             self._forget(key)
 
+    def scope_pending(self, scope: Hashable) -> list[tuple[int, tuple[Candidate, ...]]]:
+        """The sequences waiting in ``scope``: (expanded stage reached, their events), least recent key first."""
+        waiting: list[tuple[int, tuple[Candidate, ...]]] = []
+        for key in self._keys_of.get(scope, ()):
+            for position, pending in enumerate(self._pending[key]):
+                if pending is not None:
+                    waiting.append((position, pending.events))
+        return waiting
+
+    def restore(self, position: int, events: Sequence[Candidate], scope: Hashable) -> bool:
+        """Put back a sequence that reached expanded stage ``position`` with ``events`` (from a snapshot), its
+        join keys worked out again; ``False`` (nothing put back) when the events no longer fill those stages
+        (the rule changed) or one lacks its key."""
+        if len(events) != position + 1 or position >= self._last:
+            return False
+        keys: list[JoinKey] = []
+        for index, candidate in enumerate(events):
+            origin = self._origin[index]
+            if origin not in candidate.stages:
+                return False
+            fields, optional = self._keys[origin]
+            key = join_key(candidate.flat, fields, optional)
+            if key is None or (keys and key != keys[-1]):
+                return False
+            keys.append(key)
+        self._put(keys[-1], position, _Pending(events[0].timestamp_ms, tuple(events), tuple(keys)), scope)
+        return True
+
+    def drop_scope(self, scope: Hashable) -> int:
+        """Forget every sequence waiting in ``scope`` (its host moved elsewhere or was evicted); how many keys."""
+        keys = list(self._keys_of.get(scope, ()))
+        for key in keys:
+            self._pending.pop(key, None)
+            self._forget(key)
+        return len(keys)
+
     def evict(self, now_ms: int, scope: Hashable = None) -> int:
         """Drop ``scope``'s sequences that can no longer complete by ``now_ms``, its event time; how many.
 
