@@ -9,6 +9,7 @@ are not exceptions: they are data (``formats.event_codec.DecodeError``) and beco
     │   ├── EqlError                   eql.parse: a query outside the supported EQL subset, with line and column
     │   ├── RuleError                  rules.loader: a rule or list file, naming file and field
     │   │   └── RuleFileError          rules.eql_rule: one EQL rule file (becomes a RuleProblem)
+    │   ├── NotHostLocalError          core.host_rules: a sequence rule whose join may span hosts
     │   ├── AvroDecodeError            formats.avro: Avro bytes that do not decode
     │   ├── CaptureError               formats.capture: a capture line that is not one
     │   ├── SnapshotError              core.snapshot: sequence state that cannot be restored
@@ -41,6 +42,7 @@ __all__ = [
     "InvalidTimestampError",
     "KafkaAccessError",
     "KafkaFetchError",
+    "NotHostLocalError",
     "PartitionMismatchError",
     "RecordingError",
     "RegistryBuildError",
@@ -96,6 +98,10 @@ class RuleFileError(RuleError):
     ) -> None:
         super().__init__([f"{file}: {message}"])
         self.file, self.message, self.construct, self.line, self.column = file, message, construct, line, column
+
+
+class NotHostLocalError(ShellwatchError, ValueError):
+    """Sequence rules whose join does not keep each sequence on one host: the worker partitions by ``host.id``."""
 
 
 class AvroDecodeError(ShellwatchError, ValueError):

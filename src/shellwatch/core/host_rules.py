@@ -35,15 +35,12 @@ from shellwatch.core.event_order import order_millisecond
 from shellwatch.core.rule_candidates import RuleCandidates
 from shellwatch.core.rule_events import RuleEvent, RuleEventError, decode_rule_event
 from shellwatch.core.sequence_engine import Candidate, SequenceEngine, SequenceMatch
+from shellwatch.errors import NotHostLocalError
 from shellwatch.rules.eql_rule import EqlRule
 
 __all__ = ["SNAPSHOT_VERSION", "HostOutcome", "HostRules", "HostRulesStats", "NotHostLocalError", "RuleMatch"]
 
 SNAPSHOT_VERSION = 1
-
-
-class NotHostLocalError(ValueError):
-    """A sequence rule whose join does not keep each sequence on one host."""
 
 
 @dataclass(frozen=True, slots=True)
