@@ -264,9 +264,10 @@ class CorrelationRuntime:
         placed = self._hosts_in.get(partition)
         if not placed:
             return []
-        hosts = self.pipeline.correlator.holding & placed  # only a host holding events back can be released
+        holding = set(self.pipeline.correlator.holding)
         if self.pipeline.host_rules is not None:
-            hosts |= self.pipeline.host_rules.holding & placed
+            holding |= self.pipeline.host_rules.holding
+        hosts = holding & placed  # only a host holding events back can be released
         if hosts and as_of_ms is not None:
             newest = self._newest_record_ms
             hosts = {
