@@ -15,14 +15,12 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
 from typing import Any, Final
 
 import faust
 
 from shellwatch.kafka.admin import KafkaAccessError, PartitionMismatchError
 from shellwatch.kafka.reconnect import CLUSTER, install_metadata_backoff
-from shellwatch.rules.eql_rule import EqlRule
 from shellwatch.rules.model import ReverseShellRule
 from shellwatch.rules.shell_rule import ShellRule
 from shellwatch.settings import Settings
@@ -80,15 +78,7 @@ class _Worker(faust.Worker):
         os._exit(0)
 
 
-def run_worker(
-    settings: Settings,
-    rule: ReverseShellRule,
-    shell_rule: ShellRule,
-    rules: Sequence[EqlRule] = (),
-    *,
-    loglevel: str = "INFO",
-) -> int:
-    """The worker; ``rules``: the operator's EQL rules (see :func:`~shellwatch.core.pipeline.worker_refusal`)."""
+def run_worker(settings: Settings, rule: ReverseShellRule, shell_rule: ShellRule, *, loglevel: str = "INFO") -> int:
     if settings.kafka.bootstrap_servers is None:
         print("shellwatch: KAFKA_BOOTSTRAP_SERVERS is not set", file=sys.stderr)
         return 2
@@ -99,7 +89,7 @@ def run_worker(
         return 2
     install_metadata_backoff()
     limiter = RepeatLimiter()
-    app = create_app(settings, rule, shell_rule, partitions=partitions, log_limiter=limiter, rules=rules)
+    app = create_app(settings, rule, shell_rule, partitions=partitions, log_limiter=limiter)
     worker = _Worker(app, limiter=limiter, shutdown_grace_s=SHUTDOWN_GRACE_S, loglevel=loglevel, quiet=True)
     try:
         worker.execute_from_commandline()
