@@ -15,6 +15,8 @@ from shellwatch.kafka.clock import wall_clock_ms
 PRODUCER_CONFIG = {
     "partitioner": "murmur2_random",  # the Java client's partitioner: co-partitioned by host.id
     "linger.ms": 20,
+    "acks": "all",
+    "enable.idempotence": True,  # a retried batch keeps its place: a reordered partition would count as missed alerts
     "compression.type": "none",
     "queue.buffering.max.messages": 500_000,
     "queue.buffering.max.kbytes": 512 * 1024,

@@ -31,6 +31,7 @@ def test_two_workers_started_on_a_backlog_raise_every_alert_once(
     deployment.extra_env["SHELLWATCH_MAX_PARTITION_FETCH_BYTES"] = str(fetch_bytes)
     try:
         deployment.produce(docs)
+        assert deployment.source_disorder() == [], "the feed itself is out of order: the accounting would not be fair"
         started = time.monotonic()
         deployment.start_worker()
         deployment.start_worker()

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
@@ -101,6 +102,40 @@ class Deployment:
 
     def produce(self, docs: list[dict[str, Any]]) -> None:
         produce_documents(self.bootstrap, docs, network_topic=self.network, process_topic=self.process)
+
+    def source_disorder(self, limit: int = 5) -> list[str]:
+        """Where the input topics hold a host's events out of ``@timestamp`` order within a partition (at most
+        ``limit`` lines): disorder of the feed itself, which no worker can undo. A test that asserts an exact
+        accounting checks its feed with this first, so a loss is never blamed on the worker wrongly, or missed."""
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"{self.app_id}-check"})
+        found: list[str] = []
+        try:
+            for topic in (self.network, self.process):
+                for partition in range(PARTITIONS):
+                    low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+                    consumer.assign([TopicPartition(topic, partition, low)])
+                    newest: dict[str, tuple[str, int]] = {}
+                    read = 0
+                    while read < high - low:
+                        messages = consumer.consume(1000, timeout=10)
+                        if not messages:
+                            raise AssertionError(f"{topic}[{partition}]: read {read} of {high - low} records")
+                        for message in messages:
+                            read += 1
+                            offset = message.offset() or 0
+                            doc = orjson.loads(message.value() or b"{}")
+                            host, stamp = doc["host"]["id"], str(doc["@timestamp"])
+                            before = newest.get(host)
+                            if before is not None and stamp < before[0] and len(found) < limit:
+                                found.append(
+                                    f"{topic}[{partition}]@{offset}: host {host} at {stamp} "
+                                    f"after its {before[0]} (offset {before[1]})"
+                                )
+                            if before is None or stamp > before[0]:
+                                newest[host] = (stamp, offset)
+        finally:
+            consumer.close()
+        return found
 
     def alerts_for(self, expected: int, timeout_s: float = 60.0, settle_s: float = 4.0) -> list[dict[str, Any]]:
         reader = AlertReader(self.bootstrap, self.alerts)

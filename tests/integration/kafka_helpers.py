@@ -96,7 +96,13 @@ def produce(
 ) -> list[Sent[R]]:
     """Produce in order with the Java-compatible partitioner; return where each record landed."""
     producer = Producer(
-        {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 5, **(config or {})}
+        {
+            "bootstrap.servers": bootstrap,
+            "partitioner": "murmur2_random",
+            "linger.ms": 5,
+            "enable.idempotence": True,  # a retried batch keeps its place in the partition
+            **(config or {}),
+        }
     )
     sent: list[Sent[R]] = []
     errors: list[str] = []

@@ -30,16 +30,20 @@ def produce_documents(
     security: KafkaSecurity | None = None,
     producer_config: Mapping[str, Any] | None = None,
 ) -> int:
-    """Produce each document to its kind's topic; returns how many were sent (all acknowledged).
+    """Produce each document to its kind's topic, in order; returns how many were sent (all acknowledged).
 
-    ``producer_config``: further librdkafka settings, e.g. ``enable.idempotence`` so a broker restart neither
-    reorders nor duplicates what is retried.
+    The producer is idempotent (``acks=all``): the detector expects each host's events of one topic partition
+    in the order they were written, and a plain producer that retries a batch (a partition's leader not known
+    yet on a topic just created, a broker restart) writes it after the batches sent behind it, so a partition's
+    first records can land seconds of event time out of order. ``producer_config``: further librdkafka settings.
     """
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
             "partitioner": "murmur2_random",
             "linger.ms": 5,
+            "acks": "all",
+            "enable.idempotence": True,  # retries keep the order (see above)
             **librdkafka_conf(security or KafkaSecurity()),
             **(producer_config or {}),
         }
