@@ -117,7 +117,7 @@ class Deployment:
                     newest: dict[str, tuple[str, int]] = {}
                     read = 0
                     while read < high - low:
-                        messages = consumer.consume(1000, timeout=10)
+                        messages = consumer.consume(min(1000, high - low - read), timeout=10)
                         if not messages:
                             raise AssertionError(f"{topic}[{partition}]: read {read} of {high - low} records")
                         for message in messages:
