@@ -12,15 +12,15 @@ from importlib import resources
 from pathlib import Path
 from typing import IO
 
-from shellwatch.core.pipeline import Pipeline
+from shellwatch.core.pipeline import Pipeline, worker_refusal
 from shellwatch.core.rule_runner import RuleRunner, RunnerConfig
 from shellwatch.kafka.clock import wall_clock_ms
-from shellwatch.rules.eql_rule import load_eql_rules
+from shellwatch.rules.eql_rule import load_eql_rules, load_rules_setting
 from shellwatch.rules.loader import RuleError
 from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 from shellwatch.rules.shell_rule import load_shell_rule
 from shellwatch.settings import Settings, SettingsError
-from shellwatch.tools.check_rules import run_check_rules
+from shellwatch.tools.check_rules import describe, run_check_rules
 from shellwatch.tools.detect import load_expected, report_detected, run_detect
 from shellwatch.tools.detect_rules import run_detect_rules
 from shellwatch.tools.expectations import ExpectationError
@@ -82,8 +82,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env(os.environ)
         rule = load_reverse_shell_rule(settings.rule_file)
         shell_rule = load_shell_rule(settings.shell_rule_file, settings.allowlist_file)
+        rules = load_rules_setting(settings.rules_paths)
     except (SettingsError, RuleError) as exc:
         print(f"shellwatch: {exc}", file=sys.stderr)
+        return 2
+    refused = [reason for reason in (worker_refusal(r, [rule.meta.id, shell_rule.meta.id]) for r in rules) if reason]
+    if refused:
+        for reason in refused:
+            print(f"shellwatch: SHELLWATCH_RULES: refused: {printable(reason)}", file=sys.stderr)
         return 2
     if args.command == "check-rules":
         print(f"{rule.meta.id} v{rule.meta.version}: ok (digest {rule.digest})")
@@ -91,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{shell_rule.meta.id} v{shell_rule.meta.version}: ok (digest {shell_rule.digest}, "
             f"{len(shell_rule.allowlist)} allowlist entries)"
         )
+        for extra in rules:
+            print(f"{describe(extra)} (SHELLWATCH_RULES)")
         return 0
     if args.command == "demo":
         from shellwatch.tools.demo import run_demo  # noqa: PLC0415 - only these commands pay for Kafka clients
@@ -99,11 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "worker":
         from shellwatch.worker.main import run_worker  # noqa: PLC0415 - only the worker pays for importing Faust
 
-        return run_worker(settings, rule, shell_rule, loglevel=args.loglevel)
+        return run_worker(settings, rule, shell_rule, rules, loglevel=args.loglevel)
     if args.command == "record":
         return run_record(args, settings.kafka, sys.stderr)
     if args.command == "replay":
-        return run_replay(args, settings.kafka, Pipeline(rule, settings.pipeline, shell_rule), sys.stdout)
+        return run_replay(args, settings.kafka, Pipeline(rule, settings.pipeline, shell_rule, rules=rules), sys.stdout)
     config = settings.pipeline
     if args.allowed_lateness_ms is not None:
         if args.allowed_lateness_ms < 0:
@@ -116,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = replace(config, mask_secrets=False)
     if args.no_group:
         config = replace(config, grouping_enabled=False)
-    pipeline = Pipeline(rule, config, shell_rule)
+    pipeline = Pipeline(rule, config, shell_rule, rules=rules)
 
     def run(lines: Iterable[bytes], sink: IO[bytes], from_file: bool) -> int:
         batch = FILE_BATCH_LINES if from_file else 1

@@ -238,6 +238,7 @@ class Settings:
     rule_file: Path | None = None
     shell_rule_file: Path | None = None
     allowlist_file: Path | None = None
+    rules_paths: tuple[Path, ...] = ()  # SHELLWATCH_RULES: the operator's EQL rule files or directories
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
 
@@ -260,6 +261,7 @@ class Settings:
             rule_file=Path(rule_file) if rule_file else None,
             shell_rule_file=_path(env, "SHELL_RULE_FILE"),
             allowlist_file=_path(env, "ALLOWLIST_FILE"),
+            rules_paths=tuple(Path(p.strip()) for p in env.get(ENV_PREFIX + "RULES", "").split(",") if p.strip()),
             kafka=KafkaSettings.from_env(env),
             health=HealthSettings.from_env(env),
         )

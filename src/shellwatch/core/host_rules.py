@@ -6,13 +6,15 @@ whose join is host-local (the worker partitions by ``host.id``, so only those ca
 not is refused here with the reason). What differs is when an event is certain of its place:
 
 - Each input (a topic, or an event category of a mixed topic) is in time order per host; one input may run
-  ahead of another. A host's candidate at ``t`` is *held* until every input of that host has gone past ``t``
-  (an event newer than ``t``, or :meth:`HostRules.advance` saying the input has been read past ``t``), so
-  nothing that sorts before it can still arrive. Then its millisecond is released in the order of
-  :func:`~shellwatch.core.event_order.order_millisecond` and applied.
-- An input declared idle (:meth:`HostRules.stream_idle`: caught up, nothing more produced) holds nothing back
-  at that moment; a lag beyond ``allowed_lateness_ms`` between a host's newest event and a held one releases
-  it too (counted as ``lateness_releases``).
+  ahead of another. A host's candidates of millisecond ``t`` are *held* until every other input of that host
+  has gone past ``t`` (an event newer than ``t``, or :meth:`HostRules.advance` saying the input has been read
+  past ``t``), so nothing that sorts before them can still arrive; their own input is read in order, so what
+  comes later on it sorts after them (as the bundled correlator lets a connection go once the process input is
+  past it). A millisecond holding candidates of several inputs waits for each of them to go past it. Then it
+  is released in the order of :func:`~shellwatch.core.event_order.order_millisecond` and applied.
+- An input declared idle (:meth:`HostRules.stream_idle`: caught up, nothing more produced; a progress marker)
+  holds nothing back at that moment; a lag beyond ``allowed_lateness_ms`` between a host's newest event and a
+  held one releases it too (counted as ``lateness_releases``).
 - An event older than what its host already released is *late*: applied at once, best effort, counted.
 
 Progress, order and eviction are per host, so one host's clock never moves another host's state. State is
@@ -27,7 +29,8 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -38,7 +41,15 @@ from shellwatch.core.sequence_engine import Candidate, SequenceEngine, SequenceM
 from shellwatch.errors import NotHostLocalError
 from shellwatch.rules.eql_rule import EqlRule
 
-__all__ = ["SNAPSHOT_VERSION", "HostOutcome", "HostRules", "HostRulesStats", "NotHostLocalError", "RuleMatch"]
+__all__ = [
+    "SNAPSHOT_VERSION",
+    "HostOutcome",
+    "HostRules",
+    "HostRulesStats",
+    "NotHostLocalError",
+    "RuleMatch",
+    "not_host_local",
+]
 
 SNAPSHOT_VERSION = 1
 
@@ -68,6 +79,7 @@ class HostRulesStats:
     restored_dropped: int = 0  # snapshot events or sequences a changed rule no longer accepts
     excepted: Counter[tuple[str, str]] = field(default_factory=Counter)
     matches: Counter[str] = field(default_factory=Counter)  # per rule id
+    stage_events: Counter[tuple[str, int]] = field(default_factory=Counter)  # (rule id, query stage) -> events
 
 
 @dataclass(slots=True)
@@ -76,9 +88,11 @@ class _Host:
     held: list[tuple[int, int, int, Candidate]] = field(default_factory=list)  # (ts, seq, rule index, candidate)
     released_below: int | None = None  # everything older was applied: an older arrival is late
     evicted_at: dict[int, int] = field(default_factory=dict)  # rule index -> event time of its last sweep
+    held_sources: Counter[tuple[int, str]] = field(default_factory=Counter)  # (ms, input) -> held candidates
 
 
-def _refusal(rule: EqlRule) -> str | None:
+def not_host_local(rule: EqlRule) -> str | None:
+    """Why a rule cannot run per host (``None``: it can)."""
     compiled = rule.compiled
     if not compiled.is_sequence or compiled.host_local:
         return None
@@ -100,7 +114,7 @@ class HostRules:
         max_held_per_host: int = 50_000,
         max_keys_per_rule: int = 100_000,
     ) -> None:
-        refused = [reason for reason in map(_refusal, rules) if reason is not None]
+        refused = [reason for reason in map(not_host_local, rules) if reason is not None]
         if refused:
             raise NotHostLocalError("; ".join(refused))
         if allowed_lateness_ms < 0 or max_hosts < 1 or max_held_per_host < 1:
@@ -145,6 +159,8 @@ class HostRules:
             if candidate is None:
                 continue
             self.stats.candidates += 1
+            for stage in candidate.stages:
+                self.stats.stage_events[self.rules[index].rule_id, stage] += 1
             self._dirty.add(host_id)
             if not self.rules[index].compiled.is_sequence:
                 self._apply(host_id, index, candidate, out)
@@ -153,6 +169,7 @@ class HostRules:
                 self._apply(host_id, index, replace(candidate, late=True), out)
             else:
                 heapq.heappush(host.held, (ts, candidate.seq, index, candidate))
+                host.held_sources[ts, source] += 1
                 self._holding.add(host_id)
         self._release(host_id, host, frozenset(), out)
         return HostOutcome(out)
@@ -168,13 +185,15 @@ class HostRules:
             self._release(host_id, host, frozenset(), out)
         return out
 
-    def stream_idle(self, source: str, host_ids: Iterable[str] | None = None) -> list[RuleMatch]:
-        """Input ``source`` is caught up (everything produced so far was observed): it holds nothing back now."""
+    def stream_idle(self, sources: Collection[str], host_ids: Iterable[str] | None = None) -> list[RuleMatch]:
+        """Inputs ``sources`` are caught up (everything produced so far was observed): they hold nothing back now
+        (a progress marker; the next event on them counts again)."""
         out: list[RuleMatch] = []
+        idle = frozenset(sources)
         for host_id in self._targets(host_ids):
             host = self._hosts[host_id]
             before = len(host.held)
-            self._release(host_id, host, frozenset((source,)), out)
+            self._release(host_id, host, idle, out)
             if len(host.held) != before:
                 self._dirty.add(host_id)
         return out
@@ -186,8 +205,12 @@ class HostRules:
     # -- state ------------------------------------------------------------------------------------
 
     @property
-    def holding(self) -> frozenset[str]:
-        return frozenset(self._holding)
+    def holding(self) -> AbstractSet[str]:
+        """Hosts with candidates held back (the only ones :meth:`stream_idle` can change); a live view."""
+        return self._holding
+
+    def knows(self, host_id: str) -> bool:
+        return host_id in self._hosts
 
     @property
     def host_count(self) -> int:
@@ -199,6 +222,12 @@ class HostRules:
 
     def pending_count(self) -> int:
         return sum(engine.pending_count() for engine in self._engines)
+
+    def per_rule(self) -> list[tuple[str, int, int]]:
+        """(rule id, sequences waiting, join keys evicted by the cap) of every rule."""
+        return [
+            (r.rule_id, e.pending_count(), e.evicted_by_cap) for r, e in zip(self.rules, self._engines, strict=True)
+        ]
 
     def drain_dirty(self) -> set[str]:
         """Hosts whose state changed since the last call (evicted hosts included: their export is ``None``)."""
@@ -244,6 +273,7 @@ class HostRules:
                 self.stats.restored_dropped += 1
                 continue
             heapq.heappush(host.held, (candidate.timestamp_ms, candidate.seq, index, candidate))
+            host.held_sources[candidate.timestamp_ms, candidate.source] += 1
         for rule_id, position, events in snapshot["pending"]:
             index = self._rule_index.get(rule_id)
             restored = [] if index is None else [self._restored(index, data) for data in events]
@@ -304,24 +334,26 @@ class HostRules:
                 self._dirty.add(host_id)
         return out
 
-    def _frontier(self, host: _Host, idle: frozenset[str]) -> int | None:
-        """The event time below which every input of the host not ``idle`` has been read; ``None`` when every
-        input is idle (nothing holds back). An input not read yet for the host holds everything back."""
-        frontier: int | None = None
-        for source in self.inputs:
-            if source not in idle:
-                read = host.progress.get(source, _NEVER)
-                frontier = read if frontier is None else min(frontier, read)
-        return frontier
+    def _ready(self, host: _Host, millisecond: int, idle: frozenset[str]) -> bool:
+        """Whether a held millisecond is certain of its place: every input of the host is idle, has been read
+        past it, or is the only input its candidates come from. An input not read yet holds the others back."""
+        behind = [
+            source for source in self.inputs if source not in idle and host.progress.get(source, _NEVER) <= millisecond
+        ]
+        if not behind:
+            return True
+        if len(behind) > 1:
+            return False
+        own = behind[0]
+        return all(not host.held_sources[millisecond, other] for other in self.inputs if other != own)
 
     def _release(self, host_id: str, host: _Host, idle: frozenset[str], out: list[RuleMatch]) -> None:
         held = host.held
         if held:
-            frontier = self._frontier(host, idle)
             newest = max(host.progress.values(), default=held[0][0])
             while held:
                 millisecond = held[0][0]
-                if frontier is not None and millisecond >= frontier:
+                if not self._ready(host, millisecond, idle):
                     if newest - millisecond <= self.allowed_lateness_ms:
                         break
                     self.stats.lateness_releases += 1
@@ -339,6 +371,7 @@ class HostRules:
         while held and held[0][0] == millisecond:
             _, _, index, candidate = heapq.heappop(held)
             by_rule.setdefault(index, []).append(candidate)
+            host.held_sources.pop((millisecond, candidate.source), None)
         below = millisecond + 1
         host.released_below = below if host.released_below is None else max(host.released_below, below)
         self._dirty.add(host_id)
@@ -366,7 +399,7 @@ class HostRules:
             host.evicted_at[index] = now_ms
 
 
-_NEVER = -(2**63)  # a frontier no event is below: an input of the host not read yet holds everything back
+_NEVER = -(2**63)  # no event read yet on an input: it holds the other inputs' candidates back
 
 
 def _event(candidate: Candidate) -> list[Any]:

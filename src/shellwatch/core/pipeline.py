@@ -3,9 +3,13 @@
 The shells (``shellwatch detect``, the worker) feed raw records and pass the detection time in.
 Outcomes are data: every record is counted as pre-filtered, undecodable (with its reason) or decoded.
 
+The operator's EQL rules (``SHELLWATCH_RULES``) run beside the bundled ones, per host over the network and
+process inputs (:mod:`shellwatch.core.host_rules`); :func:`worker_refusal` says why a rule cannot run so.
+
 The pre-filter's patterns come from the loaded rules: one required conjunct per stage of the sequence rule's
-query (:mod:`shellwatch.eql.screen`) and the shell rule's Java lists. When one of them yields none, the
-pre-filter accepts every record and :attr:`Pipeline.prefilter_off_reason` says why, for the shell to log.
+query and of every operator rule's (:mod:`shellwatch.eql.screen`), and the shell rule's Java lists. When one
+of them yields none, the pre-filter accepts every record and :attr:`Pipeline.prefilter_off_reason` says why
+(naming the rule), for the shell to log.
 """
 
 from __future__ import annotations
@@ -20,14 +24,19 @@ from shellwatch.core.byte_screen import ByteScreen
 from shellwatch.core.classify import classify
 from shellwatch.core.correlate import Correlator, Match
 from shellwatch.core.grouping import AlertGrouper
+from shellwatch.core.host_rules import HostRules, RuleMatch, not_host_local
+from shellwatch.core.rule_alerts import rule_alert
 from shellwatch.ecs.events import Event, Kind, ProcessEvent
 from shellwatch.eql.screen import query_screen
 from shellwatch.formats.event_codec import Decoded, DecodeError, SchemaResolver, decode_record
+from shellwatch.rules.eql_rule import EqlRule
 from shellwatch.rules.loader import digest_of
 from shellwatch.rules.model import ReverseShellRule
 from shellwatch.rules.shell_rule import ShellRule
 
-__all__ = ["Pipeline", "PipelineConfig", "PipelineStats", "RecordOutcome"]
+__all__ = ["INPUTS", "Pipeline", "PipelineConfig", "PipelineStats", "RecordOutcome", "worker_refusal"]
+
+INPUTS: tuple[Kind, ...] = ("network", "process")  # the inputs the pipeline reads, by the events' kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,15 +79,37 @@ _KNOWN_BAD = "java_shell_execution_known_bad"
 _REMEMBERED_SHELL_ALERTS = 100_000
 
 
-def _prefilter(rule: ReverseShellRule, shell_rule: ShellRule | None, *, enabled: bool) -> tuple[ByteScreen, str | None]:
+def worker_refusal(rule: EqlRule, bundled_ids: Iterable[str] = ()) -> str | None:
+    """Why an operator's rule cannot run beside the bundled ones (``None``: it can)."""
+    if rule.rule_id in set(bundled_ids):
+        return f"rule {rule.rule_id} ({rule.file}) has the rule_id of a bundled rule, which already runs"
+    reason = not_host_local(rule)
+    if reason is not None:
+        return reason
+    categories = {stage.category for stage in rule.compiled.stages} - {None, *INPUTS}
+    if categories:
+        names = ", ".join(sorted(c for c in categories if c is not None))
+        return (
+            f"rule {rule.rule_id} ({rule.file}) needs {names} events; the worker reads the network and process "
+            "inputs only"
+        )
+    return None
+
+
+def _prefilter(
+    rule: ReverseShellRule, shell_rule: ShellRule | None, rules: Sequence[EqlRule], *, enabled: bool
+) -> tuple[ByteScreen, str | None]:
     """The pre-filter of the loaded rules, and why it accepts every record when it does though enabled."""
     if not enabled:
         return ByteScreen(None), None
-    screen = query_screen(rule.compiled.query)
-    if screen.patterns is None:
-        return ByteScreen(None), f"rule {rule.meta.id}: {screen.reason}"
+    patterns: list[str] = []
+    for rule_id, query in [(rule.meta.id, rule.compiled.query), *((r.rule_id, r.compiled.query) for r in rules)]:
+        screen = query_screen(query)
+        if screen.patterns is None:
+            return ByteScreen(None), f"rule {rule_id}: {screen.reason}"
+        patterns.extend(screen.patterns)
     shell_patterns = shell_rule.prefilter_patterns() if shell_rule is not None else ()
-    prefilter = ByteScreen.from_patterns([*screen.patterns, *shell_patterns])
+    prefilter = ByteScreen.from_patterns([*patterns, *shell_patterns])
     if prefilter.needles is None:
         assert shell_rule is not None  # every pattern of a query screen has a needle
         reason = "a Java parent name or executable pattern has no text a record must spell"
@@ -95,13 +126,25 @@ class Pipeline:
         config: PipelineConfig,
         shell_rule: ShellRule | None = None,
         schema_resolver: SchemaResolver | None = None,
+        rules: Sequence[EqlRule] = (),
     ) -> None:
+        """``rules``: the operator's EQL rules, each one :func:`worker_refusal` accepts (else ``ValueError``)."""
+        bundled = [rule.meta.id] + ([shell_rule.meta.id] if shell_rule is not None else [])
+        refused = [reason for reason in (worker_refusal(r, bundled) for r in rules) if reason is not None]
+        if refused:
+            raise ValueError("; ".join(refused))
         self.rule = rule
         self.schema_resolver = schema_resolver
         self.shell_rule = shell_rule
+        self.rules = tuple(rules)
         self.config = config
-        self.ruleset = digest_of({"sequence": rule.digest, "shell": shell_rule.digest if shell_rule else None})
-        self.prefilter, self.prefilter_off_reason = _prefilter(rule, shell_rule, enabled=config.prefilter_enabled)
+        digests = {"sequence": rule.digest, "shell": shell_rule.digest if shell_rule else None}
+        if rules:  # without them the ruleset digest is what it was before they could be loaded
+            digests["rules"] = digest_of({r.rule_id: [r.digest, *(x.digest for x in r.exceptions)] for r in rules})
+        self.ruleset = digest_of(digests)
+        self.prefilter, self.prefilter_off_reason = _prefilter(
+            rule, shell_rule, self.rules, enabled=config.prefilter_enabled
+        )
         # id of the shell alert actually emitted for each exec
         self._shell_alert_ids: OrderedDict[_ExecKey, str] = OrderedDict()
         self.correlator = Correlator(
@@ -113,6 +156,17 @@ class Pipeline:
         )
         self.grouper = (
             AlertGrouper(config.group_period_ms, max_hosts=config.max_hosts) if config.grouping_enabled else None
+        )
+        self.host_rules = (
+            HostRules(
+                self.rules,
+                INPUTS,
+                allowed_lateness_ms=config.allowed_lateness_ms,
+                max_hosts=config.max_hosts,
+                max_held_per_host=config.max_held_per_host,
+            )
+            if self.rules
+            else None
         )
         self.stats = PipelineStats()
 
@@ -126,7 +180,9 @@ class Pipeline:
             self.stats.undecodable[decoded.reason] += 1
             return RecordOutcome([], error=decoded)
         self.stats.decoded += 1
-        return RecordOutcome(self.observe(decoded.events, detected_ms))
+        return RecordOutcome(
+            self.observe(decoded.events, detected_ms) + self.observe_rules(decoded.events, detected_ms)
+        )
 
     def prefilter_batch(self, raws: Sequence[bytes]) -> list[int]:
         """Indices of the records of *raws* that pass the pre-filter, for :meth:`process`; the others are
@@ -150,6 +206,19 @@ class Pipeline:
                 alerts.extend(self._classify(self.shell_rule, event, detected_ms))
             matches.extend(self.correlator.observe(event))
         return alerts + self.alerts_for(matches, detected_ms)
+
+    def observe_rules(self, events: Sequence[Event], detected_ms: int) -> list[dict[str, Any]]:
+        """The operator's rules on one record's events (decoded from one document: observed once, under the
+        first event's kind); the alerts they complete."""
+        if self.host_rules is None or not events:
+            return []
+        outcome = self.host_rules.observe(events[0].raw, events[0].kind)
+        return self.rule_alerts(outcome.matches, detected_ms)
+
+    def rule_alerts(self, matches: list[RuleMatch], detected_ms: int) -> list[dict[str, Any]]:
+        self.stats.alerts += len(matches)
+        mask = self.config.mask_secrets
+        return [rule_alert(m.rule, m.match, detected_ms=detected_ms, mask_secrets=mask) for m in matches]
 
     def _classify(self, shell_rule: ShellRule, event: ProcessEvent, detected_ms: int) -> list[dict[str, Any]]:
         classification = classify(shell_rule, event)
@@ -181,11 +250,23 @@ class Pipeline:
         self.stats.alerts += 1
         return [alert]
 
-    def stream_idle(self, kind: Kind, detected_ms: int, host_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
-        return self.alerts_for(self.correlator.stream_idle(kind, host_ids), detected_ms)
+    def stream_idle(
+        self, kinds: Sequence[Kind], detected_ms: int, host_ids: Iterable[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Inputs ``kinds`` are caught up (a progress marker): held events waiting only for them are released."""
+        hosts = None if host_ids is None else list(host_ids)
+        alerts: list[dict[str, Any]] = []
+        for kind in kinds:
+            alerts.extend(self.alerts_for(self.correlator.stream_idle(kind, hosts), detected_ms))
+        if self.host_rules is not None and kinds:
+            alerts.extend(self.rule_alerts(self.host_rules.stream_idle(kinds, hosts), detected_ms))
+        return alerts
 
     def flush(self, detected_ms: int) -> list[dict[str, Any]]:
-        return self.alerts_for(self.correlator.flush(), detected_ms)
+        alerts = self.alerts_for(self.correlator.flush(), detected_ms)
+        if self.host_rules is not None:
+            alerts.extend(self.rule_alerts(self.host_rules.flush(), detected_ms))
+        return alerts
 
     def alerts_for(self, matches: list[Match], detected_ms: int) -> list[dict[str, Any]]:
         self.stats.alerts += len(matches)

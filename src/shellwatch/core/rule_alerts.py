@@ -1,6 +1,9 @@
 """Alert documents for any EQL rule file (DESIGN §2, generalized from the seed rule's alerts).
 
-``rule.id`` is the file's ``rule_id`` (``rule.uuid``, ``rule.name``, ``rule.version`` beside it), severity,
+``rule.id`` is the file's ``rule_id`` (``rule.uuid``, ``rule.name``, ``rule.version`` beside it; a file without
+``version``, as detection-rules keeps versions in a lock file, gets ``sha256:`` and the first 12 hex digits of
+its digest, so an alert still says which revision ran and the alert schema's string holds; ``rule.reference`` is
+the first of the file's ``references``, as for the bundled rules, else empty), severity,
 risk and ``threat`` come from the file, ``event.id`` is ``sha256(rule.id|host.id|identity)`` of the event
 that completed the sequence (:mod:`shellwatch.core.rule_events`), ``detection.events`` quotes the matched
 documents in stage order (masked like every alert), and ``detection.explanation`` says which stage each
@@ -83,7 +86,13 @@ def rule_alert(
             "severity": RISK_SCORES[rule.severity],
             "risk_score": rule.risk_score,
         },
-        "rule": {"id": rule.rule_id, "uuid": rule.uuid, "name": rule.name, "version": rule.version},
+        "rule": {
+            "id": rule.rule_id,
+            "uuid": rule.uuid,
+            "name": rule.name,
+            "version": rule.version or f"sha256:{rule.digest[:12]}",
+            "reference": rule.references[0] if rule.references else "",
+        },
         "host": host,
         "threat": threat_document(rule.threat),
         "detection": {

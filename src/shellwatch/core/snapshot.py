@@ -12,9 +12,9 @@ smuggle in an event the current rule rejects.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
-from typing import NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import orjson
 
@@ -33,6 +33,7 @@ __all__ = [
     "Position",
     "RestoredHost",
     "SnapshotError",
+    "empty_snapshot",
     "restore",
     "snapshot_of",
 ]
@@ -89,6 +90,21 @@ class RestoredHost:
     last_seq: int  # the highest arrival number in the snapshot, entries left out included (0 if none)
 
 
+def empty_snapshot() -> HostSnapshot:
+    """The snapshot of a host the correlator knows nothing of (no stream seen): a carrier for ``sources`` and
+    ``rules`` when only the operator's rules hold state for it."""
+    return HostSnapshot(network_ms=_NEVER_MS, process_ms=_NEVER_MS, released=None, pending=(), held=(), recent_execs=())
+
+
+_NEVER_MS = -(2**63)  # the correlator's "no event seen yet"
+
+
+def _rules(data: Any) -> Mapping[str, Any] | None:
+    if data is not None and not isinstance(data, dict):
+        raise SnapshotError(f"rules: expected an object, got {type(data).__name__}")
+    return data
+
+
 def _text(raw: bytes) -> str:
     return raw.decode("latin-1")  # lossless for any bytes, and cheap
 
@@ -112,6 +128,8 @@ class HostSnapshot:
     # the newest input position applied to this state per input partition, as the caller names them:
     # (input, offset, record timestamp); opaque to the core, kept so a replayed input is not applied twice
     sources: tuple[tuple[str, int, int], ...] = ()
+    # the operator's EQL rules' state of this host (:meth:`shellwatch.core.host_rules.HostRules.export_host`)
+    rules: Mapping[str, Any] | None = None
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(
@@ -126,6 +144,7 @@ class HostSnapshot:
                 # written only when known, so a snapshot without them is byte for byte what it was before;
                 # readers that predate them ignore the key
                 **({"sources": [list(s) for s in self.sources]} if self.sources else {}),
+                **({"rules": self.rules} if self.rules is not None else {}),
             }
         )
 
@@ -148,6 +167,7 @@ class HostSnapshot:
                 ),
                 replayed=frozenset(int(seq) for seq in doc.get("replayed", ())),  # absent in older snapshots
                 sources=tuple((str(name), int(offset), int(ts)) for name, offset, ts in doc.get("sources", ())),
+                rules=_rules(doc.get("rules")),
             )
         except SnapshotError:
             raise

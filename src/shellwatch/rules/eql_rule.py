@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
 from shellwatch.eql.compile import CATEGORY_FIELD, CompiledQuery, compile_query
 from shellwatch.eql.parse import parse_query
-from shellwatch.errors import EqlError, RuleFileError
+from shellwatch.errors import EqlError, RuleError, RuleFileError
 from shellwatch.rules.exceptions import ExceptionList, is_exception_list, parse_exception_list
 from shellwatch.rules.loader import digest_of
 from shellwatch.rules.model import SEVERITIES, MitreRef, Severity, ThreatEntry
@@ -37,6 +37,7 @@ __all__ = [
     "load_eql_rule",
     "load_eql_rules",
     "load_rule_file",
+    "load_rules_setting",
     "parse_eql_rule",
 ]
 
@@ -267,3 +268,16 @@ def load_eql_rules(paths: Iterable[Path]) -> LoadedRules:
             attached.setdefault(rule_id, []).append(exception_list)
     rules = [replace(r, exceptions=tuple(attached[r.rule_id])) if r.rule_id in attached else r for r in rules]
     return LoadedRules(tuple(rules), tuple(problems), skipped, tuple(lists))
+
+
+def load_rules_setting(paths: Sequence[Path]) -> tuple[EqlRule, ...]:
+    """The operator's rules of ``SHELLWATCH_RULES`` (files or directories; none: none), with their exception
+    lists; raises :class:`RuleError` listing every problem, or when the paths hold no EQL rule."""
+    if not paths:
+        return ()
+    loaded = load_eql_rules(paths)
+    if loaded.problems:
+        raise RuleError([f"SHELLWATCH_RULES: {problem}" for problem in loaded.problems])
+    if not loaded.rules:
+        raise RuleError([f"SHELLWATCH_RULES: no EQL rule file under {', '.join(str(p) for p in paths)}"])
+    return loaded.rules

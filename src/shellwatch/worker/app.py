@@ -24,7 +24,7 @@ import asyncio
 import logging
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -33,6 +33,7 @@ from typing import Any, cast
 import faust
 
 from shellwatch.core.pipeline import Pipeline
+from shellwatch.eql.screen import query_screen
 from shellwatch.formats.alert_codec import AlertFormat, encode_alert
 from shellwatch.kafka.clock import WallClockMs, wall_clock_ms
 from shellwatch.kafka.dead_letters import dead_letter_headers
@@ -40,6 +41,7 @@ from shellwatch.kafka.headers import BROKER_TS_HEADER, PROGRESS_HEADER
 from shellwatch.kafka.reconnect import CLUSTER, Backoff, is_transient
 from shellwatch.kafka.schema_registry import RegistryClient
 from shellwatch.kafka.security import faust_kwargs
+from shellwatch.rules.eql_rule import EqlRule
 from shellwatch.rules.model import ReverseShellRule
 from shellwatch.rules.shell_rule import ShellRule
 from shellwatch.settings import KafkaSettings, Settings
@@ -375,6 +377,27 @@ def _forwarder_config(kafka: KafkaSettings, bootstrap: str, allowed_lateness_ms:
     )
 
 
+def _announce_rules(app: faust.App, rules: Sequence[EqlRule]) -> None:
+    """Log the operator's rules once the worker's logging is set up (a task at start)."""
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def announce_rules() -> None:
+        _log_operator_rules(rules)
+
+
+def _log_operator_rules(rules: Sequence[EqlRule]) -> None:
+    for extra in rules:
+        screened = query_screen(extra.compiled.query).patterns is not None
+        log.info(
+            "running rule %s (%s) from SHELLWATCH_RULES: %d stage(s), %d exception item(s)%s",
+            extra.rule_id,
+            extra.file,
+            len(extra.compiled.stages),
+            sum(len(x.items) for x in extra.exceptions),
+            "" if screened else "; a stage has no pre-filter pattern, so the pre-filter accepts every record",
+        )
+
+
 def create_app(
     settings: Settings,
     rule: ReverseShellRule,
@@ -383,6 +406,7 @@ def create_app(
     partitions: int,
     clock_ms: WallClockMs = wall_clock_ms,
     log_limiter: RepeatLimiter | None = None,
+    rules: Sequence[EqlRule] = (),
 ) -> faust.App:
     """The worker's Faust app; ``clock_ms`` is the wall clock the correlation agent reads; the stats timer reports
     what ``log_limiter`` suppressed."""
@@ -403,7 +427,9 @@ def create_app(
         extra_topic_configs={"max.message.bytes": str(MAX_RECORD_BYTES), **kafka.created_topic_configs},
     )
     resolver = RegistryClient(kafka.schema_registry_url) if kafka.schema_registry_url else None
-    runtime = CorrelationRuntime(Pipeline(rule, settings.pipeline, shell_rule, resolver), _TableStore(table))
+    runtime = CorrelationRuntime(
+        Pipeline(rule, settings.pipeline, shell_rule, resolver, rules=rules), _TableStore(table)
+    )
     if runtime.pipeline.prefilter_off_reason is not None:
         log.warning("pre-filter off: %s", runtime.pipeline.prefilter_off_reason)
     forwarder_stats, stage = PrefilterStats(), CorrelateStats()
@@ -453,6 +479,8 @@ def create_app(
             delay_s,
             exc_info=exc if first else None,  # the traceback once per run of failures
         )
+
+    _announce_rules(app, rules)
 
     @app.task  # type: ignore[untyped-decorator]
     async def prefilter_stage() -> None:

@@ -15,12 +15,14 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from typing import Any, Final
 
 import faust
 
 from shellwatch.kafka.admin import KafkaAccessError, PartitionMismatchError
 from shellwatch.kafka.reconnect import CLUSTER, install_metadata_backoff
+from shellwatch.rules.eql_rule import EqlRule
 from shellwatch.rules.model import ReverseShellRule
 from shellwatch.rules.shell_rule import ShellRule
 from shellwatch.settings import Settings
@@ -78,7 +80,15 @@ class _Worker(faust.Worker):
         os._exit(0)
 
 
-def run_worker(settings: Settings, rule: ReverseShellRule, shell_rule: ShellRule, *, loglevel: str = "INFO") -> int:
+def run_worker(
+    settings: Settings,
+    rule: ReverseShellRule,
+    shell_rule: ShellRule,
+    rules: Sequence[EqlRule] = (),
+    *,
+    loglevel: str = "INFO",
+) -> int:
+    """The worker; ``rules``: the operator's EQL rules (see :func:`~shellwatch.core.pipeline.worker_refusal`)."""
     if settings.kafka.bootstrap_servers is None:
         print("shellwatch: KAFKA_BOOTSTRAP_SERVERS is not set", file=sys.stderr)
         return 2
@@ -89,7 +99,7 @@ def run_worker(settings: Settings, rule: ReverseShellRule, shell_rule: ShellRule
         return 2
     install_metadata_backoff()
     limiter = RepeatLimiter()
-    app = create_app(settings, rule, shell_rule, partitions=partitions, log_limiter=limiter)
+    app = create_app(settings, rule, shell_rule, partitions=partitions, log_limiter=limiter, rules=rules)
     worker = _Worker(app, limiter=limiter, shutdown_grace_s=SHUTDOWN_GRACE_S, loglevel=loglevel, quiet=True)
     try:
         worker.execute_from_commandline()

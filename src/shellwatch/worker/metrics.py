@@ -25,6 +25,7 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 
+from shellwatch.core.host_rules import HostRules
 from shellwatch.core.pipeline import Pipeline
 from shellwatch.worker.prefilter.stats import Partition, PrefilterStats
 from shellwatch.worker.stage_stats import CorrelateStats, Rebalances
@@ -76,6 +77,16 @@ METRICS: Final[dict[str, str]] = {
     "revocation to the new assignment, by consumer group.",
     "shellwatch_replayed_records_skipped_total": "Events of forwarded records whose source position the host's "
     "state had applied already (re-forwarded or re-read after a crash or rebalance), skipped.",
+    "shellwatch_rule_stage_events_total": "SHELLWATCH_RULES rules: events that filled a stage, by rule and query "
+    "stage (an event may fill several).",
+    "shellwatch_rule_excepted_events_total": "SHELLWATCH_RULES rules: events left out by an exception item, by "
+    "rule and item (list name: item name).",
+    "shellwatch_rule_pending_sequences": "SHELLWATCH_RULES rules: sequences waiting for their next stage, by rule.",
+    "shellwatch_rule_evictions_total": "SHELLWATCH_RULES rules: join keys evicted by the per-rule key cap, by rule.",
+    "shellwatch_rule_held_events": "SHELLWATCH_RULES rules: candidates held until every input of their host "
+    "has gone past them.",
+    "shellwatch_rule_late_events_total": "SHELLWATCH_RULES rules: candidates that arrived after their host had "
+    "applied past them; applied at once, best effort.",
 }
 
 
@@ -206,6 +217,36 @@ class WorkerCollector:
         yield _counter("shellwatch_bad_state_records_total", src.bad_state_records())
         yield _counter("shellwatch_replayed_records_skipped_total", src.skipped_replays())
         yield from _rebalance_families({src.prefilter_group: fwd.rebalances, src.correlate_group: stage.rebalances})
+        yield from _rule_families(src.pipeline.host_rules)
+
+
+def _rule_families(rules: HostRules | None) -> Iterator[Metric]:
+    """The SHELLWATCH_RULES rules' families (without samples, and gauges at 0, when none are loaded)."""
+    stages = CounterMetricFamily(
+        "shellwatch_rule_stage_events", _help("shellwatch_rule_stage_events_total"), labels=["rule", "stage"]
+    )
+    for (rule_id, stage), count in sorted(rules.stats.stage_events.items() if rules is not None else ()):
+        stages.add_metric([rule_id, str(stage)], count)
+    yield stages
+    excepted = CounterMetricFamily(
+        "shellwatch_rule_excepted_events", _help("shellwatch_rule_excepted_events_total"), labels=["rule", "item"]
+    )
+    for (rule_id, item), count in sorted(rules.stats.excepted.items() if rules is not None else ()):
+        excepted.add_metric([rule_id, item], count)
+    yield excepted
+    pending = GaugeMetricFamily(
+        "shellwatch_rule_pending_sequences", _help("shellwatch_rule_pending_sequences"), labels=["rule"]
+    )
+    evicted = CounterMetricFamily(
+        "shellwatch_rule_evictions", _help("shellwatch_rule_evictions_total"), labels=["rule"]
+    )
+    for rule_id, waiting, by_cap in rules.per_rule() if rules is not None else []:
+        pending.add_metric([rule_id], waiting)
+        evicted.add_metric([rule_id], by_cap)
+    yield pending
+    yield evicted
+    yield _gauge("shellwatch_rule_held_events", rules.held_count if rules is not None else 0)
+    yield _counter("shellwatch_rule_late_events_total", rules.stats.late if rules is not None else 0)
 
 
 def _rebalance_families(by_group: Mapping[str, Rebalances]) -> tuple[CounterMetricFamily, CounterMetricFamily]:

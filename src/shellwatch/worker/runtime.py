@@ -25,8 +25,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from shellwatch.core.correlate import Match
+from shellwatch.core.host_rules import RuleMatch
 from shellwatch.core.pipeline import Pipeline
-from shellwatch.core.snapshot import HostSnapshot, SnapshotError
+from shellwatch.core.snapshot import HostSnapshot, SnapshotError, empty_snapshot
 from shellwatch.ecs.events import Event, Kind
 from shellwatch.errors import UnusableRecordError
 from shellwatch.formats.event_codec import DecodeError
@@ -86,6 +87,7 @@ class CorrelationRuntime:
         self._newest_record_ms: dict[str, int] = {}  # per host: Kafka timestamp of its newest input record
         self._applied: dict[str, dict[str, tuple[int, int]]] = {}  # per host, source: (offset, record ms) applied
         self.skipped_replays = 0  # events of records this state had applied already
+        self._rule_matches: list[RuleMatch] = []  # the operator's rules' matches that restoring hosts completed
 
     def reload(self, partitions: set[int], detected_ms: int) -> list[dict[str, Any]]:
         """After a rebalance: forget hosts of partitions this worker lost, restore those it gained."""
@@ -93,6 +95,8 @@ class CorrelationRuntime:
         for partition in [p for p in self._hosts_in if p not in partitions]:
             for host_id in self._hosts_in.pop(partition):
                 correlator.forget_host(host_id)
+                if self.pipeline.host_rules is not None:
+                    self.pipeline.host_rules.forget_host(host_id)
                 self._newest_record_ms.pop(host_id, None)
                 self._applied.pop(host_id, None)
                 if self.pipeline.grouper is not None:
@@ -111,12 +115,22 @@ class CorrelationRuntime:
                 self._place(host_id, state.partition)
                 matches.extend(self._restore(host_id, state))
         self.needs_reload = False
-        return self.pipeline.alerts_for(matches, detected_ms)
+        return self.pipeline.alerts_for(matches, detected_ms) + self._restored_rule_alerts(detected_ms)
+
+    def _restored_rule_alerts(self, detected_ms: int) -> list[dict[str, Any]]:
+        matches, self._rule_matches = self._rule_matches, []
+        return self.pipeline.rule_alerts(matches, detected_ms) if matches else []
 
     def _restore(self, host_id: str, state: _HostState) -> list[Match]:
         matches = []
         if state.sequence is not None:
             matches = self.pipeline.correlator.import_host(host_id, state.sequence)
+            host_rules = self.pipeline.host_rules
+            if host_rules is not None and state.sequence.rules is not None:
+                try:
+                    self._rule_matches.extend(host_rules.import_host(host_id, dict(state.sequence.rules)))
+                except (ValueError, KeyError, TypeError):
+                    self.bad_state_records += 1
             if state.sequence.sources:
                 self._applied[host_id] = {name: (offset, ts) for name, offset, ts in state.sequence.sources}
                 # the newest input record applied, so a progress marker right after it gets the margin (see _progress)
@@ -180,10 +194,10 @@ class CorrelationRuntime:
                 self._applied.setdefault(host_id, {})[source[0]] = source[1:]
         stats = self.pipeline.correlator.stats
         late = stats.late
-        alerts = self.pipeline.observe(events, detected_ms)
+        alerts = self._restored_rule_alerts(detected_ms) + self.pipeline.observe(events, detected_ms)
         if stats.late != late:
             self._log_late(events, partition, headers)
-        return alerts
+        return alerts + self.pipeline.observe_rules(events, detected_ms)
 
     def _log_late(self, events: tuple[Event, ...], partition: int, headers: Mapping[str, bytes]) -> None:
         """An event applied after its host had gone past it (beyond the allowed lateness, or after a progress
@@ -215,10 +229,15 @@ class CorrelationRuntime:
 
     def persist(self) -> None:
         """Write every changed host's state to the store (or delete it once nothing is left)."""
-        correlator, grouper = self.pipeline.correlator, self.pipeline.grouper
+        correlator, grouper, host_rules = self.pipeline.correlator, self.pipeline.grouper, self.pipeline.host_rules
         dirty = correlator.drain_dirty() | (grouper.drain_dirty() if grouper is not None else set())
+        if host_rules is not None:
+            dirty |= host_rules.drain_dirty()
         for host_id in dirty:
             sequence = correlator.export_host(host_id)
+            rules = host_rules.export_host(host_id) if host_rules is not None else None
+            if rules is not None:
+                sequence = replace(sequence or empty_snapshot(), rules=rules)
             groups = grouper.export_host(host_id) if grouper is not None else None
             partition = self._partition_of.get(host_id)
             applied = self._applied.get(host_id)
@@ -228,7 +247,11 @@ class CorrelationRuntime:
                 self.store.put(host_id, _HostState(partition, sequence, groups).to_bytes())
             else:
                 self.store.delete(host_id)
-                known = correlator.knows(host_id) or (grouper is not None and grouper.knows(host_id))
+                known = (
+                    correlator.knows(host_id)
+                    or (grouper is not None and grouper.knows(host_id))
+                    or (host_rules is not None and host_rules.knows(host_id))
+                )
                 if not known and partition is not None:
                     self._hosts_in[partition].discard(host_id)
                     self._partition_of.pop(host_id, None)
@@ -241,18 +264,17 @@ class CorrelationRuntime:
         placed = self._hosts_in.get(partition)
         if not placed:
             return []
-        hosts = self.pipeline.correlator.holding & placed  # only a host holding events back can be released
+        holding = set(self.pipeline.correlator.holding)
+        if self.pipeline.host_rules is not None:
+            holding |= self.pipeline.host_rules.holding
+        hosts = holding & placed  # only a host holding events back can be released
         if hosts and as_of_ms is not None:
             newest = self._newest_record_ms
             hosts = {
                 h for h in hosts if not as_of_ms - MARKER_MARGIN_MS < newest.get(h, 0) <= as_of_ms + _CLOCK_AHEAD_MS
             }
-        alerts = []
-        for part in kinds.split(b","):
-            kind = _KINDS.get(part.strip())
-            if kind is not None:
-                alerts.extend(self.pipeline.stream_idle(kind, detected_ms, list(hosts)))
-        return alerts
+        idle = [kind for kind in (_KINDS.get(part.strip()) for part in kinds.split(b",")) if kind is not None]
+        return self.pipeline.stream_idle(idle, detected_ms, list(hosts))
 
     def _place(self, host_id: str, partition: int) -> None:
         previous = self._partition_of.get(host_id)

