@@ -264,10 +264,9 @@ class CorrelationRuntime:
         placed = self._hosts_in.get(partition)
         if not placed:
             return []
-        holding = set(self.pipeline.correlator.holding)
+        hosts = self.pipeline.correlator.holding & placed  # only a host holding events back can be released
         if self.pipeline.host_rules is not None:
-            holding |= self.pipeline.host_rules.holding
-        hosts = holding & placed  # only a host holding events back can be released
+            hosts |= self.pipeline.host_rules.holding & placed
         if hosts and as_of_ms is not None:
             newest = self._newest_record_ms
             hosts = {
