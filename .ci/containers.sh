@@ -219,9 +219,12 @@ step "6. the Helm chart's container spec on the engine"
 helm=$("$PY" -m tests.deploy.tools fetch | tail -n 1)
 # The chart's defaults, except what a one-broker cluster needs (replication 1) and an app id of its own
 # (so this pod is not a third member of the Compose workers' group); the broker is the chart's default
-# kafka:9092, reached on the Compose network.
+# kafka:9092, reached on the Compose network. One of Elastic's rules comes through rules.extra: a second
+# ConfigMap volume, named by SHELLWATCH_RULES (a rule the worker could not run would fail its startup probe).
 "$helm" template sw deploy/helm/shellwatch --namespace security --set kafka.replicationFactor=1 \
-  --set kafka.minInsyncReplicas=1 --set shellwatch.appId=shellwatch-helm >"$WORK/rendered.yaml"
+  --set kafka.minInsyncReplicas=1 --set shellwatch.appId=shellwatch-helm \
+  --set-file 'rules.extra.execution_shell_via_java_revshell_linux\.toml=tests/rules/elastic/execution_shell_via_java_revshell_linux.toml' \
+  >"$WORK/rendered.yaml"
 "$PY" -m tests.deploy.pod_run "$WORK/rendered.yaml" --docker "$DOCKER" --network "${PROJECT}_default" \
   --publish 6068 --rules-dir "$WORK/pod-rules" --name "$POD"
 

@@ -1,13 +1,14 @@
 """The rendered chart's worker container, run on a plain container engine as far as one allows.
 
-``plan(manifests, ...)`` reads the Deployment (and the rules ConfigMap) that ``helm template`` rendered and
-turns the pod's one container into ``docker run`` arguments: image and args; every ``env`` entry (values, and
-``secretKeyRef`` from secrets given on the command line); the ``configMap`` volume written to a directory and
-bind-mounted read-only, each ``emptyDir`` as a tmpfs of its ``sizeLimit``; the security context (user and
-group, ``fsGroup`` as a supplementary group, read-only root, no privilege escalation, capabilities dropped;
-``runAsNonRoot`` checked against the image's numeric user as the kubelet does); memory limit and CPU request
-(as CPU shares, the kubelet's mapping); the grace period as the stop timeout. The probes are not given to the
-engine (it has one health check); :func:`probe` plays them from the host as the kubelet would.
+``plan(manifests, ...)`` reads the Deployment (and the ConfigMaps) that ``helm template`` rendered and turns the
+pod's one container into ``docker run`` arguments: image and args; every ``env`` entry (values, and
+``secretKeyRef`` from secrets given on the command line); each ``configMap`` volume written to a directory of
+its own (``--rules-dir``/<volume name>) and bind-mounted read-only, each ``emptyDir`` as a tmpfs of its
+``sizeLimit``; the security context (user and group, ``fsGroup`` as a supplementary group, read-only root, no
+privilege escalation, capabilities dropped; ``runAsNonRoot`` checked against the image's numeric user as the
+kubelet does); memory limit and CPU request (as CPU shares, the kubelet's mapping); the grace period as the
+stop timeout. The probes are not given to the engine (it has one health check); :func:`probe` plays them from
+the host as the kubelet would.
 
 ``python -m tests.deploy.pod_run RENDERED.yaml --network NET --publish PORT --rules-dir DIR --name NAME``
 (what ``.ci/containers.sh`` runs) starts the container, waits for the startup probe within its
@@ -63,7 +64,7 @@ class Plan:
     grace_s: int
     run_as_non_root: bool
     run_as_user: int | None
-    config_files: Mapping[str, str]  # file name -> content of the rules ConfigMap, written to rules_dir
+    config_files: Mapping[str, str]  # <volume name>/<file name> -> content of a ConfigMap, written under rules_dir
 
 
 def quantity_bytes(quantity: str) -> int:
@@ -146,11 +147,10 @@ def _volume_args(
             config_map = config_maps.get(volume["configMap"]["name"])
             if config_map is None:
                 raise PlanError(f"volume {mount['name']}: ConfigMap {volume['configMap']['name']} not rendered")
-            if files:
-                raise PlanError("more than one configMap volume")
-            files = {str(k): str(v) for k, v in config_map.get("data", {}).items()}
+            name = str(mount["name"])
+            files.update({f"{name}/{k}": str(v) for k, v in config_map.get("data", {}).items()})
             mode = "ro" if mount.get("readOnly") else "rw"
-            args += ["--volume", f"{rules_dir}:{path}:{mode}"]
+            args += ["--volume", f"{rules_dir / name}:{path}:{mode}"]
         elif "emptyDir" in volume:
             # emptyDir: a fresh directory (exec allowed) of at most sizeLimit, writable by the pod's user. The
             # kubelet makes it mode 0777 (group fsGroup); this engine gives a tmpfs over an image directory that
@@ -294,8 +294,8 @@ def run(p: Plan, *, docker: str, rules_dir: Path, host_port: int, name: str) -> 
     if p.run_as_non_root:
         check_non_root(image_user, p.run_as_user)
         print(f"pod-run: runAsNonRoot holds (image user {image_user!r}, runAsUser {p.run_as_user})")
-    rules_dir.mkdir(parents=True, exist_ok=True)
     for file_name, content in p.config_files.items():
+        (rules_dir / file_name).parent.mkdir(parents=True, exist_ok=True)
         (rules_dir / file_name).write_text(content)
     print("pod-run: docker run " + shlex.join(p.run_args))
     _docker(docker, "run", *p.run_args)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from shellwatch.rules.eql_rule import EqlRule, load_eql_rule, load_rules_setting
 from shellwatch.rules.loader import shipped_rule_path
 from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 from shellwatch.rules.shell_rule import load_shell_rule
@@ -254,6 +255,58 @@ def test_existing_config_map_replaces_the_charts(render: Render) -> None:
     assert "checksum/rules" not in (deployment["spec"]["template"]["metadata"].get("annotations") or {})
 
 
+EXTRA_RULES = ("execution_shell_via_java_revshell_linux.toml", "execution_suspicious_java_netcon_childproc.toml")
+EXTRA_DIR = "/etc/shellwatch/extra-rules"
+
+
+def _extra_values(tmp_path: Path) -> Path:
+    vendored = ROOT / "tests" / "rules" / "elastic"
+    values = {"rules": {"extra": {name: (vendored / name).read_text() for name in EXTRA_RULES}}}
+    path = tmp_path / "extra.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def test_extra_rules_become_shellwatch_rules(render: Render, tmp_path: Path) -> None:
+    """rules.extra: the files verbatim in a ConfigMap of their own, mounted read-only, named by SHELLWATCH_RULES,
+    and what the pod reads there (a ConfigMap volume's layout) loads with the worker's own loader."""
+    manifests = render((_extra_values(tmp_path),))
+    deployment = by_kind(manifests, "Deployment")
+    [extra] = [m for m in manifests if m["kind"] == "ConfigMap" and m["metadata"]["name"].endswith("-extra-rules")]
+    vendored = ROOT / "tests" / "rules" / "elastic"
+    assert extra["data"] == {name: (vendored / name).read_text() for name in EXTRA_RULES}
+    container = _container(deployment)
+    assert _env(container)["SHELLWATCH_RULES"] == EXTRA_DIR
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "extra-rules")
+    assert mount == {"name": "extra-rules", "mountPath": EXTRA_DIR, "readOnly": True}
+    volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "extra-rules")
+    assert volume["configMap"]["name"] == extra["metadata"]["name"]
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert len(annotations["checksum/extra-rules"]) == 64
+    stamped = tmp_path / "volume" / "..2026_12_01_10_00_00.1"
+    stamped.mkdir(parents=True)
+    for name, text in extra["data"].items():
+        (stamped / name).write_text(text)
+        (tmp_path / "volume" / name).symlink_to(Path("..data") / name)
+    (tmp_path / "volume" / "..data").symlink_to(stamped.name)
+    loaded = load_rules_setting([tmp_path / "volume"])
+    expected = [load_eql_rule(vendored / name) for name in EXTRA_RULES]
+    assert sorted(r.rule_id for r in loaded) == sorted(r.rule_id for r in expected if isinstance(r, EqlRule))
+
+
+def test_no_extra_rules_by_default_and_a_named_config_map_instead(render: Render) -> None:
+    deployment = by_kind(render(), "Deployment")
+    assert "SHELLWATCH_RULES" not in _env(_container(deployment))
+    assert "checksum/extra-rules" not in deployment["spec"]["template"]["metadata"]["annotations"]
+    manifests = render((), ("rules.extraConfigMap=site-eql-rules",))
+    assert [m["metadata"]["name"] for m in manifests if m["kind"] == "ConfigMap"] == [f"{RELEASE}-shellwatch-rules"]
+    deployment = by_kind(manifests, "Deployment")
+    assert _env(_container(deployment))["SHELLWATCH_RULES"] == EXTRA_DIR
+    volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "extra-rules")
+    assert volume["configMap"]["name"] == "site-eql-rules"
+    assert "checksum/extra-rules" not in deployment["spec"]["template"]["metadata"]["annotations"]
+
+
 def test_full_render_secrets_tls_autoscaling(render: Render) -> None:
     values = yaml.safe_load(FULL_VALUES.read_text())
     kafka = values["kafka"]
@@ -353,6 +406,7 @@ REJECTED = {
     "unknown alert format": (("shellwatch.alertFormat=xml",), "alertFormat"),
     "zero replication factor": (("kafka.replicationFactor=0",), "replicationFactor"),
     "sasl without a secret": (("kafka.securityProtocol=SASL_SSL",), "kafka.sasl.existingSecret"),
+    "extra rule file not .toml": (("rules.extra.notes=x",), "notes"),
     "certificate without key": (
         ("kafka.securityProtocol=SSL", "kafka.tls.existingSecret=t", "kafka.tls.certKey=tls.crt"),
         "keyKey",

@@ -34,7 +34,7 @@ def test_default_render_becomes_a_hardened_docker_run(render: Render) -> None:
     assert _pairs(args, "--stop-timeout") == ["60"] and p.grace_s == 60
     assert _pairs(args, "--publish") == ["127.0.0.1:6068:6066"]
     assert _pairs(args, "--network") == ["net"]
-    assert _pairs(args, "--volume") == [f"{RULES}:/etc/shellwatch/rules:ro"]
+    assert _pairs(args, "--volume") == [f"{RULES}/rules:/etc/shellwatch/rules:ro"]
     tmpfs = dict(t.split(":", 1) for t in _pairs(args, "--tmpfs"))
     assert tmpfs == {
         "/var/lib/shellwatch": f"rw,exec,uid=10001,gid=10001,size={256 * 1024**2}",
@@ -44,10 +44,11 @@ def test_default_render_becomes_a_hardened_docker_run(render: Render) -> None:
     assert env["SHELLWATCH_GROUP_PERIOD_MS"] == "3600000"
     assert env["SHELLWATCH_RULE_FILE"] == "/etc/shellwatch/rules/potential_reverse_shell_via_java.toml"
     assert set(p.config_files) == {
-        "potential_reverse_shell_via_java.toml",
-        "shell_spawned_by_java.toml",
-        "java_allowlist.toml",
+        "rules/potential_reverse_shell_via_java.toml",
+        "rules/shell_spawned_by_java.toml",
+        "rules/java_allowlist.toml",
     }
+    assert "SHELLWATCH_RULES" not in env, "no extra rules unless the values give some"
     assert [(pr.kind, pr.path, pr.port) for pr in p.probes] == [
         ("startup", "/healthz", 6066),
         ("liveness", "/healthz", 6066),

@@ -227,10 +227,20 @@ def _parse(data: Mapping[str, Any], source: str, file: str) -> EqlRule | None:
 
 
 def _files(paths: Iterable[Path]) -> list[Path]:
+    """The files given, and the ``*.toml`` files under the directories given, except under hidden names: a
+    Kubernetes ConfigMap volume keeps a second copy of every file in a hidden ``..<timestamp>`` directory, and
+    editors and version control keep theirs in dot-directories."""
     found: list[Path] = []
     for path in paths:
-        found.extend(sorted(path.rglob("*.toml")) if path.is_dir() else [path])
+        if not path.is_dir():
+            found.append(path)
+            continue
+        found.extend(p for p in sorted(path.rglob("*.toml")) if not _hidden(p.relative_to(path)))
     return found
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
 
 
 def load_eql_rules(paths: Iterable[Path]) -> LoadedRules:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from shellwatch.__main__ import main
-from shellwatch.rules.eql_rule import EqlRule, RuleProblem, load_eql_rule, load_eql_rules
+from shellwatch.rules.eql_rule import EqlRule, RuleProblem, load_eql_rule, load_eql_rules, load_rules_setting
 
 ROOT = Path(__file__).parents[3]
 VENDORED = ROOT / "tests" / "rules" / "elastic"
@@ -78,6 +78,25 @@ def test_duplicate_rule_ids_name_both_files(tmp_path: Path) -> None:
     assert str(tmp_path / "a.toml") in problem.message and problem.construct == "duplicate rule_id"
     rule = loaded.rules[0]
     assert isinstance(rule, EqlRule) and rule.version == "3"
+
+
+def test_a_config_map_volume_loads_each_rule_once(tmp_path: Path) -> None:
+    """A Kubernetes ConfigMap volume: each key a symlink into ``..data``, itself a symlink to a hidden
+    timestamped directory holding the files. Rules and exception lists under hidden names are not read twice."""
+    names = ["execution_shell_via_java_revshell_linux.toml", "execution_suspicious_java_netcon_childproc.toml"]
+    stamped = tmp_path / "..2026_12_01_10_00_00.123456789"
+    stamped.mkdir()
+    for name in names:
+        (stamped / name).write_text((VENDORED / name).read_text())
+    (tmp_path / "..data").symlink_to(stamped.name)
+    for name in names:
+        (tmp_path / name).symlink_to(Path("..data") / name)
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "stale.toml").write_text("not toml [")
+    loaded = load_eql_rules([tmp_path])
+    assert loaded.problems == ()
+    assert sorted(r.file for r in loaded.rules) == sorted(str(tmp_path / name) for name in names)
+    assert len(load_rules_setting([tmp_path])) == 2
 
 
 def test_non_eql_files_are_skipped_and_counted() -> None:

@@ -55,6 +55,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (printf "%s-rules" (include "shellwatch.fullname" .)) .Values.rules.existingConfigMap }}
 {{- end }}
 
+{{/* The ConfigMap of the operator's rules (SHELLWATCH_RULES): the one named, else the chart's when rules.extra
+has files, else none (empty). */}}
+{{- define "shellwatch.extraRulesConfigMap" -}}
+{{- if .Values.rules.extraConfigMap }}{{ .Values.rules.extraConfigMap }}
+{{- else if .Values.rules.extra }}{{ printf "%s-extra-rules" (include "shellwatch.fullname" .) }}
+{{- end }}
+{{- end }}
+
 {{/* SASL needs a Secret with the credentials; SSL and SASL_SSL take the TLS Secret when one is given. */}}
 {{- define "shellwatch.sasl" -}}
 {{- if hasPrefix "SASL_" .Values.kafka.securityProtocol }}true{{ end }}
