@@ -2,18 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, TopicPartition
 
 from shellwatch.core.pipeline import Pipeline, PipelineConfig
+from shellwatch.rules.eql_rule import EqlRule, load_rules_setting
 from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 from shellwatch.rules.shell_rule import load_shell_rule
 
 RULE = load_reverse_shell_rule()
 SHELL_RULE = load_shell_rule()
+VENDORED = Path(__file__).parent / "rules" / "elastic"
+# Linux sequence rules of Elastic's detection-rules the worker runs (SHELLWATCH_RULES) beside the bundled ones
+JAVA_RULE_FILES = (
+    "execution_shell_via_java_revshell_linux.toml",  # Potential Reverse Shell via Java (5a3d5447)
+    "execution_suspicious_java_netcon_childproc.toml",  # Potential JAVA/JNDI Exploitation Attempt (c3f5e1d8)
+    "execution_shell_via_lolbin_interpreter_linux.toml",  # Reverse Shell via Suspicious Child Process (76e4d92b)
+)
+
+
+def operator_rules(directory: Path) -> tuple[EqlRule, ...]:
+    """The vendored Java rules copied into ``directory`` (a ``SHELLWATCH_RULES`` value), loaded as the worker does."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in JAVA_RULE_FILES:
+        (directory / name).write_text((VENDORED / name).read_text())
+    return load_rules_setting([directory])
 
 
 def committed_and_end(
@@ -30,9 +47,10 @@ def committed_and_end(
     return committed, ends
 
 
-def offline_alerts(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The alerts ``shellwatch detect`` raises for the same documents (both rules), in order."""
-    pipeline = Pipeline(RULE, PipelineConfig(), SHELL_RULE)
+def offline_alerts(docs: list[dict[str, Any]], rules: Sequence[EqlRule] = ()) -> list[dict[str, Any]]:
+    """The alerts ``shellwatch detect`` raises for the same documents (both bundled rules, and ``rules``: the
+    operator's, as ``SHELLWATCH_RULES`` gives them), in order."""
+    pipeline = Pipeline(RULE, PipelineConfig(), SHELL_RULE, rules=rules)
     return [a for doc in docs for a in pipeline.process(orjson.dumps(doc), 0).alerts] + pipeline.flush(0)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from shellwatch.formats.alert_codec import decode_alert
 from shellwatch.kafka.clock import wall_clock_ms
 from shellwatch.kafka.documents import produce_documents
 from shellwatch.kafka.partitioning import java_partition
+from shellwatch.rules.eql_rule import EqlRule
 from tests.faults.workload import Accounting, account, matched_events, mispair_lines, missing_alerts, missing_lines
 from tests.integration.deployment import PARTITIONS, Deployment
 from tests.shared import offline_alerts
@@ -277,9 +278,11 @@ def outcome(
     *,
     timeout_s: float = 240.0,
     tick: Callable[[], None] | None = None,
+    rules: Sequence[EqlRule] = (),
 ) -> Outcome:
-    """Read the deployment's alerts (see :func:`read_alerts`) and account for them, pairing checked."""
-    offline = offline_alerts(sent)
+    """Read the deployment's alerts (see :func:`read_alerts`) and account for them, pairing checked; ``rules``:
+    the operator's rules the workers run (``SHELLWATCH_RULES``), whose alerts are expected too."""
+    offline = offline_alerts(sent, rules)
     pairs = {str(a["event"]["id"]): matched_events(a) for a in offline}
     timed = read_alerts(deployment.bootstrap, deployment.alerts, set(pairs), timeout_s=timeout_s, settle_s=5, tick=tick)
     alerts = [t.alert for t in timed]

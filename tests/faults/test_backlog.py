@@ -15,19 +15,29 @@ import pytest
 
 from tests.faults.workload import account, java_hosts, missing_lines, require_exact
 from tests.integration.deployment import LIVE, Deployment
-from tests.shared import offline_alerts
+from tests.shared import offline_alerts, operator_rules
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(420)]
 
 
-@pytest.mark.parametrize("fetch_bytes", [1_048_576, 8 * 1_048_576])
+@pytest.mark.parametrize(
+    ("fetch_bytes", "with_rules"),
+    [(1_048_576, False), (8 * 1_048_576, False), (1_048_576, True)],
+    ids=["1MiB", "8MiB", "1MiB-elastic-rules"],
+)
 def test_two_workers_started_on_a_backlog_raise_every_alert_once(
-    kafka_bootstrap: str, tmp_path: Path, fetch_bytes: int
+    kafka_bootstrap: str, tmp_path: Path, fetch_bytes: int, with_rules: bool
 ) -> None:
-    docs = java_hosts(hosts=24, span_ms=600_000, period_ms=4_000, start_ms=LIVE - 3_600_000, seed=fetch_bytes % 97)
-    offline = offline_alerts(docs)
-    expected = {str(a["event"]["id"]) for a in offline}
+    """``with_rules``: three of Elastic's Java rules run beside the bundled ones (``SHELLWATCH_RULES``); the
+    reverse-shell one fires on every sequence the bundled rule does, through the operator rules' own engine."""
+    seed = fetch_bytes % 97 + with_rules
+    docs = java_hosts(hosts=24, span_ms=600_000, period_ms=4_000, start_ms=LIVE - 3_600_000, seed=seed)
     deployment = Deployment(kafka_bootstrap, tmp_path)
+    rules = operator_rules(tmp_path / "rules") if with_rules else ()
+    if rules:
+        deployment.extra_env["SHELLWATCH_RULES"] = str(tmp_path / "rules")
+    offline = offline_alerts(docs, rules)
+    expected = {str(a["event"]["id"]) for a in offline}
     deployment.extra_env["SHELLWATCH_MAX_PARTITION_FETCH_BYTES"] = str(fetch_bytes)
     try:
         deployment.produce(docs)
@@ -36,7 +46,8 @@ def test_two_workers_started_on_a_backlog_raise_every_alert_once(
         deployment.start_worker()
         deployment.start_worker()
         alerts = deployment.alerts_for(len(expected), timeout_s=240, settle_s=5)
-        result = account(f"backlog, 2 workers, fetch {fetch_bytes} B", expected, alerts)
+        loaded = f", {len(rules)} of Elastic's rules loaded" if rules else ""
+        result = account(f"backlog, 2 workers, fetch {fetch_bytes} B{loaded}", expected, alerts)
         print(f"{result.line()}; {len(docs)} events, caught up in {time.monotonic() - started:.1f} s")
         print("\n".join(missing_lines(offline, alerts)))
         require_exact(result, deployment.log_digest)

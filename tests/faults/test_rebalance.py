@@ -3,7 +3,8 @@
 One worker runs on a live feed (the fault workload produced as its event time passes); a second and a third
 join, each once the groups are stable, then two of the three stop gracefully at the same time (SIGTERM: they
 commit and leave both groups). Every step moves partitions, and the sequence state with them, while records
-keep coming. The alerts topic is then compared with offline detection of every document produced.
+keep coming. Three of Elastic's Java rules run beside the bundled ones (``SHELLWATCH_RULES``), so their state
+moves too. The alerts topic is then compared with offline detection of every document produced.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from shellwatch.kafka.clock import wall_clock_ms
 from tests.faults.stream import PacedProducer, outcome
 from tests.faults.workload import java_hosts, require_exact
 from tests.integration.deployment import Deployment
+from tests.shared import operator_rules
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(420)]
 
@@ -31,6 +33,8 @@ def test_scaling_1_2_3_1_workers_mid_stream_raises_every_alert(kafka_bootstrap: 
     rng = random.Random(SEED)
     docs = java_hosts(hosts=HOSTS, span_ms=FEED_S * 1_000, period_ms=4_000, start_ms=wall_clock_ms(), seed=SEED)
     deployment = Deployment(kafka_bootstrap, tmp_path)
+    rules = operator_rules(tmp_path / "rules")  # their per-host state moves with the partitions too
+    deployment.extra_env["SHELLWATCH_RULES"] = str(tmp_path / "rules")
     feed = PacedProducer(deployment, docs)
     steps: list[str] = []
 
@@ -58,7 +62,8 @@ def test_scaling_1_2_3_1_workers_mid_stream_raises_every_alert(kafka_bootstrap: 
         step(1, "down to 1 worker")
         time.sleep(15.0)  # the last worker works alone while the feed still flows
         sent = feed.finish()
-        out = outcome(deployment, "1 -> 2 -> 3 -> 1 workers", sent)
+        run = f"1 -> 2 -> 3 -> 1 workers, {len(rules)} of Elastic's rules loaded"
+        out = outcome(deployment, run, sent, rules=rules)
         for line in steps:
             print(line)
         print("\n".join(out.examples))

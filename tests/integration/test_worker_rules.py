@@ -19,14 +19,9 @@ from shellwatch.core.rule_runner import RuleRunner, RunnerConfig
 from shellwatch.rules.eql_rule import load_eql_rules
 from shellwatch.samples.ecs_factory import connection, entity_id, execution
 from tests.integration.deployment import LIVE, Deployment
-from tests.shared import offline_alert_ids
+from tests.shared import JAVA_RULE_FILES, VENDORED, offline_alert_ids
 
-VENDORED = Path(__file__).parents[1] / "rules" / "elastic"
-RULE_FILES = (
-    "execution_shell_via_java_revshell_linux.toml",  # Potential Reverse Shell via Java (5a3d5447)
-    "execution_suspicious_java_netcon_childproc.toml",  # Potential JAVA/JNDI Exploitation Attempt (c3f5e1d8)
-    "execution_shell_via_lolbin_interpreter_linux.toml",  # Reverse Shell via Suspicious Child Process (76e4d92b)
-)
+RULE_FILES = JAVA_RULE_FILES
 JNDI = "c3f5e1d8-910e-43b4-8d44-d748e498ca86"
 EXCEPTIONS = f"""
 [exception_list]
