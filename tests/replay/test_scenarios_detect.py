@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,12 +10,21 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.replay.build_scenarios import SCENARIO_DIR, SCENARIOS, rendered
+from tests.replay.build_scenarios import SCENARIO_DIR, SCENARIOS, VENDORED, rendered
 
 
-def detect(*args: str | Path) -> subprocess.CompletedProcess[str]:
+def detect(*args: str | Path, rules: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``rules``: a scenario's rules directory, given as ``SHELLWATCH_RULES`` (as a user runs Elastic's rules)."""
     command = [sys.executable, "-m", "shellwatch", "detect", *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    env = {k: v for k, v in os.environ.items() if k != "SHELLWATCH_RULES"}
+    if rules is not None:
+        env["SHELLWATCH_RULES"] = str(rules)
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, env=env)
+
+
+def scenario_rules(folder: Path) -> Path | None:
+    """The scenario's Elastic rule files (its ``rules/`` directory), if it has any."""
+    return folder / "rules" if (folder / "rules").is_dir() else None
 
 
 def test_the_library_holds_exactly_the_built_scenarios() -> None:
@@ -27,17 +37,26 @@ def test_committed_events_are_the_builder_output(name: str) -> None:
     assert (SCENARIO_DIR / name / "description.txt").read_bytes() == description
     assert (SCENARIO_DIR / name / "events.ndjson").read_bytes() == events
     assert len(description.splitlines()) == 1
+    rules = scenario_rules(SCENARIO_DIR / name)
+    committed = sorted(p.name for p in rules.iterdir()) if rules is not None else []
+    assert committed == sorted(SCENARIOS[name].rules)
+    for rule in committed:
+        assert (SCENARIO_DIR / name / "rules" / rule).read_bytes() == (VENDORED / rule).read_bytes(), "verbatim"
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_scenario_passes_through_detect(name: str) -> None:
     folder = SCENARIO_DIR / name
     expected = [line for line in (folder / "expected.ndjson").read_bytes().splitlines() if line.strip()]
-    result = detect(folder / "events.ndjson", "--expect", folder / "expected.ndjson")
+    rules = scenario_rules(folder)
+    result = detect(folder / "events.ndjson", "--expect", folder / "expected.ndjson", rules=rules)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[-1] == (
         f"expect: PASS: {len(expected)} matched, 0 missing, 0 unexpected, 0 wrong case"
     )
+    if rules is not None:  # the scenario's rule is what raises some of its expected alerts
+        without = detect(folder / "events.ndjson", "--expect", folder / "expected.ndjson")
+        assert without.returncode == 1 and " 0 missing" not in without.stdout.splitlines()[-1]
 
 
 def test_a_wrong_expectation_fails_with_a_diff(tmp_path: Path) -> None:
