@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--paced-attacks", type=int, default=600)
     parser.add_argument("--skip", action="append", default=[], choices=["bare", "faust", "eql"])
     parser.add_argument("--allowed-lateness-ms", type=int, help="the worker's SHELLWATCH_ALLOWED_LATENESS_MS")
+    parser.add_argument(
+        "--rules",
+        type=Path,
+        help="the worker's SHELLWATCH_RULES: Elastic's rule files (or a directory) run beside the bundled rules",
+    )
     parser.add_argument("--stem", default="latest", help="results file name stem (default: latest)")
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip())
     return parser
@@ -115,6 +120,8 @@ def run(bootstrap: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
     worker_bench = WorkerBench(bootstrap, topics, args.partitions, workdir)
     if args.allowed_lateness_ms is not None:
         worker_bench.env["SHELLWATCH_ALLOWED_LATENESS_MS"] = str(args.allowed_lateness_ms)
+    if args.rules is not None:
+        worker_bench.env["SHELLWATCH_RULES"] = str(args.rules.absolute())
     worker = worker_bench.run(bulk, paced, args.rate)
     _step(f"(c) {worker['throughput']}; paced: {worker.get('paced')}")
     if "eql" in args.skip:
@@ -130,6 +137,7 @@ def run(bootstrap: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
         "command": " ".join(["python -m bench.run", *sys.argv[1:]]),
         "machine": {"cpus": os.cpu_count(), "load_avg_at_end": os.getloadavg()},
         "partitions": args.partitions,
+        "rules": None if args.rules is None else str(args.rules),
         "workload": {k: getattr(workload, k) for k in ("events", "hosts", "attacks", "java_connections", "java_share")},
         "produce": produced,
         "bare": bare,
