@@ -137,12 +137,12 @@ class HostRules:
 
     # -- input ----------------------------------------------------------------------------------
 
-    def observe(self, raw: bytes, source: str) -> HostOutcome:
+    def observe(self, raw: bytes, source: str, *, replayed: bool = False) -> HostOutcome:
         """One record of input ``source`` (in that input's order for its host): the matches it let complete, or
-        why it cannot be decoded."""
+        why it cannot be decoded. ``replayed``: ``shellwatch replay`` produced it (kept in snapshots too)."""
         self.stats.observed += 1
         self._seq += 1
-        event = decode_rule_event(raw, self._seq)
+        event = decode_rule_event(raw, self._seq, replayed=replayed)
         if isinstance(event, RuleEventError):
             self.stats.undecodable[event.reason] += 1
             return HostOutcome([], event)
@@ -305,7 +305,7 @@ class HostRules:
 
     def _restored(self, index: int, data: list[Any]) -> Candidate | None:
         seq, source, raw = int(data[0]), str(data[1]), str(data[2]).encode()
-        event = decode_rule_event(raw, seq)
+        event = decode_rule_event(raw, seq, replayed=len(data) > 3 and data[3] is True)
         if not isinstance(event, RuleEvent):
             return None
         self._seq = max(self._seq, seq)
@@ -404,4 +404,5 @@ _NEVER = -(2**63)  # no event read yet on an input: it holds the other inputs' c
 
 def _event(candidate: Candidate) -> list[Any]:
     event: RuleEvent = candidate.payload
-    return [candidate.seq, candidate.source, event.raw.decode()]
+    entry: list[Any] = [candidate.seq, candidate.source, event.raw.decode()]
+    return [*entry, True] if event.replayed else entry  # a 4th element only when replayed: older readers ignore it

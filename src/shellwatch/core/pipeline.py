@@ -212,7 +212,7 @@ class Pipeline:
         first event's kind); the alerts they complete."""
         if self.host_rules is None or not events:
             return []
-        outcome = self.host_rules.observe(events[0].raw, events[0].kind)
+        outcome = self.host_rules.observe(events[0].raw, events[0].kind, replayed=events[0].replayed)
         return self.rule_alerts(outcome.matches, detected_ms)
 
     def rule_alerts(self, matches: list[RuleMatch], detected_ms: int) -> list[dict[str, Any]]:

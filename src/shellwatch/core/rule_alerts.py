@@ -103,7 +103,7 @@ def rule_alert(
             "explanation": explanation,
             "related_alert_ids": [],
             "suppressed_count": 0,
-            "replayed": False,
+            "replayed": any(e.replayed for e in events),
             "events": [orjson.Fragment(mask_document(e.raw) if mask_secrets else e.raw) for e in events],
         },
     }

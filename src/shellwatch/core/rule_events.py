@@ -34,6 +34,7 @@ class RuleEvent:
     identity: str
     document: Mapping[str, Any]
     raw: bytes
+    replayed: bool = False  # the record came from ``shellwatch replay``: the alerts it completes say so
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,7 @@ def _keyword(values: list[Any]) -> str | None:
     return values[0] if len(values) == 1 and isinstance(values[0], str) else None
 
 
-def decode_rule_event(raw: bytes, seq: int) -> RuleEvent | RuleEventError:
+def decode_rule_event(raw: bytes, seq: int, *, replayed: bool = False) -> RuleEvent | RuleEventError:
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -76,4 +77,5 @@ def decode_rule_event(raw: bytes, seq: int) -> RuleEvent | RuleEventError:
         identity=identity,
         document=document,
         raw=raw,
+        replayed=replayed,
     )

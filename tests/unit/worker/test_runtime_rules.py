@@ -15,7 +15,7 @@ from fastavro.validation import validate
 from shellwatch.core.pipeline import Pipeline, PipelineConfig, worker_refusal
 from shellwatch.core.snapshot import HostSnapshot
 from shellwatch.formats.alert_codec import avro_alert_record
-from shellwatch.kafka.headers import BROKER_TS_HEADER, PROGRESS_HEADER, SOURCE_HEADER
+from shellwatch.kafka.headers import BROKER_TS_HEADER, PROGRESS_HEADER, REPLAY_HEADER, SOURCE_HEADER
 from shellwatch.rules.eql_rule import EqlRule, load_eql_rule
 from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 from shellwatch.rules.shell_rule import load_shell_rule
@@ -44,10 +44,15 @@ def runtime(store: DictStore, rules: list[EqlRule] | None = None) -> Correlation
     return CorrelationRuntime(pipeline, store)
 
 
-def forwarded(rt: CorrelationRuntime, doc: dict[str, Any], offset: int) -> list[dict[str, Any]]:
-    """A record the prefilter stage forwarded from source partition 0 of its kind's topic, at ``offset``."""
+def forwarded(
+    rt: CorrelationRuntime, doc: dict[str, Any], offset: int, *, replayed: bool = False
+) -> list[dict[str, Any]]:
+    """A record the prefilter stage forwarded from source partition 0 of its kind's topic, at ``offset``
+    (``replayed``: ``shellwatch replay`` produced it, so it carries the replay header)."""
     topic = "src-network" if doc["event"]["category"] == ["network"] else "src-process"
     headers = {SOURCE_HEADER: f"{topic}/0/{offset}".encode(), BROKER_TS_HEADER: b"%d" % T0}
+    if replayed:
+        headers[REPLAY_HEADER] = b"replay-test"
     alerts = rt.handle(orjson.dumps(doc), headers, 0, NOW)
     rt.persist()
     return alerts
@@ -94,6 +99,29 @@ def test_a_new_worker_resumes_the_rule_from_the_store() -> None:
     assert by_rule(alerts)[ELASTIC_JAVA.rule_id] == 1
     # without the operator's rule loaded, the same store restores the bundled rules only
     assert ELASTIC_JAVA.rule_id not in by_rule(runtime(store, rules=[]).reload({0}, NOW))
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["same-worker", "after-restart"])
+def test_alerts_of_replayed_records_say_so_for_the_rule_too(restart: bool) -> None:
+    """``replay --expect`` requires ``detection.replayed`` on every alert the replay raises: the operator's rules'
+    alerts too, and when the replayed connection waited in the changelog across a restart."""
+    store = DictStore()
+    rt = runtime(store)
+    forwarded(rt, conn_doc(T0), 1, replayed=True)
+    marker(rt, b"network,process")
+    if restart:
+        rt = runtime(store)
+        rt.reload({0}, NOW)
+    alerts = forwarded(rt, exec_doc(T0 + 1000), 1, replayed=True) + marker(rt, b"network,process")
+    assert sorted(by_rule(alerts)) == sorted(
+        ["potential-reverse-shell-via-java", "shell-spawned-by-java", ELASTIC_JAVA.rule_id]
+    )
+    assert all(alert["detection"]["replayed"] for alert in alerts)
+    live = runtime(DictStore())
+    forwarded(live, conn_doc(T0), 1)
+    assert not any(
+        a["detection"]["replayed"] for a in forwarded(live, exec_doc(T0 + 1000), 1) + marker(live, b"network,process")
+    )
 
 
 def test_a_replayed_connection_never_pairs_twice_for_the_rule() -> None:
