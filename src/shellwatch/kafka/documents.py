@@ -44,6 +44,9 @@ def produce_documents(
             "linger.ms": 5,
             "acks": "all",
             "enable.idempotence": True,  # retries keep the order (see above)
+            # errors only: an idempotent producer warns while a broker just started loads its coordinator, and it
+            # retries; a record it cannot deliver is reported by its delivery callback and raised below
+            "log_level": 3,
             **librdkafka_conf(security or KafkaSecurity()),
             **(producer_config or {}),
         }
