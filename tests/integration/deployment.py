@@ -15,10 +15,12 @@ import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from shellwatch.ecs.timestamps import parse_timestamp_ms
 from shellwatch.kafka.admin import create_topic
 from shellwatch.kafka.clock import wall_clock_ms
 from shellwatch.kafka.documents import AlertReader, produce_documents
 from shellwatch.local.process import WorkerProcess
+from tests.integration.kafka_helpers import read_all
 
 PARTITIONS = 3
 LIVE = wall_clock_ms() - 60_000
@@ -107,35 +109,21 @@ class Deployment:
         """Where the input topics hold a host's events out of ``@timestamp`` order within a partition (at most
         ``limit`` lines): disorder of the feed itself, which no worker can undo. A test that asserts an exact
         accounting checks its feed with this first, so a loss is never blamed on the worker wrongly, or missed."""
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"{self.app_id}-check"})
         found: list[str] = []
-        try:
-            for topic in (self.network, self.process):
-                for partition in range(PARTITIONS):
-                    low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-                    consumer.assign([TopicPartition(topic, partition, low)])
-                    newest: dict[str, tuple[str, int]] = {}
-                    read = 0
-                    while read < high - low:
-                        messages = consumer.consume(min(1000, high - low - read), timeout=10)
-                        if not messages:
-                            raise AssertionError(f"{topic}[{partition}]: read {read} of {high - low} records")
-                        for message in messages:
-                            read += 1
-                            offset = message.offset() or 0
-                            doc = orjson.loads(message.value() or b"{}")
-                            host, stamp = doc["host"]["id"], str(doc["@timestamp"])
-                            before = newest.get(host)
-                            if before is not None and stamp < before[0] and len(found) < limit:
-                                found.append(
-                                    f"{topic}[{partition}]@{offset}: host {host} at {stamp} "
-                                    f"after its {before[0]} (offset {before[1]})"
-                                )
-                            if before is None or stamp > before[0]:
-                                newest[host] = (stamp, offset)
-        finally:
-            consumer.close()
-        return found
+        for topic in (self.network, self.process):
+            newest: dict[tuple[int, str], tuple[int, int]] = {}  # (partition, host) -> (@timestamp ms, offset)
+            for record in read_all(self.bootstrap, topic, PARTITIONS):  # each partition's records in offset order
+                doc = orjson.loads(record.value)
+                key, stamp = (record.partition, str(doc["host"]["id"])), parse_timestamp_ms(doc["@timestamp"])
+                before = newest.get(key)
+                if before is not None and stamp < before[0]:
+                    found.append(
+                        f"{topic}[{record.partition}]@{record.offset}: host {key[1]} at {stamp} ms "
+                        f"after its {before[0]} ms (offset {before[1]})"
+                    )
+                if before is None or stamp > before[0]:
+                    newest[key] = (stamp, record.offset)
+        return found[:limit]
 
     def alerts_for(self, expected: int, timeout_s: float = 60.0, settle_s: float = 4.0) -> list[dict[str, Any]]:
         reader = AlertReader(self.bootstrap, self.alerts)
