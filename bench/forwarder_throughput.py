@@ -148,7 +148,7 @@ def run(bootstrap: str, args: argparse.Namespace) -> None:
     print(f"produced {count} records ({size / count:.0f} B avg) in {time.perf_counter() - t0:.1f}s", flush=True)
     config = PrefilterConfig(
         bootstrap_servers=bootstrap,
-        source_topics=((topics["network"], "network"), (topics["process"], "process")),
+        source_topics=((topics["network"], ("network",)), (topics["process"], ("process",))),
         relevant_topic=topics["relevant"],
         dead_letter_topic=f"{base}-dlq",
         group_id=f"{base}-group",

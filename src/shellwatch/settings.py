@@ -5,12 +5,13 @@ Built once in ``__main__`` and passed down. Invalid values stop the program with
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Final, TypeVar
 
-from shellwatch.core.pipeline import PipelineConfig
+from shellwatch.core.pipeline import INPUTS, PipelineConfig
 from shellwatch.errors import SettingsError
 from shellwatch.formats.alert_codec import AlertFormat
 from shellwatch.kafka.security import (
@@ -22,9 +23,22 @@ from shellwatch.kafka.security import (
     validate,
 )
 
-__all__ = ["ENV_PREFIX", "SECURITY_VARIABLES", "HealthSettings", "KafkaSettings", "Settings", "SettingsError"]
+__all__ = [
+    "ENV_PREFIX",
+    "OTHER_INPUT_TOPIC_PREFIX",
+    "SECURITY_VARIABLES",
+    "HealthSettings",
+    "KafkaSettings",
+    "Settings",
+    "SettingsError",
+]
 
 ENV_PREFIX = "SHELLWATCH_"
+# the topic of another input (event category) that no SHELLWATCH_INPUT_TOPICS entry names: Elastic Defend's
+# data stream of that category (logs-endpoint.events.file ...), as the network and process defaults are
+OTHER_INPUT_TOPIC_PREFIX: Final = "logs-endpoint.events."
+_CATEGORY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TOPIC: Final = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -64,6 +78,24 @@ def _alert_format(env: Mapping[str, str]) -> AlertFormat:
 def _path(env: Mapping[str, str], name: str) -> Path | None:
     value = env.get(ENV_PREFIX + name, "").strip()
     return Path(value) if value else None
+
+
+def _input_topics(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """``SHELLWATCH_INPUT_TOPICS``: ``category=topic`` pairs, comma-separated, for inputs besides network/process."""
+    name = ENV_PREFIX + "INPUT_TOPICS"
+    pairs: dict[str, str] = {}
+    for item in env.get(name, "").split(","):
+        if not item.strip():
+            continue
+        category, sep, topic = (part.strip() for part in item.partition("="))
+        if not sep or not _CATEGORY.fullmatch(category) or not _TOPIC.fullmatch(topic):
+            raise SettingsError(f"{name}: expected category=topic pairs (file=logs-endpoint.events.file), got {item!r}")
+        if category in INPUTS:
+            raise SettingsError(f"{name}: {category} is read from {ENV_PREFIX}{category.upper()}_TOPIC")
+        if category in pairs:
+            raise SettingsError(f"{name}: {category} is named twice")
+        pairs[category] = topic
+    return tuple(pairs.items())
 
 
 def _text(env: Mapping[str, str], name: str, default: str) -> str:
@@ -135,7 +167,9 @@ class KafkaSettings:
     app_id: str = "shellwatch"
     network_topic: str = "logs-endpoint.events.network"
     process_topic: str = "logs-endpoint.events.process"
-    mixed_topic: str | None = None  # one topic with both kinds, routed by event.category
+    mixed_topic: str | None = None  # one topic with every input, routed by event.category
+    # (category, topic) of the other inputs an operator's rule may read; unnamed ones: OTHER_INPUT_TOPIC_PREFIX
+    input_topics: tuple[tuple[str, str], ...] = ()
     alerts_topic: str = "shellwatch-alerts"
     dead_letter_topic: str = "shellwatch-dead-letters"
     replication_factor: int = 1
@@ -174,11 +208,23 @@ class KafkaSettings:
         """The internal topic the pre-filter stage feeds to the correlation agent."""
         return f"{self.app_id}-relevant"
 
-    @property
-    def source_topics(self) -> tuple[tuple[str, str], ...]:
+    def topic_of(self, kind: str) -> str:
+        """The topic input ``kind`` (an event category) is read from."""
         if self.mixed_topic is not None:
-            return ((self.mixed_topic, "mixed"),)
-        return ((self.network_topic, "network"), (self.process_topic, "process"))
+            return self.mixed_topic
+        if kind == "network":
+            return self.network_topic
+        if kind == "process":
+            return self.process_topic
+        return dict(self.input_topics).get(kind, OTHER_INPUT_TOPIC_PREFIX + kind)
+
+    def source_topics(self, inputs: Sequence[str] = INPUTS) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """Each topic the worker reads for ``inputs`` (see :func:`~shellwatch.core.pipeline.worker_inputs`), with
+        the inputs it carries, in the order of ``inputs``."""
+        carried: dict[str, list[str]] = {}
+        for kind in inputs:
+            carried.setdefault(self.topic_of(kind), []).append(kind)
+        return tuple((topic, tuple(kinds)) for topic, kinds in carried.items())
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> KafkaSettings:
@@ -198,6 +244,7 @@ class KafkaSettings:
             network_topic=_text(env, "NETWORK_TOPIC", defaults.network_topic),
             process_topic=_text(env, "PROCESS_TOPIC", defaults.process_topic),
             mixed_topic=mixed,
+            input_topics=_input_topics(env),
             alerts_topic=_text(env, "ALERTS_TOPIC", defaults.alerts_topic),
             dead_letter_topic=_text(env, "DEAD_LETTER_TOPIC", defaults.dead_letter_topic),
             replication_factor=replication_factor,

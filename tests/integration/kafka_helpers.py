@@ -17,7 +17,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Pro
 
 from shellwatch.core.byte_screen import ByteScreen
 from shellwatch.kafka.admin import create_topic
-from shellwatch.worker.prefilter.stage import PrefilterConfig, PrefilterStats, SourceKind, run_prefilter_stage
+from shellwatch.worker.prefilter.stage import PrefilterConfig, PrefilterStats, run_prefilter_stage
 
 Header = tuple[str, bytes | None]
 At = tuple[str, int, int]  # topic, partition, offset
@@ -155,10 +155,9 @@ def read_all(bootstrap: str, topic: str, partitions: int, *, timeout_s: float = 
 
 def stage_config(bootstrap: str, names: dict[str, str], group: str) -> PrefilterConfig:
     """The prefilter stage from the ``network`` and ``process`` topics to ``relevant``, dead letters to ``dlq``."""
-    sources: list[tuple[str, SourceKind]] = [(names["network"], "network"), (names["process"], "process")]
     return PrefilterConfig(
         bootstrap_servers=bootstrap,
-        source_topics=tuple(sources),
+        source_topics=((names["network"], ("network",)), (names["process"], ("process",))),
         relevant_topic=names["relevant"],
         dead_letter_topic=names["dlq"],
         group_id=group,

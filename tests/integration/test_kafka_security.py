@@ -189,7 +189,7 @@ def test_missing_input_topics_are_refused_never_created(
     kafka = kafka_settings(env)
     config = PrefilterConfig(
         bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
-        source_topics=((deployment.network, "network"), (absent, "process")),
+        source_topics=((deployment.network, ("network",)), (absent, ("process",))),
         relevant_topic=kafka.relevant_topic,
         dead_letter_topic=kafka.dead_letter_topic,
         group_id=f"{deployment.app_id}-prefilter",

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from shellwatch.ecs.events import NetworkEvent, ProcessEvent
+from shellwatch.ecs.events import BundledEvent, CategoryEvent, NetworkEvent, ProcessEvent
 from shellwatch.formats.event_codec import Decoded, decode_json_event
 from shellwatch.samples.ecs_factory import connection, execution
 
@@ -68,6 +68,13 @@ def decode(doc: dict[str, Any] | bytes) -> Decoded:
     decoded = decode_json_event(raw)
     assert isinstance(decoded, Decoded), decoded
     return decoded
+
+
+def bundled(decoded: Decoded) -> tuple[BundledEvent, ...]:
+    """The events the bundled rules read (a decode without ``categories`` yields no others)."""
+    events = tuple(e for e in decoded.events if not isinstance(e, CategoryEvent))
+    assert len(events) == len(decoded.events), decoded
+    return events
 
 
 def net(doc: dict[str, Any] | bytes) -> NetworkEvent:

@@ -28,12 +28,13 @@ def test_prefixed_variables() -> None:
     assert not settings.pipeline.prefilter_enabled and not settings.pipeline.mask_secrets
     assert settings.rule_file == Path("/etc/shellwatch/rule.toml")
     assert settings.kafka.bootstrap_servers == "127.0.0.1:9092"
-    assert settings.kafka.source_topics == (
-        ("logs-endpoint.events.network", "network"),
-        ("logs-endpoint.events.process", "process"),
+    assert settings.kafka.source_topics() == (
+        ("logs-endpoint.events.network", ("network",)),
+        ("logs-endpoint.events.process", ("process",)),
     )
     mixed = Settings.from_env({"SHELLWATCH_MIXED_TOPIC": "endpoint", "SHELLWATCH_APP_ID": "sw-eu"}).kafka
-    assert mixed.source_topics == (("endpoint", "mixed"),)
+    assert mixed.source_topics() == (("endpoint", ("network", "process")),)
+    assert mixed.source_topics(("network", "process", "file")) == (("endpoint", ("network", "process", "file")),)
     assert mixed.relevant_topic == "sw-eu-relevant"
     assert Settings.from_env({"SHELLWATCH_ALERT_FORMAT": "Avro"}).kafka.alert_format == "avro"
     assert Settings().kafka.alert_format == "json"
@@ -88,3 +89,33 @@ def test_group_membership_and_fetch_settings() -> None:
         Settings.from_env({"SHELLWATCH_ALIGNMENT_IDLE_MS": "-1"})
     with pytest.raises(SettingsError, match="SESSION_TIMEOUT_MS: must be >= 6000"):
         Settings.from_env({"SHELLWATCH_SESSION_TIMEOUT_MS": "1000"})
+
+
+def test_other_inputs_read_their_topics() -> None:
+    """An input an operator's rule adds (a ``file where`` stage) is read from Elastic Defend's data stream of that
+    category, or from the topic SHELLWATCH_INPUT_TOPICS names; inputs sharing a topic are read once."""
+    inputs = ("network", "process", "file", "library", "registry")
+    kafka = Settings.from_env({"SHELLWATCH_INPUT_TOPICS": " library = edr-other ,registry=edr-other"}).kafka
+    assert kafka.source_topics(inputs) == (
+        ("logs-endpoint.events.network", ("network",)),
+        ("logs-endpoint.events.process", ("process",)),
+        ("logs-endpoint.events.file", ("file",)),
+        ("edr-other", ("library", "registry")),
+    )
+    assert kafka.topic_of("file") == "logs-endpoint.events.file"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("file", "expected category=topic pairs"),
+        ("file=", "expected category=topic pairs"),
+        ("fi le=x", "expected category=topic pairs"),
+        ("file=a b", "expected category=topic pairs"),
+        ("network=x", "SHELLWATCH_NETWORK_TOPIC"),
+        ("file=a,file=b", "file is named twice"),
+    ],
+)
+def test_input_topics_are_validated(value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({"SHELLWATCH_INPUT_TOPICS": value})

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from shellwatch.core.host_sequence import Applied, CorrelatorStats, Held, HostSequence, Pairing, Pending
 from shellwatch.core.snapshot import CONNECTION, EXEC, HostSnapshot, restore, snapshot_of
 from shellwatch.core.stages import explain, holds
-from shellwatch.ecs.events import Event, Kind, NetworkEvent, ProcessEvent
+from shellwatch.ecs.events import BundledEvent, Kind, NetworkEvent, ProcessEvent
 from shellwatch.formats.event_codec import decode_fields
 from shellwatch.rules.model import ReverseShellRule
 
@@ -91,7 +91,7 @@ class Correlator:
 
     # -- public API ---------------------------------------------------------------------------
 
-    def observe(self, event: Event) -> list[Match]:
+    def observe(self, event: BundledEvent) -> list[Match]:
         """Feed one event (in its stream's order); returns the sequences it let complete."""
         self.stats.observed += 1
         if event.host_id is None:
@@ -231,7 +231,7 @@ class Correlator:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _holds(self, event: Event) -> bool:
+    def _holds(self, event: BundledEvent) -> bool:
         return holds(self.rule.network if isinstance(event, NetworkEvent) else self.rule.process, event)
 
     def _touch(self, host_id: str, out: list[Match]) -> HostSequence:

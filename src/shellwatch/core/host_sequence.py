@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from shellwatch.core.snapshot import Position
-from shellwatch.ecs.events import Event, NetworkEvent, ProcessEvent
+from shellwatch.ecs.events import BundledEvent, NetworkEvent, ProcessEvent
 
 __all__ = ["Applied", "CorrelatorStats", "Held", "HostSequence", "Pairing", "Pending"]
 
@@ -54,7 +54,7 @@ class Held(NamedTuple):
     timestamp_ms: int
     rank: int
     seq: int
-    event: Event
+    event: BundledEvent
 
     @property
     def position(self) -> Position:

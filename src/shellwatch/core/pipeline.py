@@ -4,7 +4,8 @@ The shells (``shellwatch detect``, the worker) feed raw records and pass the det
 Outcomes are data: every record is counted as pre-filtered, undecodable (with its reason) or decoded.
 
 The operator's EQL rules (``SHELLWATCH_RULES``) run beside the bundled ones, per host over the network and
-process inputs (:mod:`shellwatch.core.host_rules`); :func:`worker_refusal` says why a rule cannot run so.
+process inputs and one input per other event category their stages name (:func:`worker_inputs`; a ``file where``
+stage adds ``file``), see :mod:`shellwatch.core.host_rules`; :func:`worker_refusal` says why a rule cannot run so.
 
 The pre-filter's patterns come from the loaded rules: one required conjunct per stage of the sequence rule's
 query and of every operator rule's (:mod:`shellwatch.eql.screen`), and the shell rule's Java lists. When one
@@ -26,7 +27,7 @@ from shellwatch.core.correlate import Correlator, Match
 from shellwatch.core.grouping import AlertGrouper
 from shellwatch.core.host_rules import HostRules, RuleMatch, not_host_local
 from shellwatch.core.rule_alerts import rule_alert
-from shellwatch.ecs.events import Event, Kind, ProcessEvent
+from shellwatch.ecs.events import CategoryEvent, Event, Kind, ProcessEvent
 from shellwatch.eql.screen import query_screen
 from shellwatch.formats.event_codec import Decoded, DecodeError, SchemaResolver, decode_record
 from shellwatch.rules.eql_rule import EqlRule
@@ -34,9 +35,17 @@ from shellwatch.rules.loader import digest_of
 from shellwatch.rules.model import ReverseShellRule
 from shellwatch.rules.shell_rule import ShellRule
 
-__all__ = ["INPUTS", "Pipeline", "PipelineConfig", "PipelineStats", "RecordOutcome", "worker_refusal"]
+__all__ = [
+    "INPUTS",
+    "Pipeline",
+    "PipelineConfig",
+    "PipelineStats",
+    "RecordOutcome",
+    "worker_inputs",
+    "worker_refusal",
+]
 
-INPUTS: tuple[Kind, ...] = ("network", "process")  # the inputs the pipeline reads, by the events' kind
+INPUTS: tuple[Kind, ...] = ("network", "process")  # the inputs the bundled rules read, by the events' kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,17 +92,14 @@ def worker_refusal(rule: EqlRule, bundled_ids: Iterable[str] = ()) -> str | None
     """Why an operator's rule cannot run beside the bundled ones (``None``: it can)."""
     if rule.rule_id in set(bundled_ids):
         return f"rule {rule.rule_id} ({rule.file}) has the rule_id of a bundled rule, which already runs"
-    reason = not_host_local(rule)
-    if reason is not None:
-        return reason
-    categories = {stage.category for stage in rule.compiled.stages} - {None, *INPUTS}
-    if categories:
-        names = ", ".join(sorted(c for c in categories if c is not None))
-        return (
-            f"rule {rule.rule_id} ({rule.file}) needs {names} events; the worker reads the network and process "
-            "inputs only"
-        )
-    return None
+    return not_host_local(rule)
+
+
+def worker_inputs(rules: Iterable[EqlRule]) -> tuple[str, ...]:
+    """The inputs (event categories) the worker reads for the bundled rules and ``rules``: network and process,
+    then every other category a stage of ``rules`` names, sorted (an ``any where`` stage reads those there are)."""
+    named = {stage.category for rule in rules for stage in rule.compiled.stages}
+    return (*INPUTS, *sorted(c for c in named if c is not None and c not in INPUTS))
 
 
 def _prefilter(
@@ -137,6 +143,8 @@ class Pipeline:
         self.schema_resolver = schema_resolver
         self.shell_rule = shell_rule
         self.rules = tuple(rules)
+        self.inputs = worker_inputs(self.rules)
+        self._other_inputs = frozenset(self.inputs) - frozenset(INPUTS)  # decoded as CategoryEvents
         self.config = config
         digests = {"sequence": rule.digest, "shell": shell_rule.digest if shell_rule else None}
         if rules:  # without them the ruleset digest is what it was before they could be loaded
@@ -160,7 +168,7 @@ class Pipeline:
         self.host_rules = (
             HostRules(
                 self.rules,
-                INPUTS,
+                self.inputs,
                 allowed_lateness_ms=config.allowed_lateness_ms,
                 max_hosts=config.max_hosts,
                 max_held_per_host=config.max_held_per_host,
@@ -195,13 +203,17 @@ class Pipeline:
 
     def decode(self, raw: bytes) -> Decoded | DecodeError:
         """One record to events (JSON, Avro single-object, or registry-framed Avro when a registry is set)."""
-        return decode_record(raw, registry=self.schema_resolver, fields=self.correlator.fields)
+        return decode_record(
+            raw, registry=self.schema_resolver, fields=self.correlator.fields, categories=self._other_inputs
+        )
 
     def observe(self, events: Iterable[Event], detected_ms: int) -> list[dict[str, Any]]:
         """Decoded events in; the alerts they raise or complete out."""
         alerts: list[dict[str, Any]] = []
         matches: list[Match] = []
         for event in events:
+            if isinstance(event, CategoryEvent):  # only the operator's rules read other categories
+                continue
             if isinstance(event, ProcessEvent) and self.shell_rule is not None:
                 alerts.extend(self._classify(self.shell_rule, event, detected_ms))
             matches.extend(self.correlator.observe(event))
@@ -251,16 +263,29 @@ class Pipeline:
         return [alert]
 
     def stream_idle(
-        self, kinds: Sequence[Kind], detected_ms: int, host_ids: Iterable[str] | None = None
+        self, kinds: Sequence[str], detected_ms: int, host_ids: Iterable[str] | None = None
     ) -> list[dict[str, Any]]:
         """Inputs ``kinds`` are caught up (a progress marker): held events waiting only for them are released."""
         hosts = None if host_ids is None else list(host_ids)
+        return self.bundled_idle(kinds, detected_ms, hosts) + self.rules_idle(kinds, detected_ms, hosts)
+
+    def bundled_idle(
+        self, kinds: Sequence[str], detected_ms: int, host_ids: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """:meth:`stream_idle` for the bundled rules only."""
         alerts: list[dict[str, Any]] = []
-        for kind in kinds:
-            alerts.extend(self.alerts_for(self.correlator.stream_idle(kind, hosts), detected_ms))
-        if self.host_rules is not None and kinds:
-            alerts.extend(self.rule_alerts(self.host_rules.stream_idle(kinds, hosts), detected_ms))
+        for kind in INPUTS:
+            if kind in kinds:
+                alerts.extend(self.alerts_for(self.correlator.stream_idle(kind, host_ids), detected_ms))
         return alerts
+
+    def rules_idle(
+        self, kinds: Sequence[str], detected_ms: int, host_ids: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """:meth:`stream_idle` for the operator's rules only."""
+        if self.host_rules is None or not kinds:
+            return []
+        return self.rule_alerts(self.host_rules.stream_idle(kinds, host_ids), detected_ms)
 
     def flush(self, detected_ms: int) -> list[dict[str, Any]]:
         alerts = self.alerts_for(self.correlator.flush(), detected_ms)

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 
 import orjson
 
-from shellwatch.ecs.events import Event, NetworkEvent, ProcessEvent
+from shellwatch.ecs.events import BundledEvent, NetworkEvent, ProcessEvent
 from shellwatch.ecs.fields import FieldSet
 from shellwatch.errors import SnapshotError
 from shellwatch.formats.event_codec import MODEL_FIELDS, Decoded, decode_fields, decode_json_event
@@ -65,7 +65,7 @@ class HeldEvent(NamedTuple):
     timestamp_ms: int
     rank: int
     seq: int
-    event: Event
+    event: BundledEvent
 
 
 class AppliedExec(NamedTuple):
@@ -183,7 +183,7 @@ class _Entry(Protocol):
     @property
     def seq(self) -> int: ...
     @property
-    def event(self) -> Event: ...
+    def event(self) -> BundledEvent: ...
 
 
 class _HeldEntry(_Entry, Protocol):
@@ -235,7 +235,7 @@ def restore(snapshot: HostSnapshot, fields: FieldSet | None = None) -> RestoredH
     held = []
     for ts, rank, seq, raw in snapshot.held:
         if rank == CONNECTION:
-            event: Event | None = _decoded(raw, NetworkEvent, seq in replayed, read)
+            event: BundledEvent | None = _decoded(raw, NetworkEvent, seq in replayed, read)
         else:
             event = _decoded(raw, ProcessEvent, seq in replayed, read)
         if event is not None:

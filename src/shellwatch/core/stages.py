@@ -17,7 +17,7 @@ from typing import Any, Final
 
 import orjson
 
-from shellwatch.ecs.events import Event
+from shellwatch.ecs.events import BundledEvent
 from shellwatch.eql.compile import CompiledStage
 
 __all__ = ["MAX_TEXT", "MAX_VALUES", "explain", "holds", "stage_clauses"]
@@ -26,18 +26,18 @@ MAX_TEXT: Final = 256
 MAX_VALUES: Final = 16
 
 
-def holds(stage: CompiledStage, event: Event) -> bool:
+def holds(stage: CompiledStage, event: BundledEvent) -> bool:
     """Whether ``event`` satisfies ``stage``."""
     return stage.predicate(event.flat)
 
 
-def explain(stage: CompiledStage, event: Event) -> tuple[str, ...]:
+def explain(stage: CompiledStage, event: BundledEvent) -> tuple[str, ...]:
     """The clauses of ``stage`` for ``event``: each field it reads, with the event's values."""
     flat = event.flat
     return tuple([f"{path} = {_values(flat.get(path, ()))}" for path in stage.reads])
 
 
-def stage_clauses(stage: CompiledStage, event: Event) -> tuple[str, ...] | None:
+def stage_clauses(stage: CompiledStage, event: BundledEvent) -> tuple[str, ...] | None:
     """The clauses of ``stage`` for ``event`` when it satisfies the stage, else ``None``."""
     return explain(stage, event) if holds(stage, event) else None
 

@@ -16,9 +16,9 @@ from typing import Literal
 
 from shellwatch.ecs.fields import Flat
 
-__all__ = ["Event", "Kind", "NetworkEvent", "ProcessEvent"]
+__all__ = ["BundledEvent", "CategoryEvent", "Event", "Kind", "NetworkEvent", "ProcessEvent"]
 
-Kind = Literal["network", "process"]
+Kind = Literal["network", "process"]  # the inputs the bundled rules read
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,4 +66,17 @@ class ProcessEvent(_EcsEvent):
         return "process"
 
 
-Event = NetworkEvent | ProcessEvent
+@dataclass(frozen=True, slots=True)
+class CategoryEvent(_EcsEvent):
+    """An event of another ``event.category`` (``file``, ``library`` ...) that an operator's rule reads: only the
+    common fields are typed; the rule reads the rest from ``flat``."""
+
+    category: str
+
+    @property
+    def kind(self) -> str:
+        return self.category
+
+
+BundledEvent = NetworkEvent | ProcessEvent  # what the bundled rules read
+Event = NetworkEvent | ProcessEvent | CategoryEvent

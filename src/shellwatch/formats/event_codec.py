@@ -1,8 +1,10 @@
 """Bytes to events: the one place that maps ECS wire field names onto the typed events.
 
-``decode_json_event`` returns a :class:`Decoded` (zero, one or two events: a document whose
-``event.category`` holds both ``network`` and ``process`` is both) or a :class:`DecodeError`; it
-never raises. A document that lacks a field is not an error: that field is simply empty. A present
+``decode_json_event`` returns a :class:`Decoded` (zero, one or more events: a document whose
+``event.category`` holds both ``network`` and ``process`` is both; one of another category named in
+``categories``, the inputs an operator's rule reads, is also a :class:`~shellwatch.ecs.events.CategoryEvent`)
+or a :class:`DecodeError`; it never raises.
+A document that lacks a field is not an error: that field is simply empty. A present
 ``@timestamp`` that cannot be parsed is an error (the event could never be placed in time).
 
 The document is flattened once, under the typed events' paths and those ``fields`` adds (a rule's, from
@@ -19,7 +21,7 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from shellwatch.ecs.events import Event, NetworkEvent, ProcessEvent
+from shellwatch.ecs.events import CategoryEvent, Event, NetworkEvent, ProcessEvent
 from shellwatch.ecs.fields import FieldSet, field_values, flatten, keyword_values, single_keyword
 from shellwatch.ecs.timestamps import InvalidTimestampError, parse_timestamp_ms
 from shellwatch.formats.avro import (
@@ -97,6 +99,7 @@ MODEL_FIELDS: Final = frozenset(
     | {path for m in (COMMON_SINGLE, COMMON_MULTI, NETWORK_MULTI, PROCESS_SINGLE, PROCESS_MULTI) for path in m.values()}
 )
 _FIELDS: Final = FieldSet(MODEL_FIELDS)
+_BUNDLED: Final = frozenset({"network", "process"})  # typed events of their own
 
 
 @lru_cache(maxsize=16)
@@ -134,12 +137,14 @@ def decode_record(
     registry: SchemaResolver | None = None,
     *,
     fields: FieldSet = _FIELDS,
+    categories: frozenset[str] = frozenset(),
 ) -> Decoded | DecodeError:
     """Decode one input record, sniffing its format: Avro single-object encoding, Confluent's
     registry framing (``00`` + schema id, resolved through ``registry``), else ECS JSON.
 
     Avro records are decoded with ``avro`` (default: the shipped schemas); the event's ``raw`` is then
-    the decoded document rendered as JSON, which is what alerts quote.
+    the decoded document rendered as JSON, which is what alerts quote. ``categories``: the other event
+    categories that become :class:`~shellwatch.ecs.events.CategoryEvent` s.
     """
     schemas = avro or shipped_schemas()
     try:
@@ -158,20 +163,27 @@ def decode_record(
                 return DecodeError("unknown_schema", f"schema id {schema_id}: {exc}")
             doc = schemas.decode_body(raw[5:], writer)
         else:
-            return decode_json_event(raw, fields=fields)
+            return decode_json_event(raw, fields=fields, categories=categories)
     except AvroDecodeError as exc:
         return DecodeError(exc.reason, str(exc))
-    return events_from_document(doc, render(doc), fields)
+    return events_from_document(doc, render(doc), fields, categories)
 
 
-def decode_json_event(raw: bytes, *, fields: FieldSet = _FIELDS) -> Decoded | DecodeError:
+def decode_json_event(
+    raw: bytes, *, fields: FieldSet = _FIELDS, categories: frozenset[str] = frozenset()
+) -> Decoded | DecodeError:
     doc = load_json_document(raw)
     if isinstance(doc, DecodeError):
         return doc
-    return events_from_document(doc, raw, fields)
+    return events_from_document(doc, raw, fields, categories)
 
 
-def events_from_document(document: Mapping[str, Any], raw: bytes, fields: FieldSet = _FIELDS) -> Decoded | DecodeError:
+def events_from_document(
+    document: Mapping[str, Any],
+    raw: bytes,
+    fields: FieldSet = _FIELDS,
+    categories: frozenset[str] = frozenset(),
+) -> Decoded | DecodeError:
     doc = flatten(document, fields)
     stamps = field_values(doc, "@timestamp", flat=True)
     timestamp_ms: int | None = None
@@ -180,16 +192,19 @@ def events_from_document(document: Mapping[str, Any], raw: bytes, fields: FieldS
             timestamp_ms = parse_timestamp_ms(stamps[0])
         except InvalidTimestampError as exc:
             return DecodeError("invalid_timestamp", str(exc))
-    categories = keyword_values(doc, "event.category", flat=True)
+    present = keyword_values(doc, "event.category", flat=True)
     common: dict[str, Any] = {"raw": raw, "timestamp_ms": timestamp_ms, "flat": doc}
     common.update({name: single_keyword(doc, path, flat=True) for name, path in COMMON_SINGLE.items()})
     common.update({name: keyword_values(doc, path, flat=True) for name, path in COMMON_MULTI.items()})
     events: list[Event] = []
-    if "network" in categories:
+    if "network" in present:
         network: dict[str, Any] = {name: keyword_values(doc, path, flat=True) for name, path in NETWORK_MULTI.items()}
         events.append(NetworkEvent(**common, **network))
-    if "process" in categories:
+    if "process" in present:
         process: dict[str, Any] = {name: single_keyword(doc, path, flat=True) for name, path in PROCESS_SINGLE.items()}
         process.update({name: keyword_values(doc, path, flat=True) for name, path in PROCESS_MULTI.items()})
         events.append(ProcessEvent(**common, **process))
+    if categories:
+        others = sorted(c for c in categories.intersection(present) if c not in _BUNDLED)
+        events.extend(CategoryEvent(**common, category=c) for c in others)
     return Decoded(tuple(events))

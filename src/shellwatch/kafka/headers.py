@@ -2,11 +2,12 @@
 
 On the relevant topic (the contract between the pre-filter stage and the correlation agent):
 
-- forwarded record: the original headers, then ``shellwatch.kind`` (``network``, ``process`` or
-  ``network,process``), ``shellwatch.source`` (``topic/partition/offset``) and ``shellwatch.broker_ts``
+- forwarded record: the original headers, then ``shellwatch.kind`` (the inputs its events belong to:
+  ``network``, ``process``, ``network,process``, or another event category a loaded rule reads),
+  ``shellwatch.source`` (``topic/partition/offset``) and ``shellwatch.broker_ts``
   (the source record's broker timestamp in epoch ms; the forwarded record gets a new broker timestamp,
   so replayed old data is not deleted at once by the relevant topic's time-based retention);
-- progress marker (empty key and value): ``shellwatch.progress`` (the source topic's kind),
+- progress marker (empty key and value): ``shellwatch.progress`` (the inputs the source topic carries, comma-separated),
   ``shellwatch.source`` (``topic/partition``) and ``shellwatch.as_of`` (epoch ms at which the fetch that
   found the partition caught up was answered: records written after it may still be in flight).
 

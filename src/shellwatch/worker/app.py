@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import faust
 
@@ -48,7 +48,7 @@ from shellwatch.settings import KafkaSettings, Settings
 from shellwatch.worker.alert_latency import RecordTimes
 from shellwatch.worker.gapless import GaplessConsumer, GaplessTransport
 from shellwatch.worker.log_limit import RepeatLimiter
-from shellwatch.worker.prefilter.stage import PrefilterConfig, SourceKind, run_prefilter_stage
+from shellwatch.worker.prefilter.stage import PrefilterConfig, run_prefilter_stage
 from shellwatch.worker.prefilter.stats import PrefilterStats
 from shellwatch.worker.restarts import run_restarting
 from shellwatch.worker.runtime import CorrelationRuntime, UnusableRecordError
@@ -361,10 +361,10 @@ def _faust_app(kafka: KafkaSettings, bootstrap: str, partitions: int) -> faust.A
     )
 
 
-def _forwarder_config(kafka: KafkaSettings, bootstrap: str, allowed_lateness_ms: int) -> PrefilterConfig:
+def _forwarder_config(kafka: KafkaSettings, bootstrap: str, inputs: Sequence[str]) -> PrefilterConfig:
     return PrefilterConfig(
         bootstrap_servers=bootstrap,
-        source_topics=tuple((name, cast(SourceKind, kind)) for name, kind in kafka.source_topics),
+        source_topics=kafka.source_topics(inputs),
         relevant_topic=kafka.relevant_topic,
         dead_letter_topic=kafka.dead_letter_topic,
         group_id=f"{kafka.app_id}-prefilter",
@@ -460,7 +460,7 @@ def create_app(
         async for event in stream.events():
             await handle(event.message)
 
-    forwarder_config = _forwarder_config(kafka, kafka.bootstrap_servers, settings.pipeline.allowed_lateness_ms)
+    forwarder_config = _forwarder_config(kafka, kafka.bootstrap_servers, runtime.pipeline.inputs)
 
     async def run_stage_once() -> None:
         pipeline = runtime.pipeline

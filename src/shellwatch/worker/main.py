@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import faust
 
+from shellwatch.core.pipeline import worker_inputs
 from shellwatch.kafka.admin import KafkaAccessError, PartitionMismatchError
 from shellwatch.kafka.reconnect import CLUSTER, install_metadata_backoff
 from shellwatch.rules.eql_rule import EqlRule
@@ -93,7 +94,7 @@ def run_worker(
         print("shellwatch: KAFKA_BOOTSTRAP_SERVERS is not set", file=sys.stderr)
         return 2
     try:
-        partitions = ensure_worker_topics(settings.kafka)
+        partitions = ensure_worker_topics(settings.kafka, worker_inputs(rules))
     except (PartitionMismatchError, KafkaAccessError) as exc:
         print(f"shellwatch: refusing to start: {exc}", file=sys.stderr)
         return 2

@@ -10,6 +10,9 @@ checks themselves are in :mod:`shellwatch.kafka.admin`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from shellwatch.core.pipeline import INPUTS
 from shellwatch.kafka.admin import (
     PartitionMismatchError,
     create_topic,
@@ -39,8 +42,8 @@ def _create(kafka: KafkaSettings, name: str, partitions: int, max_message_bytes:
     )
 
 
-def ensure_worker_topics(kafka: KafkaSettings, *, timeout_s: float = 30.0) -> int:
-    """Check the inputs, create the worker's topics if needed; returns the common partition count.
+def ensure_worker_topics(kafka: KafkaSettings, inputs: Sequence[str] = INPUTS, *, timeout_s: float = 30.0) -> int:
+    """Check the topics of ``inputs``, create the worker's topics if needed; returns the common partition count.
 
     The worker's topics accept records as large as the largest input topic does, plus header room.
     Raises :class:`~shellwatch.kafka.admin.KafkaAccessError` when the cluster refuses us,
@@ -51,7 +54,7 @@ def ensure_worker_topics(kafka: KafkaSettings, *, timeout_s: float = 30.0) -> in
         raise ValueError("KAFKA_BOOTSTRAP_SERVERS is not set")
     bootstrap, security = kafka.bootstrap_servers, kafka.security
     counts = partition_counts(bootstrap, security, timeout_s)
-    sources = [name for name, _ in kafka.source_topics]
+    sources = [name for name, _ in kafka.source_topics(inputs)]
     partitions = require_inputs_copartitioned(counts, sources)
     # Forwarded records and dead letters are input records plus headers: their topics take as much.
     largest = max_message_bytes(bootstrap, security, sources, timeout_s) + HEADER_ROOM_BYTES

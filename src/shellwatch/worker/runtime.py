@@ -28,7 +28,7 @@ from shellwatch.core.correlate import Match
 from shellwatch.core.host_rules import RuleMatch
 from shellwatch.core.pipeline import Pipeline
 from shellwatch.core.snapshot import HostSnapshot, SnapshotError, empty_snapshot
-from shellwatch.ecs.events import Event, Kind
+from shellwatch.ecs.events import Event
 from shellwatch.errors import UnusableRecordError
 from shellwatch.formats.event_codec import DecodeError
 from shellwatch.kafka.headers import AS_OF_HEADER, BROKER_TS_HEADER, PROGRESS_HEADER, REPLAY_HEADER, SOURCE_HEADER
@@ -42,7 +42,9 @@ log = logging.getLogger("shellwatch.worker.runtime")
 # least this long before it: records written just before that one may reach the broker a moment later.
 MARKER_MARGIN_MS = 200
 _CLOCK_AHEAD_MS = 2_000  # a record stamped further ahead of the marker than this: clocks differ, don't wait
-_KINDS: dict[bytes, Kind] = {b"network": "network", b"process": "process"}
+# another input's marker counts with this one when it is at most this much older (stage 1 sends a marker for
+# each caught-up partition every 250 ms; a partition that falls behind stops sending them)
+MARK_FRESH_MS = 1_000
 
 
 class StateStore(Protocol):
@@ -88,10 +90,12 @@ class CorrelationRuntime:
         self._applied: dict[str, dict[str, tuple[int, int]]] = {}  # per host, source: (offset, record ms) applied
         self.skipped_replays = 0  # events of records this state had applied already
         self._rule_matches: list[RuleMatch] = []  # the operator's rules' matches that restoring hosts completed
+        self._caught_up: dict[int, dict[str, int]] = {}  # relevant partition -> input -> as_of of its last marker
 
     def reload(self, partitions: set[int], detected_ms: int) -> list[dict[str, Any]]:
         """After a rebalance: forget hosts of partitions this worker lost, restore those it gained."""
         correlator = self.pipeline.correlator
+        self._caught_up = {p: marks for p, marks in self._caught_up.items() if p in partitions}
         for partition in [p for p in self._hosts_in if p not in partitions]:
             for host_id in self._hosts_in.pop(partition):
                 correlator.forget_host(host_id)
@@ -260,20 +264,45 @@ class CorrelationRuntime:
 
     def _progress(self, kinds: bytes, partition: int, detected_ms: int, as_of_ms: int | None) -> list[dict[str, Any]]:
         """A source partition is caught up: its hosts stop waiting for that stream, except hosts whose newest
-        record was written too shortly before the fetch that found it caught up (they wait for the next)."""
+        record was written too shortly before the fetch that found it caught up (they wait for the next).
+
+        The bundled rules read two inputs, so the marker's own inputs are all they need. The operator's rules may
+        read more (``file`` ...), and a held event then waits for every other input at once: so each marker is
+        remembered per partition and input, and the inputs whose latest marker is at most ``MARK_FRESH_MS``
+        older than this one's, and vouches for the host by the same rule, count as caught up with it."""
+        named = {part.strip().decode("utf-8", "replace") for part in kinds.split(b",")}
+        inputs = self.pipeline.inputs
+        marked = [kind for kind in inputs if kind in named]
+        if as_of_ms is not None:
+            marks = self._caught_up.setdefault(partition, {})
+            for kind in marked:
+                marks[kind] = max(as_of_ms, marks.get(kind, as_of_ms))
         placed = self._hosts_in.get(partition)
         if not placed:
             return []
-        hosts = self.pipeline.correlator.holding & placed  # only a host holding events back can be released
-        if self.pipeline.host_rules is not None:
-            hosts |= self.pipeline.host_rules.holding & placed
-        if hosts and as_of_ms is not None:
-            newest = self._newest_record_ms
-            hosts = {
-                h for h in hosts if not as_of_ms - MARKER_MARGIN_MS < newest.get(h, 0) <= as_of_ms + _CLOCK_AHEAD_MS
-            }
-        idle = [kind for kind in (_KINDS.get(part.strip()) for part in kinds.split(b",")) if kind is not None]
-        return self.pipeline.stream_idle(idle, detected_ms, list(hosts))
+        host_rules = self.pipeline.host_rules
+        bundled = self.pipeline.correlator.holding & placed  # only a host holding events back can be released
+        ruled = host_rules.holding & placed if host_rules is not None else set()
+        if as_of_ms is None:  # a marker of an older stage 1, without its time: this marker's inputs, every host
+            return self.pipeline.bundled_idle(marked, detected_ms, list(bundled)) + self.pipeline.rules_idle(
+                marked, detected_ms, list(ruled)
+            )
+        alerts = self.pipeline.bundled_idle(marked, detected_ms, [h for h in bundled if self._vouches(as_of_ms, h)])
+        fresh = {kind: at for kind, at in self._caught_up[partition].items() if at >= as_of_ms - MARK_FRESH_MS}
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for host_id in ruled:
+            idle = tuple(kind for kind in inputs if kind in fresh and self._vouches(fresh[kind], host_id))
+            if idle:
+                groups.setdefault(idle, []).append(host_id)
+        for idle, hosts in groups.items():
+            alerts += self.pipeline.rules_idle(idle, detected_ms, hosts)
+        return alerts
+
+    def _vouches(self, as_of_ms: int, host_id: str) -> bool:
+        """Whether a marker caught up as of ``as_of_ms`` vouches for the host: its newest record was written at
+        least ``MARKER_MARGIN_MS`` before (or so far after that the clocks differ)."""
+        newest = self._newest_record_ms.get(host_id, 0)
+        return not as_of_ms - MARKER_MARGIN_MS < newest <= as_of_ms + _CLOCK_AHEAD_MS
 
     def _place(self, host_id: str, partition: int) -> None:
         previous = self._partition_of.get(host_id)

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from shellwatch.core.correlate import Correlator
-from shellwatch.ecs.events import Event
+from shellwatch.ecs.events import BundledEvent
 from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
-from tests.unit.builders import T0, conn_doc, decode, exec_doc
+from tests.unit.builders import T0, bundled, conn_doc, decode, exec_doc
 
 RULE = load_reverse_shell_rule()
 
@@ -38,12 +38,12 @@ class X:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-def to_event(item: C | X) -> Event:
+def to_event(item: C | X) -> BundledEvent:
     if isinstance(item, C):
         doc = conn_doc(T0 + item.at, host=item.host, pid=item.pid, event_id=item.label, **item.fields)
     else:
         doc = exec_doc(T0 + item.at, host=item.host, parent_pid=item.parent, event_id=item.label, **item.fields)
-    (event,) = decode(doc).events
+    (event,) = bundled(decode(doc))
     return event
 
 

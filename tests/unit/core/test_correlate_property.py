@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from shellwatch.core.correlate import Correlator, Match
 from shellwatch.core.snapshot import HostSnapshot
 from shellwatch.core.stages import stage_clauses
-from shellwatch.ecs.events import Event, NetworkEvent, ProcessEvent
+from shellwatch.ecs.events import BundledEvent, NetworkEvent, ProcessEvent
 from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 from tests.unit.builders import T0, conn_doc, exec_doc, net, proc
 
@@ -26,7 +26,7 @@ class Item:
     host: str
     kind: str  # "network" | "process"
     index: int  # position within its own stream
-    event: Event
+    event: BundledEvent
 
 
 @st.composite

@@ -65,6 +65,7 @@ from shellwatch.ecs.events import NetworkEvent, ProcessEvent
 from shellwatch.formats.event_codec import Decoded, decode_json_event
 from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 from shellwatch.samples import ecs_factory
+from tests.unit.builders import bundled
 
 RULE = load_reverse_shell_rule()
 T0 = 1_700_000_000_000
@@ -267,7 +268,7 @@ def shellwatch_pairs(events: Sequence[Ev]) -> list[Pair]:
     for ev in in_event_time_order(events):
         decoded = decode_json_event(ev.raw)
         assert isinstance(decoded, Decoded), decoded
-        (event,) = decoded.events
+        (event,) = bundled(decoded)
         matches.extend(correlator.observe(event))
     matches.extend(correlator.flush())
     for match in matches:

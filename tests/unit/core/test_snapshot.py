@@ -8,31 +8,31 @@ from dataclasses import replace
 
 from shellwatch.core.correlate import Correlator, Match
 from shellwatch.core.snapshot import HostSnapshot
-from shellwatch.ecs.events import Event
+from shellwatch.ecs.events import BundledEvent
 from shellwatch.ecs.timestamps import format_rfc3339_ms
 from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
-from tests.unit.builders import T0, decode
+from tests.unit.builders import T0, bundled, decode
 
 RULE = load_reverse_shell_rule()
 
 
-def conn(label: str, at: int, host: str, entity: str, replayed: bool = False) -> Event:
+def conn(label: str, at: int, host: str, entity: str, replayed: bool = False) -> BundledEvent:
     raw = (
         f'{{"@timestamp":"{format_rfc3339_ms(T0 + at)}","event":{{"id":"{label}","category":["network"],'
         f'"action":"connection_attempted"}},"host":{{"id":"{host}","name":"s\u00e9rveur","os":{{"type":"linux"}}}},'
         f'"process":{{"entity_id":"{entity}","executable":"/usr/bin/java"}},"destination":{{"ip":"8.8.8.8"}}}}'
     ).encode()
-    (event,) = decode(raw).events
+    (event,) = bundled(decode(raw))
     return replace(event, replayed=replayed)
 
 
-def execution(label: str, at: int, host: str, parent: str, replayed: bool = False) -> Event:
+def execution(label: str, at: int, host: str, parent: str, replayed: bool = False) -> BundledEvent:
     raw = (
         f'{{"@timestamp":"{format_rfc3339_ms(T0 + at)}","event":{{"id":"{label}","category":["process"],'
         f'"action":"exec"}},"host":{{"id":"{host}","os":{{"type":"linux"}}}},"process":{{"name":"bash",'
         f'"parent":{{"entity_id":"{parent}","executable":"/usr/bin/java","args":["java","-jar","app.jar"]}}}}}}'
     ).encode()
-    (event,) = decode(raw).events
+    (event,) = bundled(decode(raw))
     return replace(event, replayed=replayed)
 
 

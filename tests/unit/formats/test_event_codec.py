@@ -38,6 +38,19 @@ def test_other_categories_decode_to_nothing() -> None:
     assert isinstance(result, Decoded) and result.events == ()
 
 
+def test_categories_an_operator_rule_reads_decode_to_events_of_that_input() -> None:
+    raw = b'{"@timestamp": "2026-01-01T00:00:00Z", "event": {"category": ["file", "process"], "id": "e"},'
+    raw += b' "host": {"id": "h"}, "file": {"path": "/tmp/x"}}'
+    result = decode_json_event(raw, categories=frozenset({"file", "library", "process"}))
+    assert isinstance(result, Decoded)
+    assert [(type(e).__name__, e.kind) for e in result.events] == [
+        ("ProcessEvent", "process"),
+        ("CategoryEvent", "file"),
+    ]
+    other = result.events[1]
+    assert (other.host_id, other.event_id, other.timestamp_ms, other.raw) == ("h", "e", 1_767_225_600_000, raw)
+
+
 def test_events_keep_the_flattened_fields_of_the_decode() -> None:
     raw = (
         b'{"event": {"category": ["network", "process"]}, "process": {"executable": "/usr/bin/java",'

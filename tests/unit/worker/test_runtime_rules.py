@@ -15,7 +15,7 @@ from fastavro.validation import validate
 from shellwatch.core.pipeline import Pipeline, PipelineConfig, worker_refusal
 from shellwatch.core.snapshot import HostSnapshot
 from shellwatch.formats.alert_codec import avro_alert_record
-from shellwatch.kafka.headers import BROKER_TS_HEADER, PROGRESS_HEADER, REPLAY_HEADER, SOURCE_HEADER
+from shellwatch.kafka.headers import AS_OF_HEADER, BROKER_TS_HEADER, PROGRESS_HEADER, REPLAY_HEADER, SOURCE_HEADER
 from shellwatch.rules.eql_rule import EqlRule, load_eql_rule
 from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 from shellwatch.rules.shell_rule import load_shell_rule
@@ -58,8 +58,9 @@ def forwarded(
     return alerts
 
 
-def marker(rt: CorrelationRuntime, kinds: bytes) -> list[dict[str, Any]]:
-    alerts = rt.handle(b"", {PROGRESS_HEADER: kinds}, 0, NOW)
+def marker(rt: CorrelationRuntime, kinds: bytes, *, as_of: int | None = None) -> list[dict[str, Any]]:
+    headers = {PROGRESS_HEADER: kinds} | ({} if as_of is None else {AS_OF_HEADER: b"%d" % as_of})
+    alerts = rt.handle(b"", headers, 0, NOW)
     rt.persist()
     return alerts
 
@@ -168,7 +169,7 @@ def test_a_host_only_the_rule_holds_state_for_is_kept() -> None:
     ("query", "reason"),
     [
         ("sequence by user.name [network where true] [process where true]", "joins on user.name | user.name"),
-        ('file where file.name == "x"', "needs file events"),
+        ("sequence by user.name [file where true] [process where true]", "joins on user.name | user.name"),
     ],
 )
 def test_rules_the_worker_cannot_run_are_refused_with_the_reason(query: str, reason: str) -> None:
@@ -176,6 +177,51 @@ def test_rules_the_worker_cannot_run_are_refused_with_the_reason(query: str, rea
     assert reason in (worker_refusal(refused) or "")
     with pytest.raises(ValueError, match=reason.replace("|", r"\|")):
         Pipeline(RULE, PipelineConfig(), rules=[refused])
+
+
+CUPS_FILE = vendored("execution_cupsd_foomatic_rip_file_creation.toml")
+
+
+def cups_docs(t0: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A shell that foomatic-rip started, and a file its child created 2 s later: the vendored rule's sequence."""
+    host = {"id": "host-p", "os": {"type": "linux"}}
+    shell: dict[str, Any] = {"@timestamp": t0, "host": host, "event": {"id": "p1", "category": ["process"]}}
+    shell["event"] |= {"type": ["start"], "action": "exec"}
+    shell["process"] = {"name": "sh", "entity_id": "sh-1", "parent": {"name": "foomatic-rip", "entity_id": "fr-1"}}
+    created: dict[str, Any] = {"@timestamp": t0 + 2000, "host": host, "event": {"id": "f1", "category": ["file"]}}
+    created["event"] |= {"type": ["creation"], "action": "creation"}
+    created["process"] = {"name": "curl", "entity_id": "curl-1", "parent": {"entity_id": "sh-1"}}
+    created["file"] = {"path": "/tmp/x.sh", "name": "x.sh"}
+    return shell, created
+
+
+def test_a_rule_reading_file_events_runs_in_the_worker() -> None:
+    """A ``file where`` stage adds the file input: the decode yields its events, the rule's sequence completes,
+    and its held events wait for every input's marker, sent at different times."""
+    rt = runtime(DictStore(), rules=[CUPS_FILE])
+    assert rt.pipeline.inputs == ("network", "process", "file")
+    shell, created = cups_docs(T0)
+    assert [e.kind for e in rt.pipeline.decode(orjson.dumps(created)).events] == ["file"]  # type: ignore[union-attr]
+    headers = {SOURCE_HEADER: b"src-file/0/1", BROKER_TS_HEADER: b"%d" % T0}
+    assert forwarded(rt, shell, 1) == []
+    assert rt.handle(orjson.dumps(created), headers, 0, NOW) == []
+    assert rt.pipeline.host_rules is not None and rt.pipeline.host_rules.held_count == 2
+    # the file stream is past the shell, but the file event waits for the network and process inputs
+    assert marker(rt, b"network", as_of=NOW) == []
+    alerts = marker(rt, b"process", as_of=NOW + 250)  # the network marker 250 ms before still counts
+    assert by_rule(alerts) == {CUPS_FILE.rule_id: 1}
+    quoted = orjson.loads(orjson.dumps(alerts[0]))["detection"]["events"]
+    assert [e["event"]["id"] for e in quoted] == ["p1", "f1"]
+
+
+def test_an_input_marker_too_old_does_not_count_with_another() -> None:
+    rt = runtime(DictStore(), rules=[CUPS_FILE])
+    shell, created = cups_docs(T0)
+    forwarded(rt, shell, 1)
+    rt.handle(orjson.dumps(created), {SOURCE_HEADER: b"src-file/0/1", BROKER_TS_HEADER: b"%d" % T0}, 0, NOW)
+    assert marker(rt, b"network", as_of=NOW) == []
+    assert marker(rt, b"process", as_of=NOW + 5000) == []  # the network input may have fallen behind since
+    assert by_rule(marker(rt, b"network", as_of=NOW + 5100)) == {CUPS_FILE.rule_id: 1}
 
 
 def test_a_rule_with_a_bundled_rule_id_is_refused() -> None:

@@ -9,7 +9,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
-from shellwatch.core.pipeline import Pipeline
+from shellwatch.core.pipeline import INPUTS, Pipeline
 from shellwatch.kafka.security import librdkafka_conf
 from shellwatch.settings import KafkaSettings
 from shellwatch.tools.expectations import ExpectationError, format_diff, load_expectations
@@ -82,6 +82,7 @@ def run_replay(args: argparse.Namespace, kafka: KafkaSettings, pipeline: Pipelin
         return 2
     network = args.network_topic or kafka.mixed_topic or kafka.network_topic
     process = args.process_topic or kafka.mixed_topic or kafka.process_topic
+    others = tuple((kind, kafka.topic_of(kind)) for kind in pipeline.inputs if kind not in INPUTS)
     app_id = args.app_id or kafka.app_id
     expected = None
     try:
@@ -105,6 +106,7 @@ def run_replay(args: argparse.Namespace, kafka: KafkaSettings, pipeline: Pipelin
     from shellwatch.tools.replay.produce import ReplayError, ReplayTopics, replay_files  # noqa: PLC0415
 
     run_id = f"replay-{uuid.uuid4().hex[:12]}"
+    topics = ReplayTopics(network, process, others)
     with ExitStack() as stack:
         try:
             watch = None
@@ -114,7 +116,7 @@ def run_replay(args: argparse.Namespace, kafka: KafkaSettings, pipeline: Pipelin
             summary = replay_files(
                 args.files,
                 client_conf=conf,
-                topics=ReplayTopics(network, process),
+                topics=topics,
                 decode=pipeline.decode,
                 run_id=run_id,
                 err=sys.stderr,
@@ -126,7 +128,7 @@ def run_replay(args: argparse.Namespace, kafka: KafkaSettings, pipeline: Pipelin
         print("\n".join(summary.lines()), file=out)
         if watch is None or expected is None:
             return 0
-        catch_up = CatchUp(conf, input_topics=[network, process], relevant_topic=f"{app_id}-relevant", app_id=app_id)
+        catch_up = CatchUp(conf, input_topics=topics.names, relevant_topic=f"{app_id}-relevant", app_id=app_id)
         stack.callback(catch_up.close)
         catch_up.mark_replayed()
         result = await_expectations(

@@ -2,6 +2,7 @@
 
 Input lines are either captures (``shellwatch record`` output, see :mod:`shellwatch.formats.capture`) or plain ECS
 NDJSON documents. Each record is routed by its events' ``event.category`` (network events to the network
+topic, process events to the process topic, events of another input an operator's rule reads to that input's
 topic, the rest to the process topic), keyed by ``host.id`` (else its recorded key), and carries its
 recorded headers (minus the worker's own ``shellwatch.*`` headers) plus
 :data:`~shellwatch.kafka.headers.REPLAY_HEADER`, which the worker turns into ``detection.replayed: true``
@@ -14,7 +15,6 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Literal
 
 from shellwatch.formats.capture import CapturedRecord, CaptureError, parse_capture_line
 from shellwatch.formats.event_codec import Decoded, DecodeError
@@ -22,7 +22,7 @@ from shellwatch.kafka.headers import REPLAY_HEADER, WORKER_PREFIX
 
 __all__ = ["LineError", "ReplayRecord", "Target", "in_recorded_order", "plan_records"]
 
-Target = Literal["network", "process"]
+Target = str  # the input a record goes to: network, process, or another event category a loaded rule reads
 Decoder = Callable[[bytes], Decoded | DecodeError]
 
 
@@ -35,7 +35,7 @@ class ReplayRecord:
     headers: tuple[tuple[str, bytes | None], ...]
     source_ms: int | None  # the recorded record timestamp, else the event time: the pacing clock
     event_ids: tuple[str, ...]
-    decoded: bool  # False: undecodable or no process/network event (sent to the process topic as is)
+    decoded: bool  # False: undecodable or no event of an input (sent to the process topic as is)
     recorded_ms: int | None = None  # the capture's record timestamp (None for plain ECS lines)
 
 
@@ -75,7 +75,7 @@ def plan_records(lines: Iterable[bytes], decode: Decoder, run_id: str) -> Iterat
         headers = tuple(h for h in captured.headers if not h[0].startswith(WORKER_PREFIX) and h[0] != REPLAY_HEADER)
         yield ReplayRecord(
             line=number,
-            target="network" if "network" in kinds else "process",
+            target=_target(kinds),
             key=host_id.encode("utf-8", "replace") if host_id is not None else captured.key,
             value=value,
             headers=(*headers, marker),
@@ -84,6 +84,14 @@ def plan_records(lines: Iterable[bytes], decode: Decoder, run_id: str) -> Iterat
             decoded=bool(events),
             recorded_ms=captured.timestamp_ms,
         )
+
+
+def _target(kinds: set[str]) -> Target:
+    """Network, else process, else the first other input by name; a record of no input goes to process."""
+    for kind in ("network", "process"):
+        if kind in kinds:
+            return kind
+    return min(kinds, default="process")
 
 
 def in_recorded_order(

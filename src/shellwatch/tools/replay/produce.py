@@ -32,16 +32,24 @@ __all__ = ["ReplayError", "ReplaySummary", "ReplayTopics", "missing_topics", "re
 class ReplayTopics:
     network: str
     process: str  # the same name twice for a mixed topic
+    others: tuple[tuple[str, str], ...] = ()  # (input, topic) of the other inputs the loaded rules read
 
     def name(self, target: Target) -> str:
-        return self.network if target == "network" else self.process
+        if target == "network":
+            return self.network
+        return dict(self.others).get(target, self.process)
+
+    @property
+    def names(self) -> list[str]:
+        """Every topic, once."""
+        return list(dict.fromkeys([self.network, self.process, *(topic for _, topic in self.others)]))
 
 
 @dataclass(slots=True)
 class ReplaySummary:
     run_id: str
     produced: Counter[str] = field(default_factory=Counter)
-    not_routed: int = 0  # records without a process/network event (sent to the process topic as is)
+    not_routed: int = 0  # records without an event of an input (sent to the process topic as is)
     bad_lines: list[str] = field(default_factory=list)
     produced_ms: dict[str, int] = field(default_factory=dict)  # event.id -> produce time (epoch ms)
     started_ms: int = 0
@@ -53,7 +61,7 @@ class ReplaySummary:
         out = [f"replay {self.run_id}: {total} records produced in {self.duration_s:.2f} s ({rate:,.0f}/s)"]
         out += [f"  {topic}: {count}" for topic, count in sorted(self.produced.items())]
         if self.not_routed:
-            out.append(f"  {self.not_routed} records had no process or network event (sent to the process topic)")
+            out.append(f"  {self.not_routed} records had no event of an input (sent to the process topic)")
         if self.bad_lines:
             out.append(f"  {len(self.bad_lines)} lines skipped: " + "; ".join(self.bad_lines[:5]))
         return out
@@ -88,14 +96,14 @@ def replay_files(
     clock_ms: WallClockMs = wall_clock_ms,
 ) -> ReplaySummary:
     """Produce every line of ``paths``; returns once all records are acknowledged."""
-    absent = missing_topics(client_conf, [topics.network, topics.process])
+    absent = missing_topics(client_conf, topics.names)
     if absent:
         raise ReplayError(f"topic(s) {', '.join(absent)} do not exist; replay never creates topics")
     summary = ReplaySummary(run_id=run_id, started_ms=clock_ms())
     producer = Producer(
         {**client_conf, "partitioner": "murmur2_random", "linger.ms": 5, "acks": "all", "enable.idempotence": True}
     )
-    for name in {topics.network, topics.process}:  # metadata first: a record must not wait for it while
+    for name in topics.names:  # metadata first: a record must not wait for it while
         producer.list_topics(name, timeout=15)  # those after it (other topic) are already on their way
     failures: list[str] = []
 

@@ -6,8 +6,7 @@ The header names and what they carry are in :mod:`shellwatch.kafka.headers`. Inp
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Final, Literal
+from collections.abc import Iterable, Sequence
 
 from shellwatch.kafka.headers import (
     AS_OF_HEADER,
@@ -21,15 +20,13 @@ from shellwatch.kafka.headers import (
 from shellwatch.kafka.partitioning import java_partition
 
 __all__ = [
-    "SourceKind",
+    "SourceKinds",
     "forward_headers",
     "forward_target",
     "marker_headers",
 ]
 
-SourceKind = Literal["network", "process", "mixed"]
-
-MARKER_KINDS: Final[dict[str, bytes]] = {"network": b"network", "process": b"process", "mixed": b"network,process"}
+SourceKinds = tuple[str, ...]  # the inputs (event categories) a source topic carries: one, or several (mixed)
 
 
 def forward_target(
@@ -62,9 +59,10 @@ def forward_headers(
     return kept
 
 
-def marker_headers(kind: SourceKind, topic: str, partition: int, as_of_ms: int) -> list[Header]:
+def marker_headers(kinds: Sequence[str], topic: str, partition: int, as_of_ms: int) -> list[Header]:
+    """A progress marker: the source partition of inputs ``kinds`` is caught up as of ``as_of_ms``."""
     return [
-        (PROGRESS_HEADER, MARKER_KINDS[kind]),
+        (PROGRESS_HEADER, ",".join(kinds).encode()),
         (SOURCE_HEADER, f"{topic}/{partition}".encode()),
         (AS_OF_HEADER, str(as_of_ms).encode()),
     ]

@@ -6,10 +6,11 @@ few µs, so this loop reads the raw source topics and hands the Faust agent (sta
 - the pre-filter rejects a record: counted, not decoded;
 - it passes but cannot be decoded: dead-lettered (original key, value and headers plus the
   ``__connect.errors.*`` headers, see :mod:`shellwatch.kafka.dead_letters`);
-- it decodes to a network and/or process event: its original bytes go ONCE to the relevant topic, keyed
+- it decodes to an event of an input (network, process, or a category an operator's rule reads): its original
+  bytes go ONCE to the relevant topic, keyed
   by ``host.id``, in the source partition when the input was keyed by ``host.id`` (co-partitioned), else
   in the Java partitioner's choice for ``host.id`` (repartitioning unkeyed or wrongly keyed input);
-- it decodes to neither kind: counted as ``other_category``.
+- it decodes to no input's event: counted as ``other_category``.
 
 Kept records are not routed as they are fetched: they wait in a record-time merge of every assigned source
 partition (:mod:`~shellwatch.worker.prefilter.alignment`), so one topic's fetch never runs ahead of its
@@ -23,7 +24,7 @@ failing while no broker answers can be started again.
 
 Progress markers: each assigned source partition that is caught up (position at the highwater) and has
 nothing waiting in the merge gets, at most every ``marker_interval_ms``, an empty record in the
-same-numbered relevant partition with the header ``shellwatch.progress`` (the source's kind) so stage 2 can
+same-numbered relevant partition with the header ``shellwatch.progress`` (the source's kinds) so stage 2 can
 release events it holds while waiting for the other stream. It follows the partition's forwards, and is held
 back while the merge would not yet let that partition vouch for a partner's waiting record (``idle_ms``).
 """
@@ -52,8 +53,7 @@ from shellwatch.kafka.headers import REASON_HEADER
 from shellwatch.kafka.security import KafkaSecurity, aiokafka_kwargs
 from shellwatch.worker.prefilter.alignment import Alignment, Span
 from shellwatch.worker.prefilter.routing import (
-    MARKER_KINDS,
-    SourceKind,
+    SourceKinds,
     forward_headers,
     forward_target,
     marker_headers,
@@ -63,7 +63,7 @@ from shellwatch.worker.prefilter.stats import AssignmentListener, PrefilterStats
 __all__ = [
     "PrefilterConfig",
     "PrefilterStats",
-    "SourceKind",
+    "SourceKinds",
     "run_prefilter_stage",
 ]
 
@@ -76,7 +76,7 @@ _timestamp = operator.attrgetter("timestamp")
 @dataclass(frozen=True, slots=True)
 class PrefilterConfig:
     bootstrap_servers: str
-    source_topics: tuple[tuple[str, SourceKind], ...]
+    source_topics: tuple[tuple[str, SourceKinds], ...]  # (topic, the inputs it carries)
     relevant_topic: str
     dead_letter_topic: str
     group_id: str
@@ -107,9 +107,9 @@ class PrefilterConfig:
             raise ValueError("source_topics: at least one source topic is required")
         if len(set(names)) != len(names):
             raise ValueError(f"source_topics: a topic is listed twice: {names}")
-        for name, kind in self.source_topics:
-            if kind not in MARKER_KINDS:
-                raise ValueError(f"source_topics: kind of {name!r} must be network, process or mixed, got {kind!r}")
+        for name, kinds in self.source_topics:
+            if not kinds or any(not k or "," in k or k != k.strip() for k in kinds):
+                raise ValueError(f"source_topics: {name!r} needs one or more input names without commas, got {kinds!r}")
         outputs = {self.relevant_topic, self.dead_letter_topic}
         if len(outputs) != 2 or outputs & set(names):
             raise ValueError("relevant_topic, dead_letter_topic and the source topics must all differ")
@@ -465,7 +465,7 @@ async def run_prefilter_stage(
             await producer.partitions_for(topic)  # metadata before the first send with an explicit partition
         log.info(
             "forwarding %s -> %s (%d partitions), dead letters -> %s, group %s",
-            ", ".join(f"{name} ({kind})" for name, kind in config.source_topics),
+            ", ".join(f"{name} ({', '.join(kinds)})" for name, kinds in config.source_topics),
             config.relevant_topic,
             partitions,
             config.dead_letter_topic,

@@ -94,7 +94,7 @@ def stage_with(
         max_buffered=max_buffered,
         idle_ms=idle_ms,
         bootstrap_servers="unused:9092",
-        source_topics=(("net", "network"), ("proc", "process")),
+        source_topics=(("net", ("network",)), ("proc", ("process",))),
         relevant_topic="relevant",
         dead_letter_topic="dead",
         group_id="g",
@@ -118,6 +118,8 @@ def test_markers_say_when_the_fetch_that_found_the_partition_caught_up_returned(
         await stage._markers(await stage._positions())
         as_of = {headers["shellwatch.source"]: headers["shellwatch.as_of"] for _, _, headers in producer.sent}
         assert as_of == {b"net/0": b"1000150", b"proc/0": b"1000400"}
+        kinds = {headers["shellwatch.source"]: headers["shellwatch.progress"] for _, _, headers in producer.sent}
+        assert kinds == {b"net/0": b"network", b"proc/0": b"process"}  # the inputs each topic carries
 
     asyncio.run(scenario())
 
@@ -214,7 +216,7 @@ def test_markers_are_spaced_by_the_injected_clock() -> None:
         producer = RecordingProducer()
         config = PrefilterConfig(
             bootstrap_servers="unused:9092",
-            source_topics=(("proc", "process"),),
+            source_topics=(("proc", ("process",)),),
             relevant_topic="relevant",
             dead_letter_topic="dead",
             group_id="g",
