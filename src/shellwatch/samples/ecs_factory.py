@@ -11,7 +11,7 @@ from typing import Any
 
 from shellwatch.ecs.timestamps import format_rfc3339_ms
 
-__all__ = ["JAVA", "connection", "entity_id", "execution", "iso"]
+__all__ = ["JAVA", "connection", "entity_id", "execution", "file_event", "iso"]
 
 JAVA = "/usr/lib/jvm/java-17-openjdk-amd64/bin/java"
 
@@ -128,4 +128,35 @@ def execution(
         },
     }
     doc["user"] = {"id": "998", "name": "app"}
+    return doc
+
+
+def file_event(
+    *,
+    ts_ms: int,
+    host_id: str,
+    pid: int,
+    parent_entity_id: str,
+    event_id: str,
+    path: str,
+    executable: str,
+    action: str = "creation",
+    os_type: str = "linux",
+) -> dict[str, Any]:
+    """A file event as Elastic Defend writes it (``logs-endpoint.events.file``): process ``pid`` (``executable``),
+    a child of the process ``parent_entity_id`` names, created (``action``) the file at ``path``."""
+    doc = _common(ts_ms, event_id=event_id, dataset="endpoint.events.file", category="file", action=action, kind=action)
+    doc["host"] = _host(host_id, os_type)
+    name = path.rsplit("/", 1)[-1]
+    doc["file"] = {"path": path, "name": name, "directory": path.rsplit("/", 1)[0] or "/"}
+    if "." in name.lstrip("."):
+        doc["file"]["extension"] = name.rsplit(".", 1)[-1]
+    doc["process"] = {
+        "pid": pid,
+        "entity_id": entity_id(host_id, pid),
+        "executable": executable,
+        "name": executable.rsplit("/", 1)[-1],
+        "parent": {"entity_id": parent_entity_id},
+    }
+    doc["user"] = {"id": "7", "name": "lp"}
     return doc
