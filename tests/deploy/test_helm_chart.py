@@ -370,6 +370,15 @@ def test_mixed_topic_replaces_the_two_input_topics(render: Render) -> None:
     assert "SHELLWATCH_PROCESS_TOPIC" not in env
 
 
+def test_other_inputs_topics_reach_the_worker(render: Render) -> None:
+    sets = ("kafka.topics.inputs.file=edr.file", "kafka.topics.inputs.library=edr.library")
+    env = _env(_container(by_kind(render((), sets), "Deployment")))
+    assert env["SHELLWATCH_INPUT_TOPICS"] == "file=edr.file,library=edr.library"
+    assert "SHELLWATCH_INPUT_TOPICS" not in _env(_container(by_kind(render(), "Deployment")))
+    mixed = _env(_container(by_kind(render((), (*sets, "kafka.topics.mixed=edr.events")), "Deployment")))
+    assert "SHELLWATCH_INPUT_TOPICS" not in mixed  # one topic carries every input
+
+
 def test_tls_without_sasl_mounts_only_the_ca(render: Render) -> None:
     sets = ("kafka.securityProtocol=SSL", "kafka.tls.existingSecret=kafka-ca")
     deployment = by_kind(render((), sets), "Deployment")
@@ -407,6 +416,8 @@ REJECTED = {
     "zero replication factor": (("kafka.replicationFactor=0",), "replicationFactor"),
     "sasl without a secret": (("kafka.securityProtocol=SASL_SSL",), "kafka.sasl.existingSecret"),
     "extra rule file not .toml": (("rules.extra.notes=x",), "notes"),
+    "input topic of a bundled input": (("kafka.topics.inputs.network=x",), "network"),
+    "input topic not a topic name": (("kafka.topics.inputs.file=a b",), "file"),
     "certificate without key": (
         ("kafka.securityProtocol=SSL", "kafka.tls.existingSecret=t", "kafka.tls.certKey=tls.crt"),
         "keyKey",
