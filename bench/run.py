@@ -30,8 +30,10 @@ from bench import baselines, engines, report
 from bench.load import produce_bulk
 from bench.worker_phase import WorkerBench
 from bench.workload import SEQUENCE_RULE, Generator, Workload
+from shellwatch.core.pipeline import worker_inputs
 from shellwatch.kafka.admin import create_topic
 from shellwatch.local.kafka import LocalKafka, fetch_jars, jars_dir
+from shellwatch.rules.eql_rule import load_eql_rules
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -122,6 +124,11 @@ def run(bootstrap: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
         worker_bench.env["SHELLWATCH_ALLOWED_LATENESS_MS"] = str(args.allowed_lateness_ms)
     if args.rules is not None:
         worker_bench.env["SHELLWATCH_RULES"] = str(args.rules.absolute())
+        # a rule's other inputs (a file where stage): their topics, empty (the workload has network and process)
+        others = {c: f"{base}-{c}" for c in worker_inputs(load_eql_rules([args.rules]).rules)[2:]}
+        for name in others.values():
+            create_topic(bootstrap, name, args.partitions)
+        worker_bench.env["SHELLWATCH_INPUT_TOPICS"] = ",".join(f"{c}={t}" for c, t in others.items())
     worker = worker_bench.run(bulk, paced, args.rate)
     _step(f"(c) {worker['throughput']}; paced: {worker.get('paced')}")
     if "eql" in args.skip:
