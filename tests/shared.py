@@ -10,6 +10,7 @@ import orjson
 from confluent_kafka import Consumer, TopicPartition
 
 from shellwatch.core.pipeline import Pipeline, PipelineConfig
+from shellwatch.ecs.timestamps import format_rfc3339_ms
 from shellwatch.rules.eql_rule import EqlRule, load_rules_setting
 from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 from shellwatch.rules.shell_rule import load_shell_rule
@@ -25,12 +26,34 @@ JAVA_RULE_FILES = (
 )
 
 
-def operator_rules(directory: Path) -> tuple[EqlRule, ...]:
-    """The vendored Java rules copied into ``directory`` (a ``SHELLWATCH_RULES`` value), loaded as the worker does."""
+# a rule whose second stage reads file events: the worker reads a third input topic for it
+CUPS_FILE_RULE = "execution_cupsd_foomatic_rip_file_creation.toml"  # File Creation by Cups or Foomatic-rip Child
+
+
+def operator_rules(directory: Path, extra: Sequence[str] = ()) -> tuple[EqlRule, ...]:
+    """The vendored Java rules (and ``extra`` vendored files) copied into ``directory`` (a ``SHELLWATCH_RULES``
+    value), loaded as the worker does."""
     directory.mkdir(parents=True, exist_ok=True)
-    for name in JAVA_RULE_FILES:
+    for name in (*JAVA_RULE_FILES, *extra):
         (directory / name).write_text((VENDORED / name).read_text())
     return load_rules_setting([directory])
+
+
+def cups_sequence(
+    host: str, t_ms: int, *, file_path: str = "/tmp/.x.sh", writer: str = "curl", gap_ms: int = 1500
+) -> list[dict[str, Any]]:
+    """A shell that foomatic-rip started, and a file one of its children writes ``gap_ms`` later (Elastic Defend's
+    file event, for the file topic): :data:`CUPS_FILE_RULE`'s sequence, unless ``writer`` and ``file_path`` are its
+    exclusions or the gap exceeds its maxspan (10 s)."""
+    base: dict[str, Any] = {"host": {"id": host, "os": {"type": "linux"}}}
+    shell = {**base, "@timestamp": format_rfc3339_ms(t_ms)}
+    shell["event"] = {"id": f"{host}-{t_ms}-sh", "category": ["process"], "type": ["start"], "action": "exec"}
+    shell["process"] = {"name": "sh", "entity_id": f"{host}-{t_ms}-sh", "parent": {"name": "foomatic-rip"}}
+    created = {**base, "@timestamp": format_rfc3339_ms(t_ms + gap_ms)}
+    created["event"] = {"id": f"{host}-{t_ms}-file", "category": ["file"], "type": ["creation"], "action": "creation"}
+    created["process"] = {"name": writer, "entity_id": f"{host}-{t_ms}-w", "parent": {"entity_id": f"{host}-{t_ms}-sh"}}
+    created["file"] = {"path": file_path, "name": file_path.rsplit("/", 1)[-1]}
+    return [shell, created]
 
 
 def committed_and_end(

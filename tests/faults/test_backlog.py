@@ -15,25 +15,33 @@ import pytest
 
 from tests.faults.workload import account, java_hosts, missing_lines, require_exact
 from tests.integration.deployment import LIVE, Deployment
-from tests.shared import offline_alerts, operator_rules
+from tests.shared import CUPS_FILE_RULE, cups_sequence, offline_alerts, operator_rules
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(420)]
 
 
 @pytest.mark.parametrize(
     ("fetch_bytes", "with_rules"),
-    [(1_048_576, False), (8 * 1_048_576, False), (1_048_576, True)],
-    ids=["1MiB", "8MiB", "1MiB-elastic-rules"],
+    [(1_048_576, ""), (8 * 1_048_576, ""), (1_048_576, "java"), (1_048_576, "java+file")],
+    ids=["1MiB", "8MiB", "1MiB-elastic-rules", "1MiB-elastic-rules-file-input"],
 )
 def test_two_workers_started_on_a_backlog_raise_every_alert_once(
-    kafka_bootstrap: str, tmp_path: Path, fetch_bytes: int, with_rules: bool
+    kafka_bootstrap: str, tmp_path: Path, fetch_bytes: int, with_rules: str
 ) -> None:
     """``with_rules``: three of Elastic's Java rules run beside the bundled ones (``SHELLWATCH_RULES``); the
-    reverse-shell one fires on every sequence the bundled rule does, through the operator rules' own engine."""
-    seed = fetch_bytes % 97 + with_rules
-    docs = java_hosts(hosts=24, span_ms=600_000, period_ms=4_000, start_ms=LIVE - 3_600_000, seed=seed)
-    deployment = Deployment(kafka_bootstrap, tmp_path)
-    rules = operator_rules(tmp_path / "rules") if with_rules else ()
+    reverse-shell one fires on every sequence the bundled rule does, through the operator rules' own engine.
+    ``java+file`` adds a rule whose second stage reads file events: the workers read a third input topic, whose
+    few records (foomatic-rip shells' files, on 6 more hosts) complete that rule's sequences, and every held
+    event of the operator rules waits for all three inputs."""
+    seed = fetch_bytes % 97 + len(with_rules)
+    start_ms = LIVE - 3_600_000
+    docs = java_hosts(hosts=24, span_ms=600_000, period_ms=4_000, start_ms=start_ms, seed=seed)
+    extra = (CUPS_FILE_RULE,) if with_rules == "java+file" else ()
+    if extra:
+        cups = [d for n in range(6) for d in cups_sequence(f"cups-{n}", start_ms + 60_000 + n * 80_000)]
+        docs = sorted([*docs, *cups], key=lambda d: str(d["@timestamp"]))
+    deployment = Deployment(kafka_bootstrap, tmp_path, other_inputs=("file",) if extra else ())
+    rules = operator_rules(tmp_path / "rules", extra) if with_rules else ()
     if rules:
         deployment.extra_env["SHELLWATCH_RULES"] = str(tmp_path / "rules")
     offline = offline_alerts(docs, rules)

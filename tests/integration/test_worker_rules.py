@@ -16,11 +16,10 @@ import orjson
 import pytest
 
 from shellwatch.core.rule_runner import RuleRunner, RunnerConfig
-from shellwatch.ecs.timestamps import format_rfc3339_ms
 from shellwatch.rules.eql_rule import load_eql_rules
 from shellwatch.samples.ecs_factory import connection, entity_id, execution
 from tests.integration.deployment import LIVE, Deployment
-from tests.shared import JAVA_RULE_FILES, VENDORED, offline_alert_ids
+from tests.shared import CUPS_FILE_RULE, JAVA_RULE_FILES, VENDORED, cups_sequence, offline_alert_ids
 
 RULE_FILES = JAVA_RULE_FILES
 JNDI = "c3f5e1d8-910e-43b4-8d44-d748e498ca86"
@@ -134,21 +133,7 @@ def test_vendored_rules_run_verbatim_beside_the_bundled_ones(deployment: Deploym
     assert f"running rule {JNDI} ({rules_dir / RULE_FILES[1]}) from SHELLWATCH_RULES" in log
 
 
-CUPS_FILE = "execution_cupsd_foomatic_rip_file_creation.toml"
-
-
-def cups(host: str, t_ms: int, *, file_path: str = "/tmp/.x.sh", writer: str = "curl") -> list[dict[str, Any]]:
-    """A shell that foomatic-rip started, and a file one of its children writes 1.5 s later (Elastic Defend's
-    file event, on the file topic): the vendored rule's sequence, unless the writer and path are its exclusions."""
-    base: dict[str, Any] = {"host": {"id": host, "os": {"type": "linux"}}}
-    shell = {**base, "@timestamp": format_rfc3339_ms(t_ms)}
-    shell["event"] = {"id": f"{host}-sh", "category": ["process"], "type": ["start"], "action": "exec"}
-    shell["process"] = {"name": "sh", "entity_id": f"{host}-sh", "parent": {"name": "foomatic-rip"}}
-    created = {**base, "@timestamp": format_rfc3339_ms(t_ms + 1500)}
-    created["event"] = {"id": f"{host}-file", "category": ["file"], "type": ["creation"], "action": "creation"}
-    created["process"] = {"name": writer, "entity_id": f"{host}-w", "parent": {"entity_id": f"{host}-sh"}}
-    created["file"] = {"path": file_path, "name": file_path.rsplit("/", 1)[-1]}
-    return [shell, created]
+CUPS_FILE = CUPS_FILE_RULE
 
 
 def test_a_rule_reading_file_events_runs_on_the_file_topic(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -162,9 +147,9 @@ def test_a_rule_reading_file_events_runs_on_the_file_topic(kafka_bootstrap: str,
     deployment.extra_env["SHELLWATCH_RULES"] = str(rules)
     try:
         docs = [
-            *cups("host-cups-1", LIVE),
-            *cups("host-cups-2", LIVE + 100),
-            *cups("host-gs", LIVE + 200, file_path="/tmp/gs_a1", writer="gs"),  # the rule's own exclusion
+            *cups_sequence("host-cups-1", LIVE),
+            *cups_sequence("host-cups-2", LIVE + 100),
+            *cups_sequence("host-gs", LIVE + 200, file_path="/tmp/gs_a1", writer="gs"),  # the rule's own exclusion
             *jndi("host-java", LIVE + 300),  # the bundled rules, meanwhile
         ]
         loaded = load_eql_rules([rules])

@@ -20,33 +20,84 @@ Flat = dict[str, list[Any]]
 
 
 class FieldSet:
-    """The paths a reader needs, with every proper prefix, so :func:`flatten` can skip the rest."""
+    """The paths a reader needs, with every proper prefix, so :func:`flatten` can skip the rest.
+
+    ``children`` maps each prefix (``""``: the document itself) to the keys that lead from an object there to a
+    wanted path or prefix, dotted keys included (under ``process``: ``parent``, ``parent.args`` ...), each with the
+    full path it reaches: the walk looks each key up once and builds no path strings.
+    """
 
     def __init__(self, paths: Iterable[str]) -> None:
         self.paths = frozenset(paths)
         self.prefixes = frozenset(p.rsplit(".", i)[0] for p in self.paths for i in range(1, p.count(".") + 1))
+        wanted = self.paths | self.prefixes
+        self.children: dict[str, dict[str, str]] = {
+            node: {
+                full[len(node) + 1 :] if node else full: full
+                for full in wanted
+                if not node or full.startswith(node + ".")
+            }
+            for node in ("", *self.prefixes)
+        }
 
 
 def flatten(doc: Mapping[str, Any], fields: FieldSet | None = None) -> Flat:
-    """Leaf values of ``doc`` under their dotted paths (only ``fields``' paths when given).
+    """Leaf values of ``doc`` under their dotted paths (only ``fields``' paths when given), in document order.
 
-    Iterative, so attacker-shaped nesting costs no recursion.
+    Without ``fields`` the walk is iterative, so attacker-shaped nesting costs no recursion; with them, it
+    descends into an object only along a wanted prefix (as deep as the longest path), and arrays, however
+    nested, are walked iteratively.
     """
+    if fields is None:
+        return _flatten_all(doc)
+    flat: Flat = {}
+    _collect(doc, fields.children[""], fields, flat)
+    return flat
+
+
+def _collect(node: Mapping[str, Any], below: dict[str, str], fields: FieldSet, flat: Flat) -> None:
+    for key, value in node.items():
+        path = below.get(key)
+        if path is None:
+            continue
+        if isinstance(value, dict):
+            deeper = fields.children.get(path)  # an object is no value, but may hold wanted paths
+            if deeper is not None:
+                _collect(value, deeper, fields, flat)
+        elif isinstance(value, list):
+            _collect_array(value, path, fields, flat)
+        elif value is not None and path in fields.paths:
+            values = flat.get(path)
+            if values is None:
+                flat[path] = [value]
+            else:
+                values.append(value)
+
+
+def _collect_array(items: list[Any], path: str, fields: FieldSet, flat: Flat) -> None:
+    wanted, deeper = path in fields.paths, fields.children.get(path)
+    stack = [iter(items)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            if isinstance(item, dict):
+                if deeper is not None:
+                    _collect(item, deeper, fields, flat)
+            elif item is not None and wanted:
+                flat.setdefault(path, []).append(item)
+        else:
+            stack.pop()
+
+
+def _flatten_all(doc: Mapping[str, Any]) -> Flat:
     flat: Flat = {}
     stack: list[tuple[str, Any]] = [(key, doc[key]) for key in reversed(list(doc))]
     while stack:
         path, node = stack.pop()
-        if fields is not None and path not in fields.paths:
-            if path not in fields.prefixes:
-                continue
-            if isinstance(node, dict):
-                stack.extend((f"{path}.{key}", node[key]) for key in reversed(list(node)))
-            elif isinstance(node, list):
-                stack.extend((path, item) for item in reversed(node))
-            continue
         if isinstance(node, dict):
-            if fields is None or path in fields.prefixes:  # an object is no value, but may hold wanted paths
-                stack.extend((f"{path}.{key}", node[key]) for key in reversed(list(node)))
+            stack.extend((f"{path}.{key}", node[key]) for key in reversed(list(node)))
         elif isinstance(node, list):
             stack.extend((path, item) for item in reversed(node))
         elif node is not None:
@@ -77,8 +128,16 @@ def as_keyword(value: Any) -> str | None:
 
 def keyword_values(doc: Mapping[str, Any], path: str, *, flat: bool = False) -> tuple[str, ...]:
     """All values at ``path`` as keyword strings; empty when the field is absent, null or ``[]``."""
-    values = (as_keyword(v) for v in field_values(doc, path, flat=flat))
-    return tuple(v for v in values if v is not None)
+    values = field_values(doc, path, flat=flat)
+    if not values:
+        return ()
+    if len(values) == 1:  # most fields: one value, most often text
+        value = values[0]
+        if type(value) is str:
+            return (value,)
+        keyword = as_keyword(value)
+        return () if keyword is None else (keyword,)
+    return tuple(k for k in map(as_keyword, values) if k is not None)
 
 
 def single_keyword(doc: Mapping[str, Any], path: str, *, flat: bool = False) -> str | None:
@@ -86,7 +145,8 @@ def single_keyword(doc: Mapping[str, Any], path: str, *, flat: bool = False) -> 
 
     Used for join keys and identities: an array of several different ids identifies nothing.
     """
-    values = set(keyword_values(doc, path, flat=flat))
-    if len(values) != 1:
-        return None
-    return values.pop()
+    values = keyword_values(doc, path, flat=flat)
+    if len(values) == 1:
+        return values[0]
+    distinct = set(values)
+    return distinct.pop() if len(distinct) == 1 else None
