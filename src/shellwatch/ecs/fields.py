@@ -14,7 +14,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["FieldSet", "Flat", "as_keyword", "field_values", "flatten", "keyword_values", "single_keyword"]
+__all__ = [
+    "FieldSet",
+    "Flat",
+    "as_keyword",
+    "field_values",
+    "flatten",
+    "keyword_values",
+    "keywords",
+    "single",
+    "single_keyword",
+]
 
 Flat = dict[str, list[Any]]
 
@@ -128,7 +138,11 @@ def as_keyword(value: Any) -> str | None:
 
 def keyword_values(doc: Mapping[str, Any], path: str, *, flat: bool = False) -> tuple[str, ...]:
     """All values at ``path`` as keyword strings; empty when the field is absent, null or ``[]``."""
-    values = field_values(doc, path, flat=flat)
+    return keywords(field_values(doc, path, flat=flat))
+
+
+def keywords(values: list[Any] | None) -> tuple[str, ...]:
+    """Leaf values (one path's, from a :func:`flatten` result, ``None`` if absent) as keyword strings."""
     if not values:
         return ()
     if len(values) == 1:  # most fields: one value, most often text
@@ -145,8 +159,13 @@ def single_keyword(doc: Mapping[str, Any], path: str, *, flat: bool = False) -> 
 
     Used for join keys and identities: an array of several different ids identifies nothing.
     """
-    values = keyword_values(doc, path, flat=flat)
-    if len(values) == 1:
-        return values[0]
-    distinct = set(values)
+    return single(field_values(doc, path, flat=flat))
+
+
+def single(values: list[Any] | None) -> str | None:
+    """:func:`single_keyword` of one path's leaf values (``None`` if absent)."""
+    found = keywords(values)
+    if len(found) == 1:
+        return found[0]
+    distinct = set(found)
     return distinct.pop() if len(distinct) == 1 else None

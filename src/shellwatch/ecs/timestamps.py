@@ -6,6 +6,7 @@ truncated to whole milliseconds since the Unix epoch. Pure functions, no clock.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from datetime import UTC, datetime, timedelta
@@ -45,12 +46,46 @@ def parse_timestamp_ms(value: object) -> int:
         return int(value // 1)
     if not isinstance(value, str):
         raise InvalidTimestampError(f"@timestamp has type {type(value).__name__}")
+    fast = _shipper_format_ms(value)
+    if fast is not None:
+        return fast
+    return _parse_text(value)
+
+
+def _parse_text(value: str) -> int:
     if _DIGITS.fullmatch(value):
         return parse_timestamp_ms(int(value))
     match = _ISO.fullmatch(value)
     if match is None:
         raise InvalidTimestampError(f"@timestamp is not ISO-8601 or epoch millis: {value[:64]!r}")
     return _iso_to_ms(match)
+
+
+def _shipper_format_ms(value: str) -> int | None:
+    """The shippers' exact form, ``YYYY-MM-DDTHH:MM:SS.mmmZ``, without a regex or a datetime: the hour's
+    epoch milliseconds are remembered per ``YYYY-MM-DDTHH`` (parsed the general way once); ``None`` for any other
+    form (or an invalid hour), which the general parser then takes, with its error."""
+    if len(value) != 24 or value[23] != "Z" or value[19] != "." or value[16] != ":" or value[13] != ":":
+        return None
+    minutes, seconds, millis = value[14:16], value[17:19], value[20:23]
+    digits = minutes + seconds + millis
+    if not (digits.isascii() and digits.isdigit()) or minutes > "59" or seconds > "59":
+        return None
+    hour_ms = _hour_ms(value[:13])
+    if hour_ms is None:
+        return None
+    return hour_ms + (int(minutes) * 60 + int(seconds)) * 1000 + int(millis)
+
+
+@functools.lru_cache(maxsize=4096)
+def _hour_ms(hour: str) -> int | None:
+    match = _ISO.fullmatch(hour)
+    if match is None or match.group("h") is None:
+        return None
+    try:
+        return _iso_to_ms(match)
+    except InvalidTimestampError:
+        return None
 
 
 def _iso_to_ms(match: re.Match[str]) -> int:

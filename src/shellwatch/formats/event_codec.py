@@ -22,7 +22,7 @@ from typing import Any, Final, Literal
 import orjson
 
 from shellwatch.ecs.events import CategoryEvent, Event, NetworkEvent, ProcessEvent
-from shellwatch.ecs.fields import FieldSet, field_values, flatten, keyword_values, single_keyword
+from shellwatch.ecs.fields import FieldSet, flatten, keywords, single
 from shellwatch.ecs.timestamps import InvalidTimestampError, parse_timestamp_ms
 from shellwatch.formats.avro import (
     CONFLUENT_MAGIC,
@@ -100,6 +100,9 @@ MODEL_FIELDS: Final = frozenset(
 )
 _FIELDS: Final = FieldSet(MODEL_FIELDS)
 _BUNDLED: Final = frozenset({"network", "process"})  # typed events of their own
+_COMMON_SINGLE, _COMMON_MULTI = tuple(COMMON_SINGLE.items()), tuple(COMMON_MULTI.items())
+_NETWORK_MULTI, _PROCESS_SINGLE = tuple(NETWORK_MULTI.items()), tuple(PROCESS_SINGLE.items())
+_PROCESS_MULTI = tuple(PROCESS_MULTI.items())
 
 
 @lru_cache(maxsize=16)
@@ -185,24 +188,28 @@ def events_from_document(
     categories: frozenset[str] = frozenset(),
 ) -> Decoded | DecodeError:
     doc = flatten(document, fields)
-    stamps = field_values(doc, "@timestamp", flat=True)
+    get = doc.get
+    stamps = get("@timestamp")
     timestamp_ms: int | None = None
     if stamps:
         try:
             timestamp_ms = parse_timestamp_ms(stamps[0])
         except InvalidTimestampError as exc:
             return DecodeError("invalid_timestamp", str(exc))
-    present = keyword_values(doc, "event.category", flat=True)
+    present = keywords(get("event.category"))
     common: dict[str, Any] = {"raw": raw, "timestamp_ms": timestamp_ms, "flat": doc}
-    common.update({name: single_keyword(doc, path, flat=True) for name, path in COMMON_SINGLE.items()})
-    common.update({name: keyword_values(doc, path, flat=True) for name, path in COMMON_MULTI.items()})
+    for name, path in _COMMON_SINGLE:
+        common[name] = single(get(path))
+    for name, path in _COMMON_MULTI:
+        common[name] = keywords(get(path))
     events: list[Event] = []
     if "network" in present:
-        network: dict[str, Any] = {name: keyword_values(doc, path, flat=True) for name, path in NETWORK_MULTI.items()}
+        network: dict[str, Any] = {name: keywords(get(path)) for name, path in _NETWORK_MULTI}
         events.append(NetworkEvent(**common, **network))
     if "process" in present:
-        process: dict[str, Any] = {name: single_keyword(doc, path, flat=True) for name, path in PROCESS_SINGLE.items()}
-        process.update({name: keyword_values(doc, path, flat=True) for name, path in PROCESS_MULTI.items()})
+        process: dict[str, Any] = {name: single(get(path)) for name, path in _PROCESS_SINGLE}
+        for name, path in _PROCESS_MULTI:
+            process[name] = keywords(get(path))
         events.append(ProcessEvent(**common, **process))
     if categories:
         others = sorted(c for c in categories.intersection(present) if c not in _BUNDLED)
