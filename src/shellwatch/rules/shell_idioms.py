@@ -27,15 +27,20 @@ condition given holds:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from fnmatch import fnmatchcase
+import fnmatch
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from shellwatch.match.shell_commands import Analysis, Command
 from shellwatch.rules.loader import _Fields
 
 __all__ = ["CommandPattern", "Idiom", "IdiomHit", "glob_problem", "parse_idioms"]
+
+
+def _never(_: str) -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +55,15 @@ class CommandPattern:
     arg_contains: tuple[str, ...] = ()
     arg_items: tuple[str, ...] = ()
     args: tuple[str, ...] = ()
+    # the programs' globs as one anchored alternation: fnmatchcase's semantics, one regex call per command
+    _program: Callable[[str], object] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        alternation = "|".join(f"(?:{fnmatch.translate(pattern)})" for pattern in self.programs)
+        object.__setattr__(self, "_program", re.compile(alternation).match if self.programs else _never)
 
     def matches(self, command: Command) -> bool:
-        if not any(fnmatchcase(command.program, pattern) for pattern in self.programs):
+        if not self._program(command.program):
             return False
         args = command.args
         if (self.flags or self.long_flags) and not self._has_flag(args):
