@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.rule_costs import markdown as rule_costs_markdown
+
 
 def targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     worker = results["worker"]
@@ -58,6 +60,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"| (c) shellwatch worker, to the last alert | {_n(c['steady_events_per_s'])} | {_n(c['events_per_s'])} "
         f"| {_n(c['wall_s'])} |",
         "",
+        f"Worker start-up (process start to its first committed offset): {c.get('startup_s')} s, apart from the "
+        "first-batch rates above.",
+        "",
         f"Worker CPU from its first commit to its last alert: {_n(c.get('steady_events_per_cpu_s'))} events per "
         "CPU-second (all its threads; less sensitive than the wall-clock rates to other load on the machine).",
         "",
@@ -82,6 +87,24 @@ def markdown(results: dict[str, Any]) -> str:
             f"| p50 | {latency['p50']} |",
             f"| p99 | {latency['p99']} |",
             f"| max | {latency['max']} |",
+            "",
+        ]
+    ramp = results["worker"].get("ramp")
+    if ramp is not None:
+        pinned = (
+            f"the worker pinned to CPU {ramp['cpus']} (taskset)" if ramp["cpus"] is not None else "the worker unpinned"
+        )
+        lines += [
+            f"Ramp, {pinned}: sustainable rate **{_n(ramp['sustained_rate_per_s'])}/s** (the highest step whose "
+            f"sequence-alert p99 stayed within {ramp['p99_limit_ms']} ms with every alert).",
+            "",
+            "| rate/s | achieved/s | p99 ms | every alert | held |",
+            "|---:|---:|---:|---|---|",
+            *(
+                f"| {step['rate_per_s']:,} | {step['achieved_rate_per_s']:,} | {step['p99_ms']} "
+                f"| {step['alerts_ok']} | {step['held']} |"
+                for step in ramp["steps"]
+            ),
             "",
         ]
     lines += [
@@ -111,6 +134,10 @@ def markdown(results: dict[str, Any]) -> str:
         f"eql {engines['sequence_alerts']['eql']}, expected {engines['sequence_alerts']['expected']}: "
         f"same = {engines['same_alerts']}.",
         "",
+    ]
+    if results.get("rule_costs"):
+        lines += [*rule_costs_markdown(results["rule_costs"]), ""]
+    lines += [
         "| target | value | met |",
         "|---|---|---|",
     ]

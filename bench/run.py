@@ -18,6 +18,7 @@ import contextlib
 import datetime
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,7 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench import baselines, engines, report
+from bench import baselines, engines, report, rule_costs
 from bench.load import produce_bulk
 from bench.worker_phase import WorkerBench
 from bench.workload import SEQUENCE_RULE, Generator, Workload
@@ -49,12 +50,25 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate", type=int, default=20_000, help="paced events/s for the latency phase")
     parser.add_argument("--paced-seconds", type=float, default=60.0, help="0 skips the paced phase")
     parser.add_argument("--paced-attacks", type=int, default=600)
-    parser.add_argument("--skip", action="append", default=[], choices=["bare", "faust", "eql"])
+    parser.add_argument(
+        "--ramp-rates",
+        default="",
+        help="after the paced phase, paced phases at these rising rates (comma-separated events/s), stopping at the "
+        "first whose p99 exceeds 1 s: the highest that held is the sustainable rate",
+    )
+    parser.add_argument("--ramp-seconds", type=float, default=20.0, help="length of each ramp step")
+    parser.add_argument("--worker-cpus", help="pin the worker to these CPUs (taskset -c), e.g. 0: the CPU-starved run")
+    parser.add_argument("--skip", action="append", default=[], choices=["bare", "faust", "eql", "rule-costs"])
     parser.add_argument("--allowed-lateness-ms", type=int, help="the worker's SHELLWATCH_ALLOWED_LATENESS_MS")
     parser.add_argument(
         "--rules",
         type=Path,
         help="the worker's SHELLWATCH_RULES: Elastic's rule files (or a directory) run beside the bundled rules",
+    )
+    parser.add_argument(
+        "--all-rules",
+        action="store_true",
+        help="the worker runs every vendored sequence rule bench/sequence_rules.txt lists (instead of --rules)",
     )
     parser.add_argument("--stem", default="latest", help="results file name stem (default: latest)")
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip())
@@ -72,6 +86,41 @@ def _step(message: str) -> None:
 
 def _ratio(x: Any, y: Any) -> float | None:
     return round(x / y, 3) if x and y else None
+
+
+def _paced_workload(args: argparse.Namespace, rate: int, seconds: float, *, seed: int) -> Workload:
+    events = int(rate * seconds)
+    return Workload(
+        events=events,
+        hosts=args.hosts,
+        attacks=min(args.paced_attacks, events // 40),
+        java_connections=min(args.java_connections, events // 100),
+        java_share=args.java_share,
+        rate_per_s=rate,
+        seed=seed,
+    )
+
+
+def _worker_bench(bootstrap: str, args: argparse.Namespace, topics: dict[str, str], workdir: Path) -> WorkerBench:
+    """The worker as configured: allowed lateness, and the operator's rules (``--rules``, or ``--all-rules``: the
+    listed vendored sequence rules) with a topic of its own for each other input they read."""
+    worker_bench = WorkerBench(bootstrap, topics, args.partitions, workdir, cpus=args.worker_cpus)
+    if args.allowed_lateness_ms is not None:
+        worker_bench.env["SHELLWATCH_ALLOWED_LATENESS_MS"] = str(args.allowed_lateness_ms)
+    if args.all_rules:
+        args.rules = workdir / "rules"
+        args.rules.mkdir()
+        for listed in rule_costs.listed_rules():
+            shutil.copy(listed.file, args.rules / Path(listed.file).name)
+    if args.rules is not None:
+        worker_bench.env["SHELLWATCH_RULES"] = str(args.rules.absolute())
+        # a rule's other inputs (a file where stage): their topics, empty (the workload has network and process)
+        base = topics["network"].removesuffix("-network")
+        others = {c: f"{base}-{c}" for c in worker_inputs(load_eql_rules([args.rules]).rules)[2:]}
+        for name in others.values():
+            create_topic(bootstrap, name, args.partitions)
+        worker_bench.env["SHELLWATCH_INPUT_TOPICS"] = ",".join(f"{c}={t}" for c, t in others.items())
+    return worker_bench
 
 
 def run(bootstrap: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -108,29 +157,24 @@ def run(bootstrap: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
         _step(f"(b) {faust}")
     paced = None
     if args.paced_seconds > 0:
-        paced_workload = Workload(
-            events=int(args.rate * args.paced_seconds),
-            hosts=args.hosts,
-            attacks=args.paced_attacks,
-            java_connections=min(args.java_connections, int(args.rate * args.paced_seconds) // 100),
-            java_share=args.java_share,
-            rate_per_s=args.rate,
-            seed=11,
-        )
+        paced_workload = _paced_workload(args, args.rate, args.paced_seconds, seed=11)
         paced = Generator(paced_workload, event_prefix="p")
-    _step("(c) shellwatch worker: throughput, then paced latency")
-    worker_bench = WorkerBench(bootstrap, topics, args.partitions, workdir)
-    if args.allowed_lateness_ms is not None:
-        worker_bench.env["SHELLWATCH_ALLOWED_LATENESS_MS"] = str(args.allowed_lateness_ms)
-    if args.rules is not None:
-        worker_bench.env["SHELLWATCH_RULES"] = str(args.rules.absolute())
-        # a rule's other inputs (a file where stage): their topics, empty (the workload has network and process)
-        others = {c: f"{base}-{c}" for c in worker_inputs(load_eql_rules([args.rules]).rules)[2:]}
-        for name in others.values():
-            create_topic(bootstrap, name, args.partitions)
-        worker_bench.env["SHELLWATCH_INPUT_TOPICS"] = ",".join(f"{c}={t}" for c, t in others.items())
-    worker = worker_bench.run(bulk, paced, args.rate)
+    ramp = [
+        Generator(_paced_workload(args, rate, args.ramp_seconds, seed=20 + step), event_prefix=f"r{rate}-")
+        for step, rate in enumerate(int(r) for r in args.ramp_rates.split(",") if r.strip())
+    ]
+    _step("(c) shellwatch worker: throughput, then paced latency" + (", then the ramp" if ramp else ""))
+    worker_bench = _worker_bench(bootstrap, args, topics, workdir)
+    worker = worker_bench.run(bulk, paced, args.rate, ramp)
     _step(f"(c) {worker['throughput']}; paced: {worker.get('paced')}")
+    costs = None
+    if "rule-costs" not in args.skip:
+        _step("each vendored sequence rule's pre-filter pass rate and CPU, offline, on the NDJSON file")
+        costs = rule_costs.rule_costs(ndjson, rule_costs.listed_rules())
+        _step(
+            f"rule costs: pass rate bundled {costs['prefilter_pass_rate_bundled']}, "
+            f"all rules {costs['prefilter_pass_rate_every_rule']}"
+        )
     if "eql" in args.skip:
         raise SystemExit("--skip eql: nothing to report for detect vs eql")
     _step("shellwatch detect vs eql on the NDJSON file")
@@ -157,6 +201,7 @@ def run(bootstrap: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
             "c/b incl. start-up": _ratio(c["events_per_s"], faust["events_per_s"]),
         },
         "detect_vs_eql": compared,
+        "rule_costs": costs,
     }
     results["targets"] = report.targets(results)
     return results

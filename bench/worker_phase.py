@@ -14,6 +14,7 @@ import os
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from shellwatch.local.process import WorkerProcess
 
 POLL_S = 0.25
 SETTLE_S = 60.0
+
+RAMP_P99_MS = 1000  # a ramp step holds while the sequence alerts' p99 latency stays within this
 
 
 def percentile(values: list[int], q: float) -> int:
@@ -55,7 +58,11 @@ def _check(expected: dict[str, tuple[str, int]], alerts: list[AlertSeen]) -> dic
 
 
 class WorkerBench:
-    def __init__(self, bootstrap: str, topics: dict[str, str], partitions: int, workdir: Path) -> None:
+    def __init__(
+        self, bootstrap: str, topics: dict[str, str], partitions: int, workdir: Path, *, cpus: str | None = None
+    ) -> None:
+        """``cpus``: pin the worker to these CPUs (``taskset -c``), for the CPU-starved run."""
+        self.cpus = cpus
         self.bootstrap = bootstrap
         self.topics = topics
         self.partitions = partitions
@@ -74,7 +81,15 @@ class WorkerBench:
             "SHELLWATCH_DATA_DIR": str(workdir / "worker-data"),
         }
 
-    def run(self, bulk: Generator, paced: Generator | None, rate_per_s: int) -> dict[str, Any]:
+    def run(
+        self,
+        bulk: Generator,
+        paced: Generator | None,
+        rate_per_s: int,
+        ramp: Sequence[Generator] = (),
+    ) -> dict[str, Any]:
+        """Throughput on ``bulk``, then latency on ``paced`` at ``rate_per_s``, then ``ramp``: paced phases at rising
+        rates (each generator's own), stopping after the first whose p99 exceeds 1 s or that misses an alert."""
         create_topic(self.bootstrap, self.alerts_topic, self.partitions)
         collector = AlertCollector(self.bootstrap, self.alerts_topic)
         collector.start()
@@ -82,7 +97,7 @@ class WorkerBench:
             self.bootstrap, f"{self.app_id}-prefilter", list(self.topics.values()), self.partitions
         )
         started = time.time()
-        worker = WorkerProcess(self.env, self.log, loglevel="INFO").start()
+        worker = WorkerProcess(self.env, self.log, loglevel="INFO", cpus=self.cpus).start()
         assert worker.process is not None
         sampler = RssSampler(worker.process.pid)
         sampler.start()
@@ -93,6 +108,9 @@ class WorkerBench:
             if paced is not None:
                 sampler.phase = "paced"
                 result["paced"] = self._paced(worker, paced, rate_per_s, collector)
+            if ramp:
+                sampler.phase = "ramp"
+                result["ramp"] = self._ramp(worker, ramp, collector)
             sampler.phase = "end"
             time.sleep(1.5)
         finally:
@@ -156,6 +174,7 @@ class WorkerBench:
             print(f"WARNING: {len(expected - {a.alert_id for a in arrived})} expected alerts missing", flush=True)
         return {
             "events": events,
+            "startup_s": round(first[0] - started, 2),  # process start to its first committed offset
             "wall_s": round(finished - started, 2),
             "events_per_s": round(events / (finished - started)),
             "steady_events_per_s": round((events - first[1]) / (finished - first[0])),
@@ -168,6 +187,29 @@ class WorkerBench:
             ),
             "alerts": _check(bulk.expected, [a for a in alerts if a.arrival_s <= finished + 1]),
         }
+
+    def _ramp(self, worker: WorkerProcess, ramp: Sequence[Generator], collector: AlertCollector) -> dict[str, Any]:
+        steps: list[dict[str, Any]] = []
+        sustained = None
+        for generator in ramp:
+            rate = generator.workload.rate_per_s
+            paced = self._paced(worker, generator, rate, collector)
+            p99 = paced["sequence_alert_latency_ms"]["p99"]
+            held = p99 is not None and p99 <= RAMP_P99_MS and paced["alerts"]["ok"]
+            steps.append(
+                {
+                    "rate_per_s": rate,
+                    "achieved_rate_per_s": paced["load"]["achieved_rate_per_s"],
+                    "p99_ms": p99,
+                    "alerts_ok": paced["alerts"]["ok"],
+                    "held": held,
+                }
+            )
+            print(f"ramp: {steps[-1]}", flush=True)
+            if not held:
+                break
+            sustained = rate
+        return {"cpus": self.cpus, "steps": steps, "sustained_rate_per_s": sustained, "p99_limit_ms": RAMP_P99_MS}
 
     def _paced(
         self, worker: WorkerProcess, paced: Generator, rate_per_s: int, collector: AlertCollector

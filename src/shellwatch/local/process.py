@@ -18,7 +18,12 @@ __all__ = ["WorkerProcess"]
 
 
 class WorkerProcess:
-    def __init__(self, env: Mapping[str, str], log_path: Path, *, loglevel: str = "INFO") -> None:
+    def __init__(
+        self, env: Mapping[str, str], log_path: Path, *, loglevel: str = "INFO", cpus: str | None = None
+    ) -> None:
+        """``cpus``: run the worker pinned to these CPUs (``taskset -c`` syntax: ``0``, ``0,2``), as the benchmark's
+        CPU-starved run does."""
+        self.cpus = cpus
         self.env = dict(env)
         self.log_path = log_path
         self.loglevel = loglevel
@@ -28,7 +33,15 @@ class WorkerProcess:
     def start(self) -> Self:
         self._log = self.log_path.open("ab")
         self.process = spawn_bound_to_parent(  # no orphan worker if this process dies
-            [sys.executable, "-m", "shellwatch", "worker", "--loglevel", self.loglevel],
+            [
+                *(["taskset", "-c", self.cpus] if self.cpus is not None else []),  # taskset execs the worker
+                sys.executable,
+                "-m",
+                "shellwatch",
+                "worker",
+                "--loglevel",
+                self.loglevel,
+            ],
             self._log,
             env=self.env,
             sig=signal.SIGTERM,
