@@ -135,6 +135,19 @@ def markdown(results: dict[str, Any]) -> str:
         f"same = {engines['same_alerts']}.",
         "",
     ]
+    stage1 = results.get("stage1_candidates")
+    if stage1:
+        lines += [
+            "Stage 1 candidates (read every input record, run the bundled pre-filter on its bytes, nothing else):",
+            "",
+            "| client | events/s (from first batch) | events per CPU-s | kept |",
+            "|---|---:|---:|---:|",
+            *(
+                f"| {name} | {_n(r['steady_events_per_s'])} | {_n(r['steady_events_per_cpu_s'])} | {r['kept']:,} |"
+                for name, r in stage1.items()
+            ),
+            "",
+        ]
     if results.get("rule_costs"):
         lines += [*rule_costs_markdown(results["rule_costs"]), ""]
     lines += [

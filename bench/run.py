@@ -27,14 +27,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench import baselines, engines, report, rule_costs
+from bench import baselines, engines, report, rule_costs, stage1_candidates
 from bench.load import produce_bulk
 from bench.worker_phase import WorkerBench
 from bench.workload import SEQUENCE_RULE, Generator, Workload
-from shellwatch.core.pipeline import worker_inputs
+from shellwatch.core.pipeline import Pipeline, PipelineConfig, worker_inputs
 from shellwatch.kafka.admin import create_topic
 from shellwatch.local.kafka import LocalKafka, fetch_jars, jars_dir
 from shellwatch.rules.eql_rule import load_eql_rules
+from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
+from shellwatch.rules.shell_rule import load_shell_rule
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -58,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--ramp-seconds", type=float, default=20.0, help="length of each ramp step")
     parser.add_argument("--worker-cpus", help="pin the worker to these CPUs (taskset -c), e.g. 0: the CPU-starved run")
-    parser.add_argument("--skip", action="append", default=[], choices=["bare", "faust", "eql", "rule-costs"])
+    parser.add_argument("--skip", action="append", default=[], choices=["bare", "faust", "eql", "rule-costs", "stage1"])
     parser.add_argument("--allowed-lateness-ms", type=int, help="the worker's SHELLWATCH_ALLOWED_LATENESS_MS")
     parser.add_argument(
         "--rules",
@@ -86,6 +88,17 @@ def _step(message: str) -> None:
 
 def _ratio(x: Any, y: Any) -> float | None:
     return round(x / y, 3) if x and y else None
+
+
+def _stage1(bootstrap: str, sources: list[str], events: int) -> dict[str, Any]:
+    _step("stage-1 candidates: read + pre-filter screen, aiokafka getmany vs confluent-kafka consume")
+    screen = Pipeline(load_reverse_shell_rule(), PipelineConfig(), load_shell_rule()).prefilter
+    stage1 = {
+        "aiokafka": stage1_candidates.aiokafka_screen(bootstrap, sources, events, screen),
+        "confluent_kafka": stage1_candidates.confluent_screen(bootstrap, sources, events, screen),
+    }
+    _step(f"stage 1 candidates: {stage1}")
+    return stage1
 
 
 def _paced_workload(args: argparse.Namespace, rate: int, seconds: float, *, seed: int) -> Workload:
@@ -155,6 +168,7 @@ def run(bootstrap: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
         _step("(b) Faust pass-through agent")
         faust = baselines.faust_passthrough(bootstrap, sources, workload.events, workdir / "faust.log")
         _step(f"(b) {faust}")
+    stage1 = None if "stage1" in args.skip else _stage1(bootstrap, sources, workload.events)
     paced = None
     if args.paced_seconds > 0:
         paced_workload = _paced_workload(args, args.rate, args.paced_seconds, seed=11)
@@ -202,6 +216,7 @@ def run(bootstrap: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
         },
         "detect_vs_eql": compared,
         "rule_costs": costs,
+        "stage1_candidates": stage1,
     }
     results["targets"] = report.targets(results)
     return results

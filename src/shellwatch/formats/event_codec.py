@@ -35,6 +35,7 @@ from shellwatch.formats.avro import (
 
 __all__ = [
     "MODEL_FIELDS",
+    "ROUTING_FIELDS",
     "DecodeError",
     "DecodeReason",
     "Decoded",
@@ -99,6 +100,9 @@ MODEL_FIELDS: Final = frozenset(
     | {path for m in (COMMON_SINGLE, COMMON_MULTI, NETWORK_MULTI, PROCESS_SINGLE, PROCESS_MULTI) for path in m.values()}
 )
 _FIELDS: Final = FieldSet(MODEL_FIELDS)
+# what routing a record needs (stage 1: its inputs, host and event time): a decode that reads only these fails
+# exactly when a full one does (an unparsable @timestamp is the only field-dependent error)
+ROUTING_FIELDS: Final = FieldSet({"@timestamp", "event.category", "host.id"})
 _BUNDLED: Final = frozenset({"network", "process"})  # typed events of their own
 _COMMON_SINGLE, _COMMON_MULTI = tuple(COMMON_SINGLE.items()), tuple(COMMON_MULTI.items())
 _NETWORK_MULTI, _PROCESS_SINGLE = tuple(NETWORK_MULTI.items()), tuple(PROCESS_SINGLE.items())

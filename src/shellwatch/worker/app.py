@@ -465,7 +465,7 @@ def create_app(
     async def run_stage_once() -> None:
         pipeline = runtime.pipeline
         await run_prefilter_stage(
-            forwarder_config, pipeline.prefilter, asyncio.Event(), forwarder_stats, pipeline.decode
+            forwarder_config, pipeline.prefilter, asyncio.Event(), forwarder_stats, pipeline.decode_for_routing
         )
 
     def stage_failed(exc: BaseException, delay_s: float) -> None:
