@@ -154,5 +154,5 @@ def test_record_from_another_cluster_then_replay_gives_the_same_alerts(
     expected.write_bytes(renamed((folder / "expected.ndjson").read_bytes(), "rec"))
     result = replay(deployment, capture, expected, "--speed", "20")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "  1 records had no process or network event (sent to the process topic)" in result.stdout
+    assert "  1 records had no event of an input (sent to the process topic)" in result.stdout
     assert "expect: PASS: 2 matched, 0 missing, 0 unexpected, 0 wrong case" in result.stdout

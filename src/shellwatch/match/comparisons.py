@@ -99,8 +99,10 @@ def literal_runs(pattern: str) -> list[str]:
 
 # Printable ASCII that JSON writers leave as it is (not ``"`` or ``\``, which they escape).
 _VERBATIM_RUN = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]+")
-# Every character of a number's or a boolean's text (Python's repr of an int or a float, true, false), lower-cased.
-_NUMBER_OR_BOOLEAN_TEXT = frozenset("0123456789+-.einfatruls")
+# Every character of a finite number's text (Python's repr of an int or a float), lower-cased; and the other texts
+# a number or a boolean reads as (a JSON fallback parse reads 1e999 as inf; Avro doubles hold nan too).
+_FINITE_NUMBER_TEXT = frozenset("0123456789+-.e")
+_OTHER_NUMBER_OR_BOOLEAN_TEXTS = ("inf", "-inf", "nan", "true", "false")
 
 
 def screen_needle(pattern: str) -> str | None:
@@ -108,15 +110,28 @@ def screen_needle(pattern: str) -> str | None:
     JSON's ``\\u``/``\\/`` escapes aside; ``None`` when there is none (then no byte check can use the pattern).
 
     It is the longest stretch of the pattern's literal text (between ``*`` and ``?``) that is printable ASCII
-    other than ``"`` and ``\\`` (a JSON writer may escape any other character) and holds a character no number or
-    boolean spells (the text a comparison reads from a number need not be its text in the record: ``1E2`` reads
-    as ``100.0``; Avro writes numbers and booleans in binary). An ASCII pattern character matches only ASCII
-    characters, even case-insensitively (:func:`pattern_regex`), so lower-casing the record's bytes is exact.
+    other than ``"`` and ``\\`` (a JSON writer may escape any other character), provided the pattern cannot match
+    the text a number or a boolean reads as: that text need not be in the record (``1E2`` reads as ``100.0``;
+    Avro writes numbers and booleans in binary), so such a pattern has no needle. An ASCII pattern character
+    matches only ASCII characters, even case-insensitively (:func:`pattern_regex`), so lower-casing the record's
+    bytes is exact.
     Treating an exact string (``==``, ``in``) as a pattern is sound: its runs are stretches of it.
     """
+    if _could_read_a_number_or_boolean(pattern):
+        return None
     runs = [m.group(0).lower() for run in literal_runs(pattern) for m in _VERBATIM_RUN.finditer(run)]
-    usable = [run for run in runs if not set(run) <= _NUMBER_OR_BOOLEAN_TEXT]
-    return max(usable, key=len) if usable else None
+    return max(runs, key=len) if runs else None
+
+
+def _could_read_a_number_or_boolean(pattern: str) -> bool:
+    """Whether ``pattern`` (its ``*`` and ``?`` as wildcards, case ignored: the widest reading) matches some text a
+    number or a boolean reads as. Finite numbers read as text over ``0-9 + - . e``, which a pattern can match only
+    when all its literal characters are among them; the few other texts are tried."""
+    literal = "".join(literal_runs(pattern)).lower()
+    if set(literal) <= _FINITE_NUMBER_TEXT:
+        return True
+    regex = re.compile(pattern_regex(pattern), re.DOTALL)
+    return any(regex.fullmatch(text) for text in _OTHER_NUMBER_OR_BOOLEAN_TEXTS)
 
 
 def parse_ip(value: str) -> IpAddress | None:

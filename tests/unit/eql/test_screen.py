@@ -9,13 +9,15 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shellwatch.core.byte_screen import ByteScreen
-from shellwatch.ecs.fields import flatten
+from shellwatch.ecs.fields import as_keyword, flatten
 from shellwatch.eql.compile import compile_query
 from shellwatch.eql.parse import parse_query
 from shellwatch.eql.screen import query_screen
-from shellwatch.match.comparisons import screen_needle
+from shellwatch.match.comparisons import compile_wildcards, screen_needle
 from shellwatch.rules.eql_rule import load_eql_rules
 from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 from tests.unit.builders import encode_with_escapes
@@ -138,6 +140,12 @@ def test_needles_are_text_a_record_spells_verbatim() -> None:
     assert screen_needle("169.254.169.254") is None  # only a number's characters
     assert screen_needle("10.0.0.1/bin") == "10.0.0.1/bin"
     assert screen_needle("*?*") is None
+    # a pattern no number or boolean can match keeps its needle, whatever its letters ("lua" is spelt with letters
+    # of "false" and "true", but neither starts with it)
+    assert screen_needle("lua*") == "lua"
+    assert screen_needle("123*abc") == "123"  # only a string can match it, and a string's text is in the record
+    for readable in ("*ue", "FALSE", "inf*", "*nan", "-inf", "1e*", "?.5"):  # a boolean's or number's reading
+        assert screen_needle(readable) is None, readable
 
 
 # A value the stage accepts but whose text in the record differs from the text the comparison reads.
@@ -162,3 +170,34 @@ def test_values_spelled_otherwise_in_the_record_still_pass(condition: str, raw: 
     assert stage.predicate(flatten(orjson.loads(record))), "the stage accepts the document"
     patterns = query_screen(query).patterns
     assert patterns is None or ByteScreen.from_patterns(patterns).accepts(record.encode())
+
+
+_VALUES = st.one_of(
+    st.booleans(),
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(alphabet=st.sampled_from([*"truefalsinlua0123456789.e+-xE"]), max_size=8),
+)
+
+
+@given(_VALUES, st.data())
+def test_a_value_a_pattern_matches_holds_its_needle_in_any_spelling(value: object, data: st.DataObject) -> None:
+    """Whatever a value matching a pattern is (a string, a number or a boolean, as keyword comparisons read it):
+    a number or a boolean may be spelt otherwise in the record (``1E2``; Avro's binary), so then there is no needle;
+    a string's JSON text holds the needle. The pattern is the value's text with characters turned into ``*``,
+    ``?`` or the other case, so it matches."""
+    keyword = as_keyword(value)
+    assert keyword is not None
+    edits = data.draw(
+        st.lists(st.sampled_from(["keep", "keep", "*", "?", "case"]), min_size=len(keyword), max_size=len(keyword))
+    )
+    pattern = (
+        "".join(c if e == "keep" else c.swapcase() if e == "case" else e for c, e in zip(keyword, edits, strict=True))
+        or "*"
+    )
+    assert compile_wildcards([pattern]).matches_one(keyword)
+    needle = screen_needle(pattern)
+    if not isinstance(value, str):
+        assert needle is None, (pattern, value)
+    elif needle is not None:
+        assert needle in orjson.dumps({"f": value}).decode().lower()
