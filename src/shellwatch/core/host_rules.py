@@ -36,7 +36,7 @@ from typing import Any
 
 from shellwatch.core.event_order import order_millisecond
 from shellwatch.core.rule_candidates import RuleCandidates
-from shellwatch.core.rule_events import RuleEvent, RuleEventError, decode_rule_event
+from shellwatch.core.rule_events import RuleEvent, RuleEventError, decode_rule_event, rules_fields
 from shellwatch.core.sequence_engine import Candidate, SequenceEngine, SequenceMatch
 from shellwatch.errors import NotHostLocalError
 from shellwatch.rules.eql_rule import EqlRule
@@ -128,6 +128,7 @@ class HostRules:
         self.max_held_per_host = max_held_per_host
         self.stats = HostRulesStats()
         self._candidates = [RuleCandidates(rule, self.stats.excepted) for rule in self.rules]
+        self._fields = rules_fields(path for rule in self.rules for path in rule.compiled.fields)  # one flatten
         self._engines = [SequenceEngine(rule.compiled, max_keys=max_keys_per_rule) for rule in self.rules]
         self._rule_index = {rule.rule_id: index for index, rule in enumerate(self.rules)}
         self._hosts: OrderedDict[str, _Host] = OrderedDict()
@@ -142,7 +143,7 @@ class HostRules:
         why it cannot be decoded. ``replayed``: ``shellwatch replay`` produced it (kept in snapshots too)."""
         self.stats.observed += 1
         self._seq += 1
-        event = decode_rule_event(raw, self._seq, replayed=replayed)
+        event = decode_rule_event(raw, self._seq, replayed=replayed, fields=self._fields)
         if isinstance(event, RuleEventError):
             self.stats.undecodable[event.reason] += 1
             return HostOutcome([], event)
@@ -305,7 +306,7 @@ class HostRules:
 
     def _restored(self, index: int, data: list[Any]) -> Candidate | None:
         seq, source, raw = int(data[0]), str(data[1]), str(data[2]).encode()
-        event = decode_rule_event(raw, seq, replayed=len(data) > 3 and data[3] is True)
+        event = decode_rule_event(raw, seq, replayed=len(data) > 3 and data[3] is True, fields=self._fields)
         if not isinstance(event, RuleEvent):
             return None
         self._seq = max(self._seq, seq)

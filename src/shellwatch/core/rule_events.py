@@ -9,17 +9,17 @@ ids: an exec is its process); else the sha256 hex of its raw bytes. Pure code.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
 
-from shellwatch.ecs.fields import FieldSet, flatten
+from shellwatch.ecs.fields import FieldSet, Flat, flatten
 from shellwatch.ecs.timestamps import parse_timestamp_ms
 from shellwatch.errors import InvalidTimestampError
 
-__all__ = ["RuleEvent", "RuleEventError", "decode_rule_event"]
+__all__ = ["RuleEvent", "RuleEventError", "decode_rule_event", "rules_fields"]
 
 _FIELDS: Final = FieldSet(["@timestamp", "event.id", "event.category", "process.entity_id", "host.id", "host.name"])
 
@@ -35,6 +35,9 @@ class RuleEvent:
     document: Mapping[str, Any]
     raw: bytes
     replayed: bool = False  # the record came from ``shellwatch replay``: the alerts it completes say so
+    # the document flattened once under every loaded rule's fields (:func:`rules_fields`), which each rule's stages
+    # read; ``None`` when decoded for no rule in particular (a rule then flattens the document itself)
+    flat: Flat | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +50,22 @@ def _keyword(values: list[Any]) -> str | None:
     return values[0] if len(values) == 1 and isinstance(values[0], str) else None
 
 
-def decode_rule_event(raw: bytes, seq: int, *, replayed: bool = False) -> RuleEvent | RuleEventError:
+def rules_fields(paths: Iterable[str]) -> FieldSet:
+    """What a decode for rules reading ``paths`` flattens: those and the paths ordering and identity read."""
+    return FieldSet(_FIELDS.paths | frozenset(paths))
+
+
+def decode_rule_event(
+    raw: bytes, seq: int, *, replayed: bool = False, fields: FieldSet | None = None
+) -> RuleEvent | RuleEventError:
+    """``fields``: from :func:`rules_fields`, to flatten the document once for the rules that read them."""
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return RuleEventError("invalid_json", str(exc))
     if not isinstance(document, dict):
         return RuleEventError("not_an_object", f"expected a JSON object, got {type(document).__name__}")
-    flat = flatten(document, _FIELDS)
+    flat = flatten(document, fields or _FIELDS)
     stamps = flat.get("@timestamp", [])
     if len(stamps) != 1:
         return RuleEventError("invalid_timestamp", "@timestamp: expected exactly one value")
@@ -78,4 +89,5 @@ def decode_rule_event(raw: bytes, seq: int, *, replayed: bool = False) -> RuleEv
         document=document,
         raw=raw,
         replayed=replayed,
+        flat=flat if fields is not None else None,
     )

@@ -1,7 +1,7 @@
 """Any set of EQL rule files over one stream of records: decode -> each rule's stages -> order -> engine -> alerts.
 
-A record is decoded once (:mod:`shellwatch.core.rule_events`); each rule flattens the fields it reads and
-tests its stages. An event that would fill a stage but matches one of the rule's exception items
+A record is decoded once (:mod:`shellwatch.core.rule_events`), and flattened once under every rule's fields;
+each rule tests its stages on that. An event that would fill a stage but matches one of the rule's exception items
 (:mod:`shellwatch.rules.exceptions`) is left out of that rule, as Elasticsearch leaves it out of the rule's
 search, and counted per rule and item. A non-sequence rule (``process where ...``) alerts on every matching
 event at once. A sequence rule's candidates go through its :class:`~shellwatch.core.event_order.EventOrder`
@@ -20,7 +20,7 @@ from typing import Any
 from shellwatch.core.event_order import EventOrder
 from shellwatch.core.rule_alerts import rule_alert
 from shellwatch.core.rule_candidates import RuleCandidates
-from shellwatch.core.rule_events import RuleEvent, RuleEventError, decode_rule_event
+from shellwatch.core.rule_events import RuleEvent, RuleEventError, decode_rule_event, rules_fields
 from shellwatch.core.sequence_engine import Candidate, SequenceEngine, SequenceMatch
 from shellwatch.rules.eql_rule import EqlRule
 
@@ -90,6 +90,7 @@ class RuleRunner:
         self.config = config or RunnerConfig()
         self.stats = RunnerStats()
         self._states = [_RuleState(rule, self.config, self.stats) for rule in rules]
+        self._fields = rules_fields(path for rule in rules for path in rule.compiled.fields)  # one flatten per record
         self._seq = 0
 
     @property
@@ -100,7 +101,7 @@ class RuleRunner:
     def process(self, raw: bytes, detected_ms: int) -> RunnerOutcome:
         self.stats.records += 1
         self._seq += 1
-        event = decode_rule_event(raw, self._seq)
+        event = decode_rule_event(raw, self._seq, fields=self._fields)
         if isinstance(event, RuleEventError):
             self.stats.undecodable[event.reason] += 1
             return RunnerOutcome([], event)
