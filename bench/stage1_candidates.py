@@ -24,6 +24,26 @@ from bench.baselines import rates
 from shellwatch.core.byte_screen import ByteScreen
 
 
+class _Tally:
+    """Records read and kept; the wall and CPU clocks from the first record on."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.seen = self.kept = self.first_count = 0
+        self.first = self.cpu_first = 0.0
+
+    def add(self, values: list[bytes], screen: ByteScreen) -> None:
+        self.kept += len(screen.accepted(values))
+        self.seen += len(values)
+        if self.seen and not self.first:
+            self.first, self.first_count, self.cpu_first = time.time(), self.seen, time.process_time()
+
+    def result(self) -> dict[str, Any]:
+        result = rates(self.seen, self.started, self.first, self.first_count, time.time())
+        cpu_s = max(time.process_time() - self.cpu_first, 1e-9)
+        return {**result, "steady_events_per_cpu_s": round((self.seen - self.first_count) / cpu_s), "kept": self.kept}
+
+
 async def _aiokafka(bootstrap: str, topics: list[str], expected: int, screen: ByteScreen) -> dict[str, Any]:
     started = time.time()
     consumer = AIOKafkaConsumer(
@@ -35,18 +55,12 @@ async def _aiokafka(bootstrap: str, topics: list[str], expected: int, screen: By
     )
     await consumer.start()
     try:
-        seen = kept = first_count = 0
-        first, cpu_first = 0.0, 0.0
-        while seen < expected:
+        tally = _Tally(started)
+        while tally.seen < expected:
             batch = await consumer.getmany(timeout_ms=100, max_records=10_000)
             for records in batch.values():
-                kept += len(screen.accepted([record.value or b"" for record in records]))
-                seen += len(records)
-            if seen and not first:
-                first, first_count, cpu_first = time.time(), seen, time.process_time()
-        result = rates(seen, started, first, first_count, time.time())
-        result["steady_events_per_cpu_s"] = round((seen - first_count) / max(time.process_time() - cpu_first, 1e-9))
-        return {**result, "kept": kept}
+                tally.add([record.value or b"" for record in records], screen)
+        return tally.result()
     finally:
         await consumer.stop()
 
@@ -71,17 +85,10 @@ def confluent_screen(bootstrap: str, topics: list[str], expected: int, screen: B
     consumer.subscribe(topics)
     deadline = started + 1800
     try:
-        seen = kept = first_count = 0
-        first, cpu_first = 0.0, 0.0
-        while seen < expected and time.time() < deadline:
+        tally = _Tally(started)
+        while tally.seen < expected and time.time() < deadline:
             messages = consumer.consume(num_messages=10_000, timeout=0.1)
-            values = [m.value() or b"" for m in messages if m.error() is None]
-            kept += len(screen.accepted(values))
-            seen += len(values)
-            if seen and not first:
-                first, first_count, cpu_first = time.time(), seen, time.process_time()
-        result = rates(seen, started, first, first_count, time.time())
-        result["steady_events_per_cpu_s"] = round((seen - first_count) / max(time.process_time() - cpu_first, 1e-9))
-        return {**result, "kept": kept}
+            tally.add([m.value() or b"" for m in messages if m.error() is None], screen)
+        return tally.result()
     finally:
         consumer.close()
