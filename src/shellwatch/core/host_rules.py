@@ -128,7 +128,7 @@ class HostRules:
         self.max_held_per_host = max_held_per_host
         self.stats = HostRulesStats()
         self._candidates = [RuleCandidates(rule, self.stats.excepted) for rule in self.rules]
-        self._fields = rules_fields(path for rule in self.rules for path in rule.compiled.fields)  # one flatten
+        self._fields = rules_fields(self.rules)  # one flatten per record for every rule
         self._engines = [SequenceEngine(rule.compiled, max_keys=max_keys_per_rule) for rule in self.rules]
         self._rule_index = {rule.rule_id: index for index, rule in enumerate(self.rules)}
         self._hosts: OrderedDict[str, _Host] = OrderedDict()
@@ -143,7 +143,7 @@ class HostRules:
         why it cannot be decoded. ``replayed``: ``shellwatch replay`` produced it (kept in snapshots too)."""
         self.stats.observed += 1
         self._seq += 1
-        event = decode_rule_event(raw, self._seq, replayed=replayed, fields=self._fields)
+        event = decode_rule_event(raw, self._seq, self._fields, replayed=replayed)
         if isinstance(event, RuleEventError):
             self.stats.undecodable[event.reason] += 1
             return HostOutcome([], event)
@@ -306,7 +306,7 @@ class HostRules:
 
     def _restored(self, index: int, data: list[Any]) -> Candidate | None:
         seq, source, raw = int(data[0]), str(data[1]), str(data[2]).encode()
-        event = decode_rule_event(raw, seq, replayed=len(data) > 3 and data[3] is True, fields=self._fields)
+        event = decode_rule_event(raw, seq, self._fields, replayed=len(data) > 3 and data[3] is True)
         if not isinstance(event, RuleEvent):
             return None
         self._seq = max(self._seq, seq)

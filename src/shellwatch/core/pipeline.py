@@ -268,17 +268,11 @@ class Pipeline:
         self.stats.alerts += 1
         return [alert]
 
-    def stream_idle(
-        self, kinds: Sequence[str], detected_ms: int, host_ids: Iterable[str] | None = None
-    ) -> list[dict[str, Any]]:
-        """Inputs ``kinds`` are caught up (a progress marker): held events waiting only for them are released."""
-        hosts = None if host_ids is None else list(host_ids)
-        return self.bundled_idle(kinds, detected_ms, hosts) + self.rules_idle(kinds, detected_ms, hosts)
-
     def bundled_idle(
         self, kinds: Sequence[str], detected_ms: int, host_ids: Sequence[str] | None = None
     ) -> list[dict[str, Any]]:
-        """:meth:`stream_idle` for the bundled rules only."""
+        """Inputs ``kinds`` are caught up (a progress marker): the bundled rules' held events waiting only for them
+        are released (for ``host_ids``, default every holding host)."""
         alerts: list[dict[str, Any]] = []
         for kind in INPUTS:
             if kind in kinds:
@@ -288,7 +282,7 @@ class Pipeline:
     def rules_idle(
         self, kinds: Sequence[str], detected_ms: int, host_ids: Sequence[str] | None = None
     ) -> list[dict[str, Any]]:
-        """:meth:`stream_idle` for the operator's rules only."""
+        """:meth:`bundled_idle` for the operator's rules."""
         if self.host_rules is None or not kinds:
             return []
         return self.rule_alerts(self.host_rules.stream_idle(kinds, host_ids), detected_ms)

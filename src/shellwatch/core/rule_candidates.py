@@ -26,7 +26,7 @@ class RuleCandidates:
     def candidate(self, event: RuleEvent, source: str | None = None) -> Candidate | None:
         """The event as a candidate of this rule (``source``: its input, default the event's own), or ``None``."""
         compiled = self.rule.compiled
-        flat = event.flat if event.flat is not None else compiled.flatten(event.document)
+        flat = event.flat
         stages = tuple(i for i, stage in enumerate(compiled.stages) if stage.predicate(flat))
         if not stages:
             return None

@@ -18,6 +18,7 @@ import orjson
 from shellwatch.ecs.fields import FieldSet, Flat, flatten
 from shellwatch.ecs.timestamps import parse_timestamp_ms
 from shellwatch.errors import InvalidTimestampError
+from shellwatch.rules.eql_rule import EqlRule
 
 __all__ = ["RuleEvent", "RuleEventError", "decode_rule_event", "rules_fields"]
 
@@ -34,10 +35,9 @@ class RuleEvent:
     identity: str
     document: Mapping[str, Any]
     raw: bytes
+    # the document flattened once under every loaded rule's fields (:func:`rules_fields`): each rule's stages read it
+    flat: Flat
     replayed: bool = False  # the record came from ``shellwatch replay``: the alerts it completes say so
-    # the document flattened once under every loaded rule's fields (:func:`rules_fields`), which each rule's stages
-    # read; ``None`` when decoded for no rule in particular (a rule then flattens the document itself)
-    flat: Flat | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,22 +50,20 @@ def _keyword(values: list[Any]) -> str | None:
     return values[0] if len(values) == 1 and isinstance(values[0], str) else None
 
 
-def rules_fields(paths: Iterable[str]) -> FieldSet:
-    """What a decode for rules reading ``paths`` flattens: those and the paths ordering and identity read."""
-    return FieldSet(_FIELDS.paths | frozenset(paths))
+def rules_fields(rules: Iterable[EqlRule]) -> FieldSet:
+    """What a decode for ``rules`` flattens: the fields they read, and those ordering and identity read."""
+    return FieldSet(_FIELDS.paths.union(*(rule.compiled.fields for rule in rules)))
 
 
-def decode_rule_event(
-    raw: bytes, seq: int, *, replayed: bool = False, fields: FieldSet | None = None
-) -> RuleEvent | RuleEventError:
-    """``fields``: from :func:`rules_fields`, to flatten the document once for the rules that read them."""
+def decode_rule_event(raw: bytes, seq: int, fields: FieldSet, *, replayed: bool = False) -> RuleEvent | RuleEventError:
+    """``fields``: from :func:`rules_fields`, to flatten the document once for every rule that reads it."""
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return RuleEventError("invalid_json", str(exc))
     if not isinstance(document, dict):
         return RuleEventError("not_an_object", f"expected a JSON object, got {type(document).__name__}")
-    flat = flatten(document, fields or _FIELDS)
+    flat = flatten(document, fields)
     stamps = flat.get("@timestamp", [])
     if len(stamps) != 1:
         return RuleEventError("invalid_timestamp", "@timestamp: expected exactly one value")
@@ -88,6 +86,6 @@ def decode_rule_event(
         identity=identity,
         document=document,
         raw=raw,
+        flat=flat,
         replayed=replayed,
-        flat=flat if fields is not None else None,
     )

@@ -90,7 +90,7 @@ class RuleRunner:
         self.config = config or RunnerConfig()
         self.stats = RunnerStats()
         self._states = [_RuleState(rule, self.config, self.stats) for rule in rules]
-        self._fields = rules_fields(path for rule in rules for path in rule.compiled.fields)  # one flatten per record
+        self._fields = rules_fields(rules)  # one flatten per record for every rule
         self._seq = 0
 
     @property
@@ -101,7 +101,7 @@ class RuleRunner:
     def process(self, raw: bytes, detected_ms: int) -> RunnerOutcome:
         self.stats.records += 1
         self._seq += 1
-        event = decode_rule_event(raw, self._seq, fields=self._fields)
+        event = decode_rule_event(raw, self._seq, self._fields)
         if isinstance(event, RuleEventError):
             self.stats.undecodable[event.reason] += 1
             return RunnerOutcome([], event)
