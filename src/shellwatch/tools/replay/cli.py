@@ -82,7 +82,7 @@ def run_replay(args: argparse.Namespace, kafka: KafkaSettings, pipeline: Pipelin
         return 2
     network = args.network_topic or kafka.mixed_topic or kafka.network_topic
     process = args.process_topic or kafka.mixed_topic or kafka.process_topic
-    others = tuple((kind, kafka.topic_of(kind)) for kind in pipeline.inputs if kind not in INPUTS)
+    others = {kind: kafka.topic_of(kind) for kind in pipeline.inputs if kind not in INPUTS}
     app_id = args.app_id or kafka.app_id
     expected = None
     try:

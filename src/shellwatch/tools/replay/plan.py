@@ -69,13 +69,14 @@ def plan_records(lines: Iterable[bytes], decode: Decoder, run_id: str) -> Iterat
         value = captured.value
         decoded = decode(value) if value is not None else None
         events = decoded.events if isinstance(decoded, Decoded) else []
-        kinds = {event.kind for event in events}
         host_id = next((e.host_id for e in events if e.host_id is not None), None)
         event_time = next((e.timestamp_ms for e in events if e.timestamp_ms is not None), None)
         headers = tuple(h for h in captured.headers if not h[0].startswith(WORKER_PREFIX) and h[0] != REPLAY_HEADER)
         yield ReplayRecord(
             line=number,
-            target=_target(kinds),
+            # the input its first event belongs to, as the worker observes the record (network, process, then
+            # the other inputs by name: the codec's order); a record of no input goes to process
+            target=events[0].kind if events else "process",
             key=host_id.encode("utf-8", "replace") if host_id is not None else captured.key,
             value=value,
             headers=(*headers, marker),
@@ -84,14 +85,6 @@ def plan_records(lines: Iterable[bytes], decode: Decoder, run_id: str) -> Iterat
             decoded=bool(events),
             recorded_ms=captured.timestamp_ms,
         )
-
-
-def _target(kinds: set[str]) -> Target:
-    """Network, else process, else the first other input by name; a record of no input goes to process."""
-    for kind in ("network", "process"):
-        if kind in kinds:
-            return kind
-    return min(kinds, default="process")
 
 
 def in_recorded_order(

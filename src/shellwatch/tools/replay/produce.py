@@ -32,17 +32,17 @@ __all__ = ["ReplayError", "ReplaySummary", "ReplayTopics", "missing_topics", "re
 class ReplayTopics:
     network: str
     process: str  # the same name twice for a mixed topic
-    others: tuple[tuple[str, str], ...] = ()  # (input, topic) of the other inputs the loaded rules read
+    others: Mapping[str, str] = field(default_factory=dict)  # input -> topic, for the other inputs the rules read
 
     def name(self, target: Target) -> str:
         if target == "network":
             return self.network
-        return dict(self.others).get(target, self.process)
+        return self.others.get(target, self.process)
 
     @property
     def names(self) -> list[str]:
         """Every topic, once."""
-        return list(dict.fromkeys([self.network, self.process, *(topic for _, topic in self.others)]))
+        return list(dict.fromkeys([self.network, self.process, *self.others.values()]))
 
 
 @dataclass(slots=True)
