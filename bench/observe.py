@@ -1,11 +1,15 @@
-"""Watching the worker from outside: its alerts (with record timestamps), its RSS, its committed offsets."""
+"""Watching the worker from outside: its alerts (with record timestamps), its RSS, its committed offsets, its
+state and forced evictions (its /metrics)."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +18,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
+from prometheus_client.parser import text_string_to_metric_families
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,3 +135,37 @@ def groups_stable(bootstrap: str, groups: list[str]) -> bool:
     except Exception:  # no coordinator yet
         return False
     return all(len(d.members) >= 1 and str(d.state).endswith("STABLE") for d in described)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+_STATE_GAUGES = {
+    "shellwatch_state_hosts": "hosts",
+    "shellwatch_state_pending_connections": "pending_connections",
+    "shellwatch_state_held_events": "held_events",
+}
+
+
+def worker_state(port: int) -> dict[str, Any] | None:
+    """The worker's state (hosts, pending connections, held events) and the state its caps forced out
+    (``shellwatch_state_evictions_total`` by kind, ``shellwatch_rule_evictions_total`` summed over rules), read from
+    its /metrics; None when it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            body = response.read().decode()
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+    state: dict[str, Any] = {"evictions": {}, "rule_evictions": 0}
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            if sample.name in _STATE_GAUGES:
+                state[_STATE_GAUGES[sample.name]] = int(sample.value)
+            elif sample.name == "shellwatch_state_evictions_total":
+                state["evictions"][sample.labels["kind"]] = int(sample.value)
+            elif sample.name == "shellwatch_rule_evictions_total":
+                state["rule_evictions"] += int(sample.value)
+    return state

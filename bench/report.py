@@ -15,16 +15,27 @@ def targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     latency = paced.get("sequence_alert_latency_ms", {})
     engines = results["detect_vs_eql"]
     rss_growth = worker["rss"].get("paced_growth_pct")
-    return {
-        "c/a >= 0.5": {"value": results["ratios"]["c/a"], "met": results["ratios"]["c/a"] >= 0.5},
+    c_a = results["ratios"]["c/a"]
+    found: dict[str, dict[str, Any]] = {
+        "c/a >= 0.5": {"value": c_a, "met": c_a is not None and c_a >= 0.5},
         "worker alerts == expected": {
             "value": worker["throughput"]["alerts"]["ok"],
             "met": worker["throughput"]["alerts"]["ok"],
         },
-        "detect >= 10x eql (CPU time), same alerts": {
+    }
+    if engines is not None:
+        found["detect >= 10x eql (CPU time), same alerts"] = {
             "value": f"{engines['speedup']}x, same={engines['same_alerts']}",
             "met": engines["speedup"] >= 10 and engines["same_alerts"],
-        },
+        }
+    state = worker.get("state")
+    if state is not None and state.get("at_end") is not None:
+        end = state["at_end"]
+        found["state within its cap (hosts held <= SHELLWATCH_MAX_HOSTS)"] = {
+            "value": f"{end.get('hosts')} <= {state['max_hosts']}; host evictions {end['evictions'].get('host', 0)}",
+            "met": end.get("hosts") is not None and end["hosts"] <= state["max_hosts"],
+        }
+    return found | {
         "p99 latency <= 1 s at the paced rate": {
             "value": latency.get("p99"),
             "met": latency.get("p99") is not None and latency["p99"] <= 1000 and paced["alerts"]["ok"],
@@ -120,21 +131,9 @@ def markdown(results: dict[str, Any]) -> str:
             f"| paced phase: first / max / last (growth) | {rss['paced_first_mib']} / {rss['paced_max_mib']} / "
             f"{rss['paced_last_mib']} ({rss['paced_growth_pct']}%) |"
         )
-    lines += [
-        "",
-        "| same NDJSON file | events/CPU-s | CPU s | events/s (wall) | wall s |",
-        "|---|---:|---:|---:|---:|",
-        f"| `shellwatch detect` (the command, start-up included) | {engines['detect_events_per_cpu_s']:,} "
-        f"| {engines['detect_cpu_s']} | {engines['detect_events_per_s']:,} | {engines['detect_s']} |",
-        f"| Elastic `eql` 1.0.1 PythonEngine (orjson-decoded lines) | {engines['eql_events_per_cpu_s']:,} "
-        f"| {engines['eql_cpu_s']} | {engines['eql_events_per_s']:,} | {engines['eql_s']} |",
-        "",
-        f"detect / eql = **{engines['speedup']}x** by CPU time ({engines['speedup_wall']}x by wall time); "
-        f"sequence alerts detect {engines['sequence_alerts']['detect']}, "
-        f"eql {engines['sequence_alerts']['eql']}, expected {engines['sequence_alerts']['expected']}: "
-        f"same = {engines['same_alerts']}.",
-        "",
-    ]
+    lines += ["", *_state_lines(results["worker"].get("state"))]
+    if engines is not None:
+        lines += _engine_lines(engines)
     stage1 = results.get("stage1_candidates")
     if stage1:
         lines += [
@@ -158,6 +157,48 @@ def markdown(results: dict[str, Any]) -> str:
         f"| {name} | {t['value']} | {'yes' if t['met'] else '**no**'} |" for name, t in results["targets"].items()
     ]
     return "\n".join(lines) + "\n"
+
+
+def _state_lines(state: dict[str, Any] | None) -> list[str]:
+    """The worker's state and forced evictions (its /metrics) after the throughput phase and at the end."""
+    if state is None:
+        return []
+    lines = [
+        f"Worker state (its /metrics), cap SHELLWATCH_MAX_HOSTS = {state['max_hosts']:,}:",
+        "",
+        "| when | hosts held | pending connections | held events | evicted: host / connection / held | rule keys "
+        "evicted |",
+        "|---|---:|---:|---:|---|---:|",
+    ]
+    for when, label in (("after_throughput", "after the throughput phase"), ("at_end", "at the end")):
+        seen = state.get(when)
+        if seen is None:
+            lines.append(f"| {label} | no answer | | | | |")
+            continue
+        evicted = seen["evictions"]
+        lines.append(
+            f"| {label} | {_n(seen.get('hosts'))} | {_n(seen.get('pending_connections'))} "
+            f"| {_n(seen.get('held_events'))} | {evicted.get('host', 0):,} / {evicted.get('connection', 0):,} / "
+            f"{evicted.get('held', 0):,} | {seen['rule_evictions']:,} |"
+        )
+    return [*lines, ""]
+
+
+def _engine_lines(engines: dict[str, Any]) -> list[str]:
+    return [
+        "| same NDJSON file | events/CPU-s | CPU s | events/s (wall) | wall s |",
+        "|---|---:|---:|---:|---:|",
+        f"| `shellwatch detect` (the command, start-up included) | {engines['detect_events_per_cpu_s']:,} "
+        f"| {engines['detect_cpu_s']} | {engines['detect_events_per_s']:,} | {engines['detect_s']} |",
+        f"| Elastic `eql` 1.0.1 PythonEngine (orjson-decoded lines) | {engines['eql_events_per_cpu_s']:,} "
+        f"| {engines['eql_cpu_s']} | {engines['eql_events_per_s']:,} | {engines['eql_s']} |",
+        "",
+        f"detect / eql = **{engines['speedup']}x** by CPU time ({engines['speedup_wall']}x by wall time); "
+        f"sequence alerts detect {engines['sequence_alerts']['detect']}, "
+        f"eql {engines['sequence_alerts']['eql']}, expected {engines['sequence_alerts']['expected']}: "
+        f"same = {engines['same_alerts']}.",
+        "",
+    ]
 
 
 def write(results: dict[str, Any], directory: Path, stem: str) -> tuple[Path, Path]:

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import produce_paced
-from bench.observe import AlertCollector, AlertSeen, CommittedOffsets, RssSampler, cpu_seconds
+from bench.observe import AlertCollector, AlertSeen, CommittedOffsets, RssSampler, cpu_seconds, free_port, worker_state
 from bench.workload import SEQUENCE_RULE, SHELL_RULE, Generator
+from shellwatch.core.pipeline import PipelineConfig
 from shellwatch.kafka.admin import create_topic
 from shellwatch.local.process import WorkerProcess
 
@@ -59,10 +60,20 @@ def _check(expected: dict[str, tuple[str, int]], alerts: list[AlertSeen]) -> dic
 
 class WorkerBench:
     def __init__(
-        self, bootstrap: str, topics: dict[str, str], partitions: int, workdir: Path, *, cpus: str | None = None
+        self,
+        bootstrap: str,
+        topics: dict[str, str],
+        partitions: int,
+        workdir: Path,
+        *,
+        cpus: str | None = None,
+        max_hosts: int | None = None,
     ) -> None:
-        """``cpus``: pin the worker to these CPUs (``taskset -c``), for the CPU-starved run."""
+        """``cpus``: pin the worker to these CPUs (``taskset -c``), for the CPU-starved run; ``max_hosts``: its
+        state cap (``SHELLWATCH_MAX_HOSTS``; its default otherwise)."""
         self.cpus = cpus
+        self.max_hosts = max_hosts if max_hosts is not None else PipelineConfig().max_hosts
+        self.web_port = free_port()
         self.bootstrap = bootstrap
         self.topics = topics
         self.partitions = partitions
@@ -77,7 +88,9 @@ class WorkerBench:
             "SHELLWATCH_PROCESS_TOPIC": topics["process"],
             "SHELLWATCH_ALERTS_TOPIC": self.alerts_topic,
             "SHELLWATCH_DEAD_LETTER_TOPIC": f"{self.app_id}-dead-letters",
-            "SHELLWATCH_WEB_ENABLED": "false",
+            "SHELLWATCH_WEB_ENABLED": "true",  # its /metrics: the state it holds and what its caps forced out
+            "SHELLWATCH_WEB_PORT": str(self.web_port),
+            "SHELLWATCH_MAX_HOSTS": str(self.max_hosts),
             "SHELLWATCH_DATA_DIR": str(workdir / "worker-data"),
         }
 
@@ -105,6 +118,7 @@ class WorkerBench:
             result: dict[str, Any] = {
                 "throughput": self._throughput(worker, bulk, offsets, collector, sampler, started)
             }
+            result["state"] = {"max_hosts": self.max_hosts, "after_throughput": worker_state(self.web_port)}
             if paced is not None:
                 sampler.phase = "paced"
                 result["paced"] = self._paced(worker, paced, rate_per_s, collector)
@@ -113,6 +127,7 @@ class WorkerBench:
                 result["ramp"] = self._ramp(worker, ramp, collector)
             sampler.phase = "end"
             time.sleep(1.5)
+            result["state"]["at_end"] = worker_state(self.web_port)
         finally:
             sampler.stop()
             status = worker.stop()

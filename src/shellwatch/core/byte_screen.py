@@ -15,6 +15,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 import orjson
 
@@ -68,12 +69,8 @@ class ByteScreen:
         if needles is None:
             return list(range(len(raws)))
         joined = b"".join(raws)
-        starts: list[int] = []
-        offset = 0
-        for raw in raws:
-            starts.append(offset)
-            offset += len(raw)
-        ends = [*starts[1:], offset]
+        ends = list(accumulate(map(len, raws)))
+        starts = [0, *ends[:-1]]
         hits: set[int] = set()
         lowered = joined.lower()
         for needle in needles:

@@ -178,9 +178,11 @@ class Pipeline:
         )
         self.stats = PipelineStats()
 
-    def process(self, raw: bytes, detected_ms: int) -> RecordOutcome:
+    def process(self, raw: bytes, detected_ms: int, *, screened: bool = False) -> RecordOutcome:
+        """One record through the pre-filter, the decode and the rules. ``screened``: :meth:`prefilter_batch`
+        passed it already (it is not screened twice)."""
         self.stats.records += 1
-        if not self.prefilter.accepts(raw):
+        if not screened and not self.prefilter.accepts(raw):
             self.stats.prefiltered += 1
             return RecordOutcome([], prefiltered=True)
         decoded = self.decode(raw)

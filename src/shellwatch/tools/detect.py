@@ -73,7 +73,7 @@ def run_detect(
     while chunk := list(islice(source, batch_lines)):
         raws = [record_value(line.rstrip(b"\r\n"), number + offset + 1, err) for offset, line in enumerate(chunk)]
         for index in pipeline.prefilter_batch(raws):
-            outcome = pipeline.process(raws[index], clock_ms())
+            outcome = pipeline.process(raws[index], clock_ms(), screened=True)
             if outcome.error is not None:
                 line_number = number + index + 1
                 err.write(f"line {line_number}: {outcome.error.reason}: {printable(outcome.error.message)}\n")
