@@ -29,7 +29,14 @@ from shellwatch.core.host_rules import HostRules, RuleMatch, not_host_local
 from shellwatch.core.rule_alerts import rule_alert
 from shellwatch.ecs.events import CategoryEvent, Event, Kind, ProcessEvent
 from shellwatch.eql.screen import query_screen
-from shellwatch.formats.event_codec import ROUTING_FIELDS, Decoded, DecodeError, SchemaResolver, decode_record
+from shellwatch.formats.event_codec import (
+    Decoded,
+    DecodeError,
+    Routing,
+    SchemaResolver,
+    decode_record,
+    route_record,
+)
 from shellwatch.rules.eql_rule import EqlRule
 from shellwatch.rules.loader import digest_of
 from shellwatch.rules.model import ReverseShellRule
@@ -209,11 +216,11 @@ class Pipeline:
             raw, registry=self.schema_resolver, fields=self.correlator.fields, categories=self._other_inputs
         )
 
-    def decode_for_routing(self, raw: bytes) -> Decoded | DecodeError:
-        """:meth:`decode` reading only what routing needs (the events' inputs, host and time; their other fields
-        stay empty): the worker's pre-filter stage, which forwards the bytes, not the events. It fails exactly
-        when :meth:`decode` does."""
-        return decode_record(raw, registry=self.schema_resolver, fields=ROUTING_FIELDS, categories=self._other_inputs)
+    def decode_for_routing(self, raw: bytes) -> Routing | DecodeError:
+        """What :meth:`decode` would route the record by (its events' kinds, host and time), no events built: the
+        worker's pre-filter stage, which forwards the bytes, not the events. It fails exactly when :meth:`decode`
+        does."""
+        return route_record(raw, registry=self.schema_resolver, categories=self._other_inputs)
 
     def observe(self, events: Iterable[Event], detected_ms: int) -> list[dict[str, Any]]:
         """Decoded events in; the alerts they raise or complete out."""

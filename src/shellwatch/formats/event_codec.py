@@ -22,7 +22,7 @@ from typing import Any, Final, Literal
 import orjson
 
 from shellwatch.ecs.events import CategoryEvent, Event, NetworkEvent, ProcessEvent
-from shellwatch.ecs.fields import FieldSet, flatten, keywords, single
+from shellwatch.ecs.fields import FieldSet, Flat, flatten, keywords, single
 from shellwatch.ecs.timestamps import InvalidTimestampError, parse_timestamp_ms
 from shellwatch.formats.avro import (
     CONFLUENT_MAGIC,
@@ -39,10 +39,13 @@ __all__ = [
     "DecodeError",
     "DecodeReason",
     "Decoded",
+    "Router",
+    "Routing",
     "decode_fields",
     "decode_json_event",
     "decode_record",
     "load_json_document",
+    "route_record",
 ]
 
 DecodeReason = Literal[
@@ -68,8 +71,19 @@ class Decoded:
     events: tuple[Event, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """What the pre-filter stage routes a record by: the kinds of the events a full decode gives it (its inputs,
+    in that order; none for a document of no input), its host and its ``@timestamp``."""
+
+    kinds: tuple[str, ...]
+    host_id: str | None
+    timestamp_ms: int | None
+
+
 SchemaResolver = Callable[[int], Any]  # registry schema id -> parsed writer schema; raises LookupError
 Decoder = Callable[[bytes], "Decoded | DecodeError"]
+Router = Callable[[bytes], "Routing | DecodeError"]
 
 
 # The wire-to-model mapping: event attribute -> ECS field path. Single-valued fields are identities.
@@ -103,7 +117,8 @@ _FIELDS: Final = FieldSet(MODEL_FIELDS)
 # what routing a record needs (stage 1: its inputs, host and event time): a decode that reads only these fails
 # exactly when a full one does (an unparsable @timestamp is the only field-dependent error)
 ROUTING_FIELDS: Final = FieldSet({"@timestamp", "event.category", "host.id"})
-_BUNDLED: Final = frozenset({"network", "process"})  # typed events of their own
+_BUNDLED: Final = frozenset({"network", "process"})
+_AVRO_FIRST_BYTES: Final = frozenset({SINGLE_OBJECT_MAGIC[:1], CONFLUENT_MAGIC})  # typed events of their own
 _COMMON_SINGLE, _COMMON_MULTI = tuple(COMMON_SINGLE.items()), tuple(COMMON_MULTI.items())
 _NETWORK_MULTI, _PROCESS_SINGLE = tuple(NETWORK_MULTI.items()), tuple(PROCESS_SINGLE.items())
 _PROCESS_MULTI = tuple(PROCESS_MULTI.items())
@@ -153,11 +168,46 @@ def decode_record(
     the decoded document rendered as JSON, which is what alerts quote. ``categories``: the other event
     categories that become :class:`~shellwatch.ecs.events.CategoryEvent` s.
     """
+    loaded = _load(raw, avro, registry)
+    if isinstance(loaded, DecodeError):
+        return loaded
+    doc, from_avro = loaded
+    return events_from_document(doc, render(doc) if from_avro else raw, fields, categories)
+
+
+def route_record(
+    raw: bytes,
+    avro: AvroSchemas | None = None,
+    registry: SchemaResolver | None = None,
+    *,
+    categories: frozenset[str] = frozenset(),
+) -> Routing | DecodeError:
+    """What :func:`decode_record` would route the record by (its events' kinds, host and time) without building
+    the events: the pre-filter stage's decode, which forwards the bytes. It fails exactly when
+    :func:`decode_record` does (the ``@timestamp`` is the only field that can fail a decode)."""
+    loaded = _load(raw, avro, registry)
+    if isinstance(loaded, DecodeError):
+        return loaded
+    doc = flatten(loaded[0], ROUTING_FIELDS)
+    head = _head(doc, categories)
+    if isinstance(head, DecodeError):
+        return head
+    timestamp_ms, kinds = head
+    return Routing(kinds, single(doc.get("host.id")), timestamp_ms)
+
+
+def _load(
+    raw: bytes, avro: AvroSchemas | None, registry: SchemaResolver | None
+) -> tuple[Mapping[str, Any], bool] | DecodeError:
+    """The record's document, and whether it came as Avro (alerts then quote it rendered as JSON)."""
+    if raw[:1] not in _AVRO_FIRST_BYTES:  # JSON (or not a record at all): the common case, decided at once
+        doc = load_json_document(raw)
+        return doc if isinstance(doc, DecodeError) else (doc, False)
     schemas = avro or shipped_schemas()
     try:
         if raw[:2] == SINGLE_OBJECT_MAGIC:
-            doc = schemas.decode(raw)
-        elif raw[:1] == CONFLUENT_MAGIC and len(raw) >= 5:
+            return schemas.decode(raw), True
+        if raw[:1] == CONFLUENT_MAGIC and len(raw) >= 5:
             schema_id = int.from_bytes(raw[1:5], "big")
             if registry is None:
                 return DecodeError(
@@ -168,12 +218,28 @@ def decode_record(
                 writer = registry(schema_id)
             except LookupError as exc:
                 return DecodeError("unknown_schema", f"schema id {schema_id}: {exc}")
-            doc = schemas.decode_body(raw[5:], writer)
-        else:
-            return decode_json_event(raw, fields=fields, categories=categories)
+            return schemas.decode_body(raw[5:], writer), True
     except AvroDecodeError as exc:
         return DecodeError(exc.reason, str(exc))
-    return events_from_document(doc, render(doc), fields, categories)
+    doc = load_json_document(raw)
+    return doc if isinstance(doc, DecodeError) else (doc, False)
+
+
+def _head(doc: Flat, categories: frozenset[str]) -> tuple[int | None, tuple[str, ...]] | DecodeError:
+    """A flattened document's time and the kinds of its events, in their order: network, process, then the
+    other ``categories`` it names, sorted."""
+    stamps = doc.get("@timestamp")
+    timestamp_ms: int | None = None
+    if stamps:
+        try:
+            timestamp_ms = parse_timestamp_ms(stamps[0])
+        except InvalidTimestampError as exc:
+            return DecodeError("invalid_timestamp", str(exc))
+    present = keywords(doc.get("event.category"))
+    kinds: list[str] = [kind for kind in ("network", "process") if kind in present]
+    if categories:
+        kinds += sorted(c for c in categories.intersection(present) if c not in _BUNDLED)
+    return timestamp_ms, tuple(kinds)
 
 
 def decode_json_event(
@@ -192,30 +258,26 @@ def events_from_document(
     categories: frozenset[str] = frozenset(),
 ) -> Decoded | DecodeError:
     doc = flatten(document, fields)
+    head = _head(doc, categories)
+    if isinstance(head, DecodeError):
+        return head
+    timestamp_ms, kinds = head
     get = doc.get
-    stamps = get("@timestamp")
-    timestamp_ms: int | None = None
-    if stamps:
-        try:
-            timestamp_ms = parse_timestamp_ms(stamps[0])
-        except InvalidTimestampError as exc:
-            return DecodeError("invalid_timestamp", str(exc))
-    present = keywords(get("event.category"))
     common: dict[str, Any] = {"raw": raw, "timestamp_ms": timestamp_ms, "flat": doc}
     for name, path in _COMMON_SINGLE:
         common[name] = single(get(path))
     for name, path in _COMMON_MULTI:
         common[name] = keywords(get(path))
     events: list[Event] = []
-    if "network" in present:
-        network: dict[str, Any] = {name: keywords(get(path)) for name, path in _NETWORK_MULTI}
-        events.append(NetworkEvent(**common, **network))
-    if "process" in present:
-        process: dict[str, Any] = {name: single(get(path)) for name, path in _PROCESS_SINGLE}
-        for name, path in _PROCESS_MULTI:
-            process[name] = keywords(get(path))
-        events.append(ProcessEvent(**common, **process))
-    if categories:
-        others = sorted(c for c in categories.intersection(present) if c not in _BUNDLED)
-        events.extend(CategoryEvent(**common, category=c) for c in others)
+    for kind in kinds:
+        if kind == "network":
+            network: dict[str, Any] = {name: keywords(get(path)) for name, path in _NETWORK_MULTI}
+            events.append(NetworkEvent(**common, **network))
+        elif kind == "process":
+            process: dict[str, Any] = {name: single(get(path)) for name, path in _PROCESS_SINGLE}
+            for name, path in _PROCESS_MULTI:
+                process[name] = keywords(get(path))
+            events.append(ProcessEvent(**common, **process))
+        else:
+            events.append(CategoryEvent(**common, category=kind))
     return Decoded(tuple(events))

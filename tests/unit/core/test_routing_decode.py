@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from shellwatch.core.pipeline import Pipeline, PipelineConfig
-from shellwatch.formats.event_codec import Decoded, DecodeError
+from shellwatch.formats.avro import SINGLE_OBJECT_MAGIC, shipped_schemas
+from shellwatch.formats.event_codec import Decoded, DecodeError, Routing
 from tests.shared import RULE, SHELL_RULE, operator_rules
+from tests.unit.formats.test_avro_input import connection_record, exec_record
 
 SCENARIOS = Path(__file__).parents[2] / "replay" / "scenarios"
 MALFORMED = [
@@ -19,13 +21,27 @@ MALFORMED = [
     b'{"@timestamp": ["2026-01-01T00:00:00Z", "x"], "event": {"category": "network"}, "host": {"id": ["a", "b"]}}',
     b'{"@timestamp": 1700000000000, "event.category": ["network", "process"], "host.id": 7}',
     b'{"event": {"category": ["file"]}, "host": {"id": "h"}}',
+    b'{"event": {"category": ["process", "file", "network"]}, "host": {"id": "h"}, "@timestamp": "2026-01-01T00:00Z"}',
+    b'{"event": {"category": "authentication"}, "host.id": ["h", "h"], "@timestamp": "2026-01-01T00:00:00.123Z"}',
+    b'{"@timestamp": null, "event": {"category": ["network"]}, "host": {"id": null}}',
 ]
 
+# an unknown schema fingerprint, a truncated body, and registry framing without a registry
+AVRO_MALFORMED = [SINGLE_OBJECT_MAGIC + bytes(8) + b"x", SINGLE_OBJECT_MAGIC, b"\x00\x00\x00\x00\x07{}"]
 
-def _routing(decoded: Decoded | DecodeError) -> object:
+
+def _routing(decoded: Decoded | DecodeError) -> Routing | DecodeError:
+    """How the stage would route a full decode: its events' kinds in order, and (the events of one document
+    share them) their host and time."""
     if isinstance(decoded, DecodeError):
         return decoded
-    return [(e.kind, e.host_id, e.timestamp_ms, e.raw, e.replayed) for e in decoded.events]
+    events = decoded.events
+    hosts = {e.host_id for e in events}
+    times = {e.timestamp_ms for e in events}
+    assert len(hosts) <= 1 and len(times) <= 1
+    return Routing(
+        tuple(e.kind for e in events), next(iter(hosts)) if hosts else None, next(iter(times)) if times else None
+    )
 
 
 @pytest.mark.parametrize("with_rules", [False, True], ids=["bundled", "file-rule"])
@@ -34,5 +50,12 @@ def test_the_routing_decode_routes_and_fails_as_the_full_decode(tmp_path: Path, 
     pipeline = Pipeline(RULE, PipelineConfig(), SHELL_RULE, rules=rules)
     records = [line for path in sorted(SCENARIOS.glob("*/events.ndjson")) for line in path.read_bytes().splitlines()]
     assert len(records) > 100
-    for raw in [*records, *MALFORMED]:
-        assert _routing(pipeline.decode_for_routing(raw)) == _routing(pipeline.decode(raw)), raw[:200]
+    schemas = shipped_schemas()
+    avro = [schemas.encode("network_event", connection_record()), schemas.encode("process_event", exec_record())]
+    for raw in [*records, *MALFORMED, *avro, *AVRO_MALFORMED]:
+        routing = pipeline.decode_for_routing(raw)
+        full = _routing(pipeline.decode(raw))
+        if isinstance(full, Routing) and not full.kinds:  # a document of no input: nothing routes by its fields
+            assert isinstance(routing, Routing) and not routing.kinds, raw[:200]
+        else:
+            assert routing == full, raw[:200]

@@ -45,7 +45,7 @@ from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssigno
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from shellwatch.core.byte_screen import ByteScreen
-from shellwatch.formats.event_codec import Decoded, DecodeError, Decoder, decode_record
+from shellwatch.formats.event_codec import DecodeError, Router, Routing, route_record
 from shellwatch.kafka.admin import check_partitions, require_copartitioned
 from shellwatch.kafka.dead_letters import dead_letter_headers
 from shellwatch.kafka.group_join import install_single_join_group
@@ -142,7 +142,7 @@ class _PrefilterStage:
         consumer: Any,
         producer: Any,
         partitions: int,
-        decode: Decoder = decode_record,
+        decode: Router = route_record,
         clock_s: Callable[[], float] = time.monotonic,
     ) -> None:
         self._decode = decode
@@ -269,7 +269,7 @@ class _PrefilterStage:
             offsets[tp] = self._alignment.commit_offset((tp.topic, tp.partition), position)
         return offsets
 
-    async def _route(self, record: Any, decoded: Decoded | DecodeError) -> asyncio.Future[Any] | None:
+    async def _route(self, record: Any, decoded: Routing | DecodeError) -> asyncio.Future[Any] | None:
         """Forward (or dead-letter) a record the merge released, decoded when it was fetched."""
         config, stats = self._config, self._stats
         if isinstance(decoded, DecodeError):
@@ -296,18 +296,16 @@ class _PrefilterStage:
                 config.dead_letter_topic, value=dead_value, key=record.key, headers=headers
             )
             return future
-        events = decoded.events
-        if not events:
+        if not decoded.kinds:
             stats.other_category += 1
             return None
-        first = events[0]
-        ts_ms = first.timestamp_ms
+        ts_ms = decoded.timestamp_ms
         if ts_ms is not None and record.timestamp >= 0 and ts_ms - record.timestamp > config.far_future_ms:
             stats.far_future += 1
-        key, partition = forward_target(first.host_id, record.key, record.partition, self._partitions)
+        key, partition = forward_target(decoded.host_id, record.key, record.partition, self._partitions)
         headers = forward_headers(
             record.headers,
-            kinds=",".join(e.kind for e in events).encode(),
+            kinds=",".join(decoded.kinds).encode(),
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
@@ -392,11 +390,12 @@ class _PrefilterStage:
         return polled_ms
 
 
-def _event_ms(decoded: Decoded | DecodeError) -> int:
-    """The record's event time for the merge's ties (its first event's ``@timestamp``); -1 if it has none."""
-    if isinstance(decoded, DecodeError) or not decoded.events:
+def _event_ms(decoded: Routing | DecodeError) -> int:
+    """The record's event time for the merge's ties (its events' ``@timestamp``); -1 if it has none (or no
+    events)."""
+    if isinstance(decoded, DecodeError) or not decoded.kinds:
         return -1
-    ts = decoded.events[0].timestamp_ms
+    ts = decoded.timestamp_ms
     return -1 if ts is None else ts
 
 
@@ -405,7 +404,7 @@ async def run_prefilter_stage(
     prefilter: ByteScreen,
     stop: asyncio.Event,
     stats: PrefilterStats,
-    decode: Decoder = decode_record,
+    decode: Router = route_record,
     *,
     clock_s: Callable[[], float] = time.monotonic,
 ) -> None:
