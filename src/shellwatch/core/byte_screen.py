@@ -23,6 +23,9 @@ from shellwatch.match.comparisons import screen_needle
 
 __all__ = ["ByteScreen"]
 
+# Records screened per pass: a few hundred KB, so each needle's search over the joined chunk stays in cache
+# (a fetch of a partition is often 1 MB or more; searching it whole is measurably slower per record).
+_CHUNK_RECORDS = 512
 # An escape introducer that is not itself escaped: an odd number of backslashes before u or /.
 _HIDING_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\[u/]")
 
@@ -68,6 +71,15 @@ class ByteScreen:
         needles = self.needles
         if needles is None:
             return list(range(len(raws)))
+        if len(raws) > _CHUNK_RECORDS:
+            return [
+                start + index
+                for start in range(0, len(raws), _CHUNK_RECORDS)
+                for index in self._accepted_chunk(raws[start : start + _CHUNK_RECORDS], needles)
+            ]
+        return self._accepted_chunk(raws, needles)
+
+    def _accepted_chunk(self, raws: Sequence[bytes], needles: tuple[bytes, ...]) -> list[int]:
         joined = b"".join(raws)
         ends = list(accumulate(map(len, raws)))
         starts = [0, *ends[:-1]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -117,6 +118,16 @@ FRAGMENTS = st.sampled_from(
 def test_batch_check_agrees_with_the_record_check(raws: list[bytes]) -> None:
     # Fragments that join into a needle across two records must not count for either of them.
     assert PREFILTER.accepted(raws) == [i for i, raw in enumerate(raws) if PREFILTER.accepts(raw)]
+
+
+def test_a_batch_of_many_chunks_agrees_with_the_record_check() -> None:
+    # more records than one pass screens (the batch is cut into chunks): indices stay the batch's own
+    rng = random.Random(5)
+    pieces = [b"ja", b"va", b"JAVA", b"/usr/lib/", b"jvm/", b"\\u006a", b"ava", b"x", b"", b"jspawnhelper"]
+    raws = [b"".join(rng.choice(pieces) for _ in range(rng.randrange(6))) for _ in range(1_700)]
+    expected = [i for i, raw in enumerate(raws) if PREFILTER.accepts(raw)]
+    assert 100 < len(expected) < 1_600
+    assert PREFILTER.accepted(raws) == expected
 
 
 def test_batch_check_finds_a_needle_only_inside_one_record() -> None:
