@@ -18,16 +18,25 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, Literal
 
 import orjson
 
 from shellwatch.errors import CaptureError
 
-__all__ = ["CaptureError", "CapturedRecord", "TimestampType", "capture_line", "parse_capture_line"]
+__all__ = [
+    "CaptureError",
+    "CapturedRecord",
+    "TimestampType",
+    "capture_line",
+    "may_hold_captures",
+    "parse_capture_line",
+]
 
 TimestampType = Literal["create", "log_append", "none"]
 _PREFIX = b'{"topic":'
+_CAPTURE_STARTS = (_PREFIX, b" ", b"\t", b"\n", b"\r", b"\x0b", b"\x0c")  # the prefix, or what lstrip() skips
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +86,12 @@ def _put_bytes(doc: dict[str, Any], name: str, data: bytes | None) -> None:
         return
     text, is_b64 = _text_or_b64(data)
     doc[f"{name}_b64" if is_b64 else name] = text
+
+
+def may_hold_captures(lines: Sequence[bytes]) -> bool:
+    """False only when no line of ``lines`` is a capture line (its start checked in C, no Python step per line):
+    then each line is its own record as it stands. A line starting with white space may be one."""
+    return any(map(bytes.startswith, lines, repeat(_CAPTURE_STARTS)))
 
 
 def parse_capture_line(line: bytes) -> CapturedRecord | None:

@@ -15,7 +15,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 
 __all__ = [
     "IpAddress",
@@ -134,6 +135,7 @@ def _could_read_a_number_or_boolean(pattern: str) -> bool:
     return any(regex.fullmatch(text) for text in _OTHER_NUMBER_OR_BOOLEAN_TEXTS)
 
 
+@lru_cache(maxsize=16_384)  # addresses repeat (a host talks to the same peers); the parsed objects are immutable
 def parse_ip(value: str) -> IpAddress | None:
     """Parse an address as Elasticsearch's ``ip`` field type would, or return ``None``.
 
@@ -158,6 +160,15 @@ class IpRanges:
 
     specs: tuple[str, ...]
     networks: tuple[IpNetwork, ...]
+    # (version, first address, last address, spec) of each range, as integers: a check is two comparisons
+    bounds: tuple[tuple[int, int, int, str], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        bounds = tuple(
+            (n.version, int(n.network_address), int(n.broadcast_address), spec)
+            for spec, n in zip(self.specs, self.networks, strict=True)
+        )
+        object.__setattr__(self, "bounds", bounds)
 
     @classmethod
     def parse(cls, specs: Sequence[str]) -> IpRanges:
@@ -172,7 +183,8 @@ class IpRanges:
 
     def containing(self, address: IpAddress) -> str | None:
         """The spec of the first range holding ``address``, or ``None``."""
-        for spec, network in zip(self.specs, self.networks, strict=True):
-            if address.version == network.version and address in network:
+        version, value = address.version, int(address)
+        for network_version, first, last, spec in self.bounds:
+            if network_version == version and first <= value <= last:
                 return spec
         return None

@@ -18,7 +18,7 @@ import orjson
 
 from shellwatch.core.pipeline import Pipeline
 from shellwatch.formats.alert_codec import encode_alert
-from shellwatch.formats.capture import CaptureError, parse_capture_line
+from shellwatch.formats.capture import CaptureError, may_hold_captures, parse_capture_line
 from shellwatch.kafka.clock import WallClockMs
 from shellwatch.tools.expectations import (
     Expectation,
@@ -71,9 +71,12 @@ def run_detect(
     number = 0
     source = iter(lines)
     while chunk := list(islice(source, batch_lines)):
-        raws = [record_value(line.rstrip(b"\r\n"), number + offset + 1, err) for offset, line in enumerate(chunk)]
+        if may_hold_captures(chunk):
+            raws = [record_value(line.rstrip(b"\r\n"), number + offset + 1, err) for offset, line in enumerate(chunk)]
+        else:  # plain lines are screened as they are (a line end holds no needle) and stripped once kept
+            raws = chunk
         for index in pipeline.prefilter_batch(raws):
-            outcome = pipeline.process(raws[index], clock_ms(), screened=True)
+            outcome = pipeline.process(raws[index].rstrip(b"\r\n"), clock_ms(), screened=True)
             if outcome.error is not None:
                 line_number = number + index + 1
                 err.write(f"line {line_number}: {outcome.error.reason}: {printable(outcome.error.message)}\n")

@@ -3,8 +3,10 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from shellwatch.match.comparisons import IpRanges, compile_wildcards, literal_runs, parse_ip
+from shellwatch.match.comparisons import IpAddress, IpRanges, compile_wildcards, literal_runs, parse_ip
 
 
 @pytest.mark.parametrize(
@@ -64,3 +66,31 @@ def test_ranges() -> None:
     assert ranges.containing(ipaddress.ip_address("::2")) is None
     with pytest.raises(ValueError, match=r"10\.0\.0\.1/8"):
         IpRanges.parse(["10.0.0.1/8"])
+
+
+NETWORKS = st.one_of(
+    st.builds(lambda a, p: f"{ipaddress.IPv4Address(a)}/{p}", st.integers(0, 2**32 - 1), st.integers(0, 32)),
+    st.builds(lambda a, p: f"{ipaddress.IPv6Address(a)}/{p}", st.integers(0, 2**128 - 1), st.integers(0, 128)),
+).map(lambda spec: str(ipaddress.ip_network(spec, strict=False)))
+ADDRESSES = st.one_of(
+    st.integers(0, 2**32 - 1).map(ipaddress.IPv4Address), st.integers(0, 2**128 - 1).map(ipaddress.IPv6Address)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(NETWORKS, min_size=1, max_size=8), st.lists(ADDRESSES, max_size=8), st.data())
+def test_a_range_check_is_ipaddress_membership(
+    specs: list[str], addresses: list[IpAddress], data: st.DataObject
+) -> None:
+    ranges = IpRanges.parse(specs)
+    inside = [ipaddress.ip_network(data.draw(st.sampled_from(specs)))[0]]  # some addresses are in some range
+    for address in [*addresses, *inside]:
+        networks = [(s, ipaddress.ip_network(s)) for s in specs]
+        expected = next((s for s, n in networks if n.version == address.version and address in n), None)
+        assert ranges.containing(address) == expected
+
+
+def test_parsed_addresses_are_shared_and_unchanged() -> None:
+    first = parse_ip("185.220.101.4")
+    assert first is parse_ip("185.220.101.4") and first == ipaddress.IPv4Address("185.220.101.4")
+    assert parse_ip("010.1.1.1") is None and parse_ip("::ffff:10.1.1.1") == ipaddress.IPv4Address("10.1.1.1")
