@@ -117,8 +117,8 @@ _FIELDS: Final = FieldSet(MODEL_FIELDS)
 # what routing a record needs (stage 1: its inputs, host and event time): a decode that reads only these fails
 # exactly when a full one does (an unparsable @timestamp is the only field-dependent error)
 ROUTING_FIELDS: Final = FieldSet({"@timestamp", "event.category", "host.id"})
-_BUNDLED: Final = frozenset({"network", "process"})
-_AVRO_FIRST_BYTES: Final = frozenset({SINGLE_OBJECT_MAGIC[:1], CONFLUENT_MAGIC})  # typed events of their own
+_BUNDLED: Final = frozenset({"network", "process"})  # typed events of their own
+_AVRO_FIRST_BYTES: Final = frozenset({SINGLE_OBJECT_MAGIC[:1], CONFLUENT_MAGIC})  # any other first byte: JSON
 _COMMON_SINGLE, _COMMON_MULTI = tuple(COMMON_SINGLE.items()), tuple(COMMON_MULTI.items())
 _NETWORK_MULTI, _PROCESS_SINGLE = tuple(NETWORK_MULTI.items()), tuple(PROCESS_SINGLE.items())
 _PROCESS_MULTI = tuple(PROCESS_MULTI.items())
@@ -200,13 +200,23 @@ def _load(
     raw: bytes, avro: AvroSchemas | None, registry: SchemaResolver | None
 ) -> tuple[Mapping[str, Any], bool] | DecodeError:
     """The record's document, and whether it came as Avro (alerts then quote it rendered as JSON)."""
-    if raw[:1] not in _AVRO_FIRST_BYTES:  # JSON (or not a record at all): the common case, decided at once
-        doc = load_json_document(raw)
-        return doc if isinstance(doc, DecodeError) else (doc, False)
+    if raw[:1] in _AVRO_FIRST_BYTES:  # else JSON (or not a record at all), the common case, decided at once
+        framed = _load_avro(raw, avro, registry)
+        if framed is not None:
+            return framed if isinstance(framed, DecodeError) else (framed, True)
+    doc = load_json_document(raw)
+    return doc if isinstance(doc, DecodeError) else (doc, False)
+
+
+def _load_avro(
+    raw: bytes, avro: AvroSchemas | None, registry: SchemaResolver | None
+) -> Mapping[str, Any] | DecodeError | None:
+    """An Avro record's document (single-object encoding, or Confluent's registry framing); ``None`` when ``raw``
+    is framed as neither."""
     schemas = avro or shipped_schemas()
     try:
         if raw[:2] == SINGLE_OBJECT_MAGIC:
-            return schemas.decode(raw), True
+            return schemas.decode(raw)
         if raw[:1] == CONFLUENT_MAGIC and len(raw) >= 5:
             schema_id = int.from_bytes(raw[1:5], "big")
             if registry is None:
@@ -218,11 +228,10 @@ def _load(
                 writer = registry(schema_id)
             except LookupError as exc:
                 return DecodeError("unknown_schema", f"schema id {schema_id}: {exc}")
-            return schemas.decode_body(raw[5:], writer), True
+            return schemas.decode_body(raw[5:], writer)
     except AvroDecodeError as exc:
         return DecodeError(exc.reason, str(exc))
-    doc = load_json_document(raw)
-    return doc if isinstance(doc, DecodeError) else (doc, False)
+    return None
 
 
 def _head(doc: Flat, categories: frozenset[str]) -> tuple[int | None, tuple[str, ...]] | DecodeError:
