@@ -14,18 +14,21 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import accumulate
 
 import orjson
+from ahocorasick_rs import BytesAhoCorasick
 
 from shellwatch.match.comparisons import screen_needle
 
 __all__ = ["ByteScreen"]
 
-# Records screened per pass: a few hundred KB, so each needle's search over the joined chunk stays in cache
-# (a fetch of a partition is often 1 MB or more; searching it whole is measurably slower per record).
+# Records screened per pass: a few hundred KB, so the joined and the lower-cased chunk stay in cache (a fetch
+# of a partition is often 1 MB or more).
 _CHUNK_RECORDS = 512
+# The two JSON escapes that can hide a needle's character: \\u006a for j, \\/ for /.
+_INTRODUCERS = (b"\\u", b"\\/")
 # An escape introducer that is not itself escaped: an odd number of backslashes before u or /.
 _HIDING_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\[u/]")
 
@@ -35,6 +38,11 @@ class ByteScreen:
     """``accepts(raw)`` is False only for records that no loaded rule can match."""
 
     needles: tuple[bytes, ...] | None  # None: the filter is off and accepts everything
+    # the needles, then the escape introducers, in one Aho-Corasick automaton (Rust; a single pass per chunk)
+    _automaton: BytesAhoCorasick = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_automaton", BytesAhoCorasick([*(self.needles or ()), *_INTRODUCERS]))
 
     @classmethod
     def from_patterns(cls, patterns: Iterable[str], *, enabled: bool = True) -> ByteScreen:
@@ -62,11 +70,11 @@ class ByteScreen:
         return False
 
     def accepted(self, raws: Sequence[bytes]) -> list[int]:
-        """Indices (ascending) of the records of *raws* that :meth:`accepts` lets through, in a few C passes.
+        """Indices (ascending) of the records of *raws* that :meth:`accepts` lets through, in three native passes.
 
         Equivalent to ``[i for i, raw in enumerate(raws) if self.accepts(raw)]`` without a Python call per
-        record: the records are joined, lower-cased and searched once per needle; a hit counts only when it
-        lies inside one record. Records holding an escape introducer that no needle hit get the full check.
+        record: the records are joined, lower-cased and searched once for every needle and escape introducer
+        together. Records holding an introducer that no needle hit get the full check.
         """
         needles = self.needles
         if needles is None:
@@ -79,33 +87,47 @@ class ByteScreen:
             ]
         return self._accepted_chunk(raws, needles)
 
-    def _accepted_chunk(self, raws: Sequence[bytes], needles: tuple[bytes, ...]) -> list[int]:
-        joined = b"".join(raws)
-        ends = list(accumulate(map(len, raws)))
-        starts = [0, *ends[:-1]]
-        hits: set[int] = set()
-        lowered = joined.lower()
-        for needle in needles:
-            self._scan(lowered, needle, starts, ends, hits)
-        if b"\\" in joined:  # one memchr pass; searching two-byte introducers is far slower
-            escaped: set[int] = set()
-            for introducer in (b"\\u", b"\\/"):
-                self._scan(joined, introducer, starts, ends, escaped)
-            hits.update(i for i in escaped - hits if self.accepts(raws[i]))
-        return sorted(hits)
+    def accepted_lines(self, text: bytes) -> list[tuple[int, int]]:
+        """The (start, end) of each line of ``text`` (cut at line feeds, which are excluded) that :meth:`accepts` lets
+        through, ascending: the records of a file screened in place, without cutting out the lines it drops.
 
-    @staticmethod
-    def _scan(haystack: bytes, needle: bytes, starts: list[int], ends: list[int], found: set[int]) -> None:
-        """Add to *found* the index of every record that holds *needle* entirely within itself."""
-        size = len(needle)
-        position = haystack.find(needle)
-        while position != -1:
-            index = bisect_right(starts, position) - 1  # the last record starting at or before it (never empty)
-            if position + size <= ends[index]:
-                found.add(index)
-                position = haystack.find(needle, ends[index])  # next record
-            else:  # straddles a boundary: look again one byte further
-                position = haystack.find(needle, position + 1)
+        ``text`` is lower-cased and searched once, as a chunk of :meth:`accepted` is; a needle or an introducer never
+        holds a line feed, so each match lies inside one line.
+        """
+        if self.needles is None:
+            raise ValueError("the filter is off: every line passes, screening a block in place does not apply")
+        spans: list[tuple[int, int]] = []
+        escaped: list[tuple[int, int]] = []
+        end = -1  # the end of the line of the last match
+        for pattern, position, _end in self._automaton.find_matches_as_indexes(text.lower()):
+            if position < end:  # another match in a line already taken (a line with an introducer gets the full check)
+                continue
+            start = text.rfind(b"\n", 0, position) + 1
+            end = text.find(b"\n", position)
+            if end == -1:
+                end = len(text)
+            (spans if pattern < len(self.needles) else escaped).append((start, end))
+        if escaped:
+            spans += [(start, end) for start, end in escaped if self.accepts(text[start:end])]
+            spans.sort()
+        return spans
+
+    def _accepted_chunk(self, raws: Sequence[bytes], needles: tuple[bytes, ...]) -> list[int]:
+        # Records joined by a line feed, which no needle or introducer holds (they are printable ASCII), so
+        # every match lies inside one record; lower-cased, then one pass of the automaton finds them all.
+        # Matches do not overlap, but each record holding a pattern gets at least one: its earliest-ending
+        # occurrence cannot be hidden by a match that began in an earlier record.
+        joined = b"\n".join(raws)
+        starts = list(accumulate([len(raw) + 1 for raw in raws[:-1]], initial=0))
+        hits: set[int] = set()
+        escaped: set[int] = set()
+        count = len(needles)
+        for pattern, position, _end in self._automaton.find_matches_as_indexes(joined.lower()):
+            (hits if pattern < count else escaped).add(bisect_right(starts, position) - 1)
+        # a record holding an introducer (or, lower-cased, "\\U": a false alarm the full check dismisses) may
+        # hide a needle, or an introducer match may have hidden one: the full check decides
+        hits.update(i for i in escaped - hits if self.accepts(raws[i]))
+        return sorted(hits)
 
     @staticmethod
     def _accepts_unescaped(raw: bytes, needles: tuple[bytes, ...]) -> bool:

@@ -109,6 +109,8 @@ FRAGMENTS = st.sampled_from(
         b"\\\\u",
         b"x",
         b'"',
+        b"\n",  # the batch check's own separator, inside a record
+        b"\\U",  # lower-cases to an introducer
     ]
 )
 
@@ -118,6 +120,30 @@ FRAGMENTS = st.sampled_from(
 def test_batch_check_agrees_with_the_record_check(raws: list[bytes]) -> None:
     # Fragments that join into a needle across two records must not count for either of them.
     assert PREFILTER.accepted(raws) == [i for i, raw in enumerate(raws) if PREFILTER.accepts(raw)]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.sampled_from([b"a", b"B", b"c", b"d", b"/", b"\\", b"u", b"\n", b""]), max_size=8).map(b"".join),
+        max_size=10,
+    )
+)
+def test_overlapping_needles_agree_with_the_record_check(raws: list[bytes]) -> None:
+    # one needle's end is another's start: a match of one must not hide a record's match of the other
+    screen = ByteScreen((b"abc", b"bcd", b"cd/"))
+    assert screen.accepted(raws) == [i for i, raw in enumerate(raws) if screen.accepts(raw)]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.lists(FRAGMENTS, max_size=6).map(b"".join), max_size=12))
+def test_lines_screened_in_place_agree_with_the_record_check(raws: list[bytes]) -> None:
+    text = b"".join(raw.replace(b"\n", b" ") + b"\n" for raw in raws)
+    lines = text.split(b"\n")  # the last one: what follows the last line feed (empty)
+    expected = [line for line in lines if PREFILTER.accepts(line)]
+    assert [text[start:end] for start, end in PREFILTER.accepted_lines(text)] == expected
+    without_last_end = text.removesuffix(b"\n")
+    assert [without_last_end[start:end] for start, end in PREFILTER.accepted_lines(without_last_end)] == expected
 
 
 def test_a_batch_of_many_chunks_agrees_with_the_record_check() -> None:
