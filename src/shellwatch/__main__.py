@@ -6,7 +6,7 @@ import argparse
 import io
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -21,7 +21,7 @@ from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
 from shellwatch.rules.shell_rule import load_shell_rule
 from shellwatch.settings import Settings, SettingsError
 from shellwatch.tools.check_rules import describe, run_check_rules
-from shellwatch.tools.detect import load_expected, report_detected, run_detect
+from shellwatch.tools.detect import load_expected, report_detected, run_detect, run_detect_file
 from shellwatch.tools.detect_rules import run_detect_rules
 from shellwatch.tools.expectations import ExpectationError
 from shellwatch.tools.replay.cli import add_record_parser, add_replay_parser, run_record, run_replay
@@ -34,7 +34,6 @@ DESCRIPTION = (
     "'shellwatch COMMAND --help' shows a command's options."
 )
 SAMPLE = "sample-attack.ndjson"
-FILE_BATCH_LINES = 4096  # a file's lines are pre-filtered in batches; stdin line by line
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -126,9 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = replace(config, grouping_enabled=False)
     pipeline = Pipeline(rule, config, shell_rule, rules=rules)
 
-    def run(lines: Iterable[bytes], sink: IO[bytes], from_file: bool) -> int:
-        batch = FILE_BATCH_LINES if from_file else 1
-        return run_detect(lines, pipeline, sink, sys.stderr, wall_clock_ms, batch_lines=batch)
+    def run(handle: IO[bytes], sink: IO[bytes], from_file: bool) -> int:
+        if from_file:  # screened a block at a time
+            return run_detect_file(handle, pipeline, sink, sys.stderr, wall_clock_ms)
+        return run_detect(handle, pipeline, sink, sys.stderr, wall_clock_ms)  # line by line: no line waits
 
     return _detect_input(args, run)
 
@@ -160,13 +160,13 @@ def _detect_rules(args: argparse.Namespace) -> int:
     )
     runner = RuleRunner(loaded.rules, config)
 
-    def run(lines: Iterable[bytes], sink: IO[bytes], from_file: bool) -> int:
-        return run_detect_rules(lines, runner, sink, sys.stderr, wall_clock_ms)
+    def run(handle: IO[bytes], sink: IO[bytes], from_file: bool) -> int:
+        return run_detect_rules(handle, runner, sink, sys.stderr, wall_clock_ms)
 
     return _detect_input(args, run)
 
 
-def _detect_input(args: argparse.Namespace, run: Callable[[Iterable[bytes], IO[bytes], bool], int]) -> int:
+def _detect_input(args: argparse.Namespace, run: Callable[[IO[bytes], IO[bytes], bool], int]) -> int:
     """Run ``detect`` over its input (a file, stdin or the sample), then ``--expect``/``--expectations``."""
     checked = args.expect is not None or args.expectations
     try:

@@ -210,6 +210,15 @@ class Pipeline:
         self.stats.prefiltered += rejected
         return kept
 
+    def prefilter_lines(self, block: bytes, lines: int) -> list[tuple[int, int]]:
+        """:meth:`prefilter_batch` for the ``lines`` lines of ``block`` (each ended by a line feed, the last one
+        too): the (start, end) of each line that passes, its line feed excluded."""
+        kept = self.prefilter.accepted_lines(block)
+        rejected = lines - len(kept)
+        self.stats.records += rejected
+        self.stats.prefiltered += rejected
+        return kept
+
     def decode(self, raw: bytes) -> Decoded | DecodeError:
         """One record to events (JSON, Avro single-object, or registry-framed Avro when a registry is set)."""
         return decode_record(

@@ -22,6 +22,7 @@ from itertools import repeat
 from typing import Any, Literal
 
 import orjson
+from ahocorasick_rs import BytesAhoCorasick
 
 from shellwatch.errors import CaptureError
 
@@ -29,6 +30,7 @@ __all__ = [
     "CaptureError",
     "CapturedRecord",
     "TimestampType",
+    "block_may_hold_captures",
     "capture_line",
     "may_hold_captures",
     "parse_capture_line",
@@ -37,6 +39,8 @@ __all__ = [
 TimestampType = Literal["create", "log_append", "none"]
 _PREFIX = b'{"topic":'
 _CAPTURE_STARTS = (_PREFIX, b" ", b"\t", b"\n", b"\r", b"\x0b", b"\x0c")  # the prefix, or what lstrip() skips
+# the same after a line feed, searched in one pass (CPython's search for a two-byte string is slow)
+_LINE_CAPTURE_STARTS = BytesAhoCorasick([b"\n" + start for start in _CAPTURE_STARTS])
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +96,11 @@ def may_hold_captures(lines: Sequence[bytes]) -> bool:
     """False only when no line of ``lines`` is a capture line (its start checked in C, no Python step per line):
     then each line is its own record as it stands. A line starting with white space may be one."""
     return any(map(bytes.startswith, lines, repeat(_CAPTURE_STARTS)))
+
+
+def block_may_hold_captures(block: bytes) -> bool:
+    """:func:`may_hold_captures` for the lines of ``block`` (separated by line feeds), without cutting them out."""
+    return block.startswith(_CAPTURE_STARTS) or bool(_LINE_CAPTURE_STARTS.find_matches_as_indexes(block))
 
 
 def parse_capture_line(line: bytes) -> CapturedRecord | None:

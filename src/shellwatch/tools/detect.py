@@ -9,16 +9,17 @@ to the allowed lateness, exactly as on the worker's two topics. End of input flu
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import orjson
+from ahocorasick_rs import BytesAhoCorasick
 
 from shellwatch.core.pipeline import Pipeline
 from shellwatch.formats.alert_codec import encode_alert
-from shellwatch.formats.capture import CaptureError, may_hold_captures, parse_capture_line
+from shellwatch.formats.capture import CaptureError, block_may_hold_captures, may_hold_captures, parse_capture_line
 from shellwatch.kafka.clock import WallClockMs
 from shellwatch.tools.expectations import (
     Expectation,
@@ -31,7 +32,13 @@ from shellwatch.tools.expectations import (
 )
 from shellwatch.tools.terminal import printable
 
-__all__ = ["load_expected", "report_detected", "run_detect"]
+__all__ = ["FILE_BLOCK_BYTES", "load_expected", "report_detected", "run_detect", "run_detect_file"]
+
+# a file is read in blocks of this size, screened whole: large enough to make a Python step per block negligible,
+# small enough that the block and its lower-cased copy stay in cache
+FILE_BLOCK_BYTES = 64 * 1024
+# a block's lines are counted by the line feeds this finds (memchr in Rust; bytes.count is a plain byte loop)
+_LINE_FEEDS = BytesAhoCorasick([b"\n"])
 
 
 def _write_alerts(out: IO[bytes], alerts: list[dict[str, Any]]) -> None:
@@ -53,6 +60,26 @@ def record_value(raw: bytes, number: int, err: IO[str]) -> bytes:
     return captured.value or b""
 
 
+class _Read:
+    """The number of lines read so far (the last line of a file may lack its line end)."""
+
+    __slots__ = ("lines",)
+
+    def __init__(self) -> None:
+        self.lines = 0
+
+
+class _Line(NamedTuple):
+    """Where a kept line is: its number is counted only when an error is reported on it."""
+
+    text: bytes  # the block it was screened in (b"" when it was read on its own)
+    start: int  # where it starts in ``text``
+    before: int  # the lines before ``text``
+
+    def number(self) -> int:
+        return self.before + self.text.count(b"\n", 0, self.start) + 1
+
+
 def run_detect(
     lines: Iterable[bytes],
     pipeline: Pipeline,
@@ -64,36 +91,97 @@ def run_detect(
 ) -> int:
     """Process ``lines``; returns the process exit status (0: the input was read to its end).
 
-    ``batch_lines`` lines are pre-filtered together (a file: thousands; a live stream such as stdin: 1, so
-    no line waits for later ones)."""
+    ``batch_lines`` lines are pre-filtered together (a live stream such as stdin: 1, so no line waits for later
+    ones; a file goes through :func:`run_detect_file`)."""
+    read = _Read()
+    return _detect(
+        _kept_lines(lines, pipeline, err, batch_lines, read), read, pipeline, out=out, err=err, clock_ms=clock_ms
+    )
+
+
+def run_detect_file(
+    handle: IO[bytes],
+    pipeline: Pipeline,
+    out: IO[bytes],
+    err: IO[str],
+    clock_ms: WallClockMs,
+    *,
+    block_bytes: int = FILE_BLOCK_BYTES,
+) -> int:
+    """As :func:`run_detect` on the lines of ``handle``, read in blocks of ``block_bytes``: a block of plain lines
+    is screened whole, and only the lines it lets through are cut out of it (no object per line)."""
+    read = _Read()
+    return _detect(
+        _kept_blocks(handle, pipeline, err, block_bytes, read), read, pipeline, out=out, err=err, clock_ms=clock_ms
+    )
+
+
+def _detect(
+    kept: Iterator[tuple[_Line, bytes]],
+    read: _Read,
+    pipeline: Pipeline,
+    *,
+    out: IO[bytes],
+    err: IO[str],
+    clock_ms: WallClockMs,
+) -> int:
     if pipeline.prefilter_off_reason is not None:
         err.write(f"shellwatch detect: pre-filter off: {pipeline.prefilter_off_reason}\n")
-    number = 0
-    source = iter(lines)
-    while chunk := list(islice(source, batch_lines)):
-        if may_hold_captures(chunk):
-            raws = [record_value(line.rstrip(b"\r\n"), number + offset + 1, err) for offset, line in enumerate(chunk)]
-        else:  # plain lines are screened as they are (a line end holds no needle) and stripped once kept
-            raws = chunk
-        for index in pipeline.prefilter_batch(raws):
-            outcome = pipeline.process(raws[index].rstrip(b"\r\n"), clock_ms(), screened=True)
-            if outcome.error is not None:
-                line_number = number + index + 1
-                err.write(f"line {line_number}: {outcome.error.reason}: {printable(outcome.error.message)}\n")
-            _write_alerts(out, outcome.alerts)
-        number += len(raws)
+    for line, raw in kept:
+        outcome = pipeline.process(raw, clock_ms(), screened=True)
+        if outcome.error is not None:
+            err.write(f"line {line.number()}: {outcome.error.reason}: {printable(outcome.error.message)}\n")
+        _write_alerts(out, outcome.alerts)
     _write_alerts(out, pipeline.flush(clock_ms()))
     stats = pipeline.stats
     undecodable = sum(stats.undecodable.values())
     reasons = ", ".join(f"{reason}={count}" for reason, count in sorted(stats.undecodable.items()))
     late = pipeline.correlator.stats.late
     err.write(
-        f"shellwatch detect: {number} lines read, {stats.prefiltered} pre-filtered, "
+        f"shellwatch detect: {read.lines} lines read, {stats.prefiltered} pre-filtered, "
         f"{undecodable} undecodable{f' ({reasons})' if reasons else ''}, {late} late, "
         f"{stats.alerts} alerts, {stats.suppressed} grouped into earlier alerts\n"
     )
     err.flush()
     return 0
+
+
+def _kept_lines(
+    lines: Iterable[bytes], pipeline: Pipeline, err: IO[str], batch_lines: int, read: _Read
+) -> Iterator[tuple[_Line, bytes]]:
+    """(line number, record) of each line the pre-filter lets through, ``batch_lines`` lines screened at a time."""
+    source = iter(lines)
+    while chunk := list(islice(source, batch_lines)):
+        number = read.lines
+        if may_hold_captures(chunk):
+            raws = [record_value(line.rstrip(b"\r\n"), number + offset + 1, err) for offset, line in enumerate(chunk)]
+        else:  # plain lines are screened as they are (a line end holds no needle) and stripped once kept
+            raws = chunk
+        read.lines += len(raws)
+        for index in pipeline.prefilter_batch(raws):
+            yield _Line(b"", 0, number + index), raws[index].rstrip(b"\r\n")
+
+
+def _kept_blocks(
+    handle: IO[bytes], pipeline: Pipeline, err: IO[str], block_bytes: int, read: _Read
+) -> Iterator[tuple[_Line, bytes]]:
+    """As :func:`_kept_lines` over whole lines read in blocks; a block that may hold a capture line (or any block,
+    with the pre-filter off) goes line by line."""
+    tail = b""
+    while data := handle.read(block_bytes):
+        block = tail + data
+        cut = block.rfind(b"\n") + 1
+        block, tail = block[:cut], block[cut:]
+        if not block:
+            continue
+        if pipeline.prefilter.needles is None or block_may_hold_captures(block):
+            yield from _kept_lines(block[:-1].split(b"\n"), pipeline, err, len(block), read)
+            continue
+        for start, end in pipeline.prefilter_lines(block, lines := len(_LINE_FEEDS.find_matches_as_indexes(block))):
+            yield _Line(block, start, read.lines), block[start:end].rstrip(b"\r")
+        read.lines += lines
+    if tail:  # the last line, without its line end
+        yield from _kept_lines([tail], pipeline, err, 1, read)
 
 
 def load_expected(path: Path | None) -> list[Expectation] | None:
