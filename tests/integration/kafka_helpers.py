@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Producer, TopicPartition
 
 from shellwatch.core.byte_screen import ByteScreen
+from shellwatch.formats.event_codec import Router, route_record
 from shellwatch.kafka.admin import create_topic
 from shellwatch.worker.prefilter.stage import PrefilterConfig, PrefilterStats, run_prefilter_stage
 
@@ -172,11 +173,12 @@ async def run_stage_until(
     settle_s: float = 0.8,
     timeout_s: float = 25,
     stop_timeout_s: float = 15,
+    decode: Router = route_record,
 ) -> PrefilterStats:
     """Run the prefilter stage until ``done(stats)``, ``settle_s`` more, then stop it (it commits that batch first)."""
     stats = PrefilterStats()
     stop = asyncio.Event()
-    task = asyncio.create_task(run_prefilter_stage(config, prefilter, stop, stats))
+    task = asyncio.create_task(run_prefilter_stage(config, prefilter, stop, stats, decode))
     deadline = time.monotonic() + timeout_s
     try:
         while not done(stats):

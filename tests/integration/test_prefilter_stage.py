@@ -18,6 +18,7 @@ from shellwatch.formats.event_codec import DecodeReason
 from shellwatch.kafka.admin import PartitionMismatchError, create_topic
 from shellwatch.kafka.partitioning import java_partition
 from shellwatch.rules.reverse_shell_rule import load_reverse_shell_rule
+from shellwatch.rules.shell_rule import load_shell_rule
 from shellwatch.samples.ecs_factory import connection, execution
 from shellwatch.worker.prefilter.stage import PrefilterStats, run_prefilter_stage
 from tests.integration.kafka_helpers import (
@@ -241,6 +242,52 @@ def test_forwards_dead_letters_markers_and_commits(
     assert_markers(relevant, {names["network"]: b"network", names["process"]: b"process"})
     assert_dead_letters(read_all(kafka_bootstrap, names["dlq"], 1), expected_dead)
 
+    committed, ends = committed_and_end(kafka_bootstrap, unique_group, [names["network"], names["process"]], PARTITIONS)
+    assert committed == ends
+
+
+def test_with_the_bundled_rules_events_no_rule_can_match_are_dropped_and_committed(
+    kafka_bootstrap: str, topic_name: str, unique_group: str
+) -> None:
+    # the worker's router: a Java process's connections to private addresses and its non-shell children pass the
+    # byte screen but no rule's stage; they are counted as no_match, never forwarded, and their offsets committed
+    pipeline = Pipeline(load_reverse_shell_rule(), PipelineConfig(), load_shell_rule())
+    names = make_topics(kafka_bootstrap, topic_name, network=PARTITIONS, process=PARTITIONS, relevant=PARTITIONS, dlq=1)
+    rng = random.Random(11)
+    records = []
+    for i in range(60):
+        host = f"{rng.getrandbits(128):032x}"
+        ts = START_MS + i * 10
+        public = i % 3 == 0
+        conn = connection(ts_ms=ts, host_id=host, pid=i, dest_ip="8.8.8.8" if public else "10.0.0.9", event_id=f"c{i}")
+        records.append(
+            Outgoing(names["network"], _dumps(conn), host.encode(), forwarded_as="network" if public else None)
+        )
+        shell = i % 4 == 0
+        child = execution(ts_ms=ts + 5, host_id=host, pid=1000 + i, parent_pid=i, event_id=f"x{i}")
+        if not shell:  # Java starting Java: no shell, no recon or HTTP tool
+            child["process"].update(name="java", executable="/usr/bin/java", args=["/usr/bin/java", "-version"])
+            child["process"]["command_line"] = "/usr/bin/java -version"
+        records.append(
+            Outgoing(names["process"], _dumps(child), host.encode(), forwarded_as="process" if shell else None)
+        )
+    sent = produce(kafka_bootstrap, records)
+    assert all(pipeline.prefilter.accepts(s.out.value) for s in sent)  # the byte screen passes every one
+
+    config = stage_config(kafka_bootstrap, names, unique_group)
+    stats = asyncio.run(
+        run_stage_until(
+            config,
+            pipeline.prefilter,
+            lambda st: st.records == len(sent) and st.buffered == 0,
+            decode=pipeline.decode_for_routing,
+        )
+    )
+    expected = sorted(s.out.value for s in sent if s.out.forwarded_as)
+    assert (stats.forwarded, stats.no_match, stats.prefiltered) == (len(expected), len(sent) - len(expected), 0)
+    assert stats.accounted == stats.records == len(sent)
+    relevant = [r for r in read_all(kafka_bootstrap, names["relevant"], PARTITIONS) if r.key]
+    assert sorted(r.value for r in relevant) == expected
     committed, ends = committed_and_end(kafka_bootstrap, unique_group, [names["network"], names["process"]], PARTITIONS)
     assert committed == ends
 

@@ -22,12 +22,13 @@ from typing import Any, NamedTuple
 
 from shellwatch.core.alerts import exec_identity, sequence_alert, shell_alert
 from shellwatch.core.byte_screen import ByteScreen
-from shellwatch.core.classify import classify
+from shellwatch.core.classify import classify, evaluate
 from shellwatch.core.correlate import Correlator, Match
 from shellwatch.core.grouping import AlertGrouper
 from shellwatch.core.host_rules import HostRules, RuleMatch, not_host_local
 from shellwatch.core.rule_alerts import rule_alert
-from shellwatch.ecs.events import CategoryEvent, Event, Kind, ProcessEvent
+from shellwatch.core.stages import holds
+from shellwatch.ecs.events import CategoryEvent, Event, Kind, NetworkEvent, ProcessEvent
 from shellwatch.eql.screen import query_screen
 from shellwatch.formats.event_codec import (
     Decoded,
@@ -226,10 +227,38 @@ class Pipeline:
         )
 
     def decode_for_routing(self, raw: bytes) -> Routing | DecodeError:
-        """What :meth:`decode` would route the record by (its events' kinds, host and time), no events built: the
-        worker's pre-filter stage, which forwards the bytes, not the events. It fails exactly when :meth:`decode`
-        does."""
-        return route_record(raw, registry=self.schema_resolver, categories=self._other_inputs)
+        """What :meth:`decode` would route the record by (its events' kinds, host and time): the worker's pre-filter
+        stage, which forwards the bytes, not the events. It fails exactly when :meth:`decode` does.
+
+        With only the bundled rules loaded (and the pre-filter on) the record is decoded and its events checked
+        against them: ``relevant`` is False when none is a connection the sequence rule's first stage holds, an exec
+        its second stage holds, or an exec the shell rule classifies (allowlisted or not), so the stage drops the
+        records a byte screen cannot tell apart (a Java process's connections to private addresses, its non-shell
+        children). Those events change no rule's outcome; the correlator's per-host progress comes, as for every
+        record the byte screen drops, from the events it does see and from the stage's progress markers. An
+        operator's rules may read any event, so with them loaded every record is forwarded.
+        """
+        if self.host_rules is not None or self.prefilter.needles is None:
+            return route_record(raw, registry=self.schema_resolver, categories=self._other_inputs)
+        decoded = self.decode(raw)
+        if isinstance(decoded, DecodeError):
+            return decoded
+        if not decoded.events:  # a document of no input: routed by what the codec reads of it
+            return route_record(raw, registry=self.schema_resolver, categories=self._other_inputs)
+        first = decoded.events[0]
+        kinds = tuple(event.kind for event in decoded.events)
+        return Routing(kinds, first.host_id, first.timestamp_ms, relevant=any(map(self._may_match, decoded.events)))
+
+    def _may_match(self, event: Event) -> bool:
+        """Whether a bundled rule can match ``event``: a stage of the sequence rule holds it, or the shell rule
+        classifies it (allowlisted or not: the stage counts what the allowlist silences)."""
+        if isinstance(event, NetworkEvent):
+            return holds(self.rule.network, event)
+        if isinstance(event, ProcessEvent):
+            if holds(self.rule.process, event):
+                return True
+            return self.shell_rule is not None and evaluate(self.shell_rule, event) is not None
+        return True  # another input's event: only an operator's rule reads one (none is loaded here)
 
     def observe(self, events: Iterable[Event], detected_ms: int) -> list[dict[str, Any]]:
         """Decoded events in; the alerts they raise or complete out."""

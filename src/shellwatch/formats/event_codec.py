@@ -79,6 +79,9 @@ class Routing:
     kinds: tuple[str, ...]
     host_id: str | None
     timestamp_ms: int | None
+    # False: its events are some input's, but no loaded rule can match any of them (a check the caller makes on
+    # the decoded events, see Pipeline.decode_for_routing); the stage drops it. The codec itself always says True.
+    relevant: bool = True
 
 
 SchemaResolver = Callable[[int], Any]  # registry schema id -> parsed writer schema; raises LookupError

@@ -41,7 +41,7 @@ METRICS: Final[dict[str, str]] = {
     "correlate: the relevant topic, progress markers included).",
     "shellwatch_records_prefiltered_total": "Input records the pre-filter dropped undecoded, by topic.",
     "shellwatch_records_decoded_total": "Input records that passed the pre-filter and decoded, by outcome: "
-    "forwarded (network/process events) or other_category.",
+    "forwarded (network/process events), other_category, or no_match (events no loaded rule can match).",
     "shellwatch_dead_letters_total": "Records sent to the dead-letter topic, by stage and reason "
     "(the decode error kind, or the exception class in the correlate stage).",
     "shellwatch_alerts_total": "Alerts delivered, by rule, case (the shell rule's severity case; empty for the "
@@ -158,8 +158,12 @@ class WorkerCollector:
         decoded = CounterMetricFamily(
             "shellwatch_records_decoded", _help("shellwatch_records_decoded_total"), labels=["outcome"]
         )
-        decoded.add_metric(["forwarded"], fwd.forwarded)
-        decoded.add_metric(["other_category"], fwd.other_category)
+        for outcome, count in (
+            ("forwarded", fwd.forwarded),
+            ("other_category", fwd.other_category),
+            ("no_match", fwd.no_match),
+        ):
+            decoded.add_metric([outcome], count)
         yield decoded
 
         dead = CounterMetricFamily(

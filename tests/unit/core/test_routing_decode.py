@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
 from shellwatch.core.pipeline import Pipeline, PipelineConfig
 from shellwatch.formats.avro import SINGLE_OBJECT_MAGIC, shipped_schemas
 from shellwatch.formats.event_codec import Decoded, DecodeError, Routing
 from tests.shared import RULE, SHELL_RULE, operator_rules
+from tests.unit.builders import T0, conn_doc, exec_doc
 from tests.unit.formats.test_avro_input import connection_record, exec_record
 
 SCENARIOS = Path(__file__).parents[2] / "replay" / "scenarios"
@@ -58,4 +61,57 @@ def test_the_routing_decode_routes_and_fails_as_the_full_decode(tmp_path: Path, 
         if isinstance(full, Routing) and not full.kinds:  # a document of no input: nothing routes by its fields
             assert isinstance(routing, Routing) and not routing.kinds, raw[:200]
         else:
-            assert routing == full, raw[:200]
+            assert isinstance(routing, DecodeError) == isinstance(full, DecodeError), raw[:200]
+            if isinstance(routing, Routing) and isinstance(full, Routing):
+                assert (routing.kinds, routing.host_id, routing.timestamp_ms) == (
+                    full.kinds,
+                    full.host_id,
+                    full.timestamp_ms,
+                )
+                assert routing.relevant or not with_rules, raw[:200]  # an operator's rule may read any event
+            else:
+                assert routing == full, raw[:200]
+
+
+def _alerts(pipeline: Pipeline, records: list[bytes]) -> list[tuple[str, str | None]]:
+    alerts = []
+    for raw in records:
+        alerts += pipeline.process(raw, 0).alerts
+    alerts += pipeline.flush(0)
+    return sorted((alert["event"]["id"], alert.get("detection", {}).get("case")) for alert in alerts)
+
+
+@pytest.mark.parametrize("scenario", sorted(p.parent.name for p in SCENARIOS.glob("*/events.ndjson")))
+def test_dropping_the_records_no_rule_can_match_changes_no_alert(scenario: str) -> None:
+    # the bundled rules' check in the routing decode: what it drops never decides an alert, whatever the order
+    records = (SCENARIOS / scenario / "events.ndjson").read_bytes().splitlines()
+    router = Pipeline(RULE, PipelineConfig(), SHELL_RULE)
+    kept = [
+        raw for raw in records if not isinstance(routed := router.decode_for_routing(raw), Routing) or routed.relevant
+    ]
+    everything = _alerts(Pipeline(RULE, PipelineConfig(), SHELL_RULE), records)
+    assert _alerts(Pipeline(RULE, PipelineConfig(), SHELL_RULE), kept) == everything
+
+
+def test_the_routing_check_drops_what_no_bundled_rule_matches() -> None:
+    pipeline = Pipeline(RULE, PipelineConfig(), SHELL_RULE)
+    records = [line for path in sorted(SCENARIOS.glob("*/events.ndjson")) for line in path.read_bytes().splitlines()]
+    routed = [r for r in map(pipeline.decode_for_routing, records) if isinstance(r, Routing) and r.kinds]
+    assert 0 < sum(not r.relevant for r in routed) < len(routed)
+    private = conn_doc(ip="10.1.2.3")
+    public = conn_doc(ip="8.8.8.8")
+    assert [_relevant(pipeline, doc) for doc in (private, public)] == [False, True]
+    shell, java_child = exec_doc(T0), exec_doc(T0)
+    java_child["process"].update(name="java", executable="/usr/bin/java", args=["/usr/bin/java", "-version"])
+    java_child["process"]["command_line"] = "/usr/bin/java -version"
+    assert [_relevant(pipeline, doc) for doc in (shell, java_child)] == [True, False]
+    # the shell rule alone still wants a Java parent's shell; the sequence rule alone still wants the connection
+    assert _relevant(Pipeline(RULE, PipelineConfig()), shell)  # the sequence rule's second stage
+    off = Pipeline(RULE, PipelineConfig(prefilter_enabled=False), SHELL_RULE)
+    assert _relevant(off, private) and _relevant(off, java_child)  # the pre-filter off: everything goes on
+
+
+def _relevant(pipeline: Pipeline, doc: dict[str, Any]) -> bool:
+    routed = pipeline.decode_for_routing(orjson.dumps(doc))
+    assert isinstance(routed, Routing)
+    return routed.relevant

@@ -67,7 +67,7 @@ def test_every_listed_metric_is_exposed_with_its_type_and_unit_conventions() -> 
 
 
 def test_prefilter_stage_counters_per_topic_and_outcome() -> None:
-    forwarder = PrefilterStats(forwarded=7, other_category=2, far_future=1)
+    forwarder = PrefilterStats(forwarded=7, other_category=2, no_match=3, far_future=1)
     forwarder.consumed.update({"net": 1000, "proc": 500})
     forwarder.prefiltered_by_topic.update({"net": 990, "proc": 495})
     forwarder.dead_letters.update({"invalid_json": 4, "not_an_object": 1})
@@ -79,6 +79,7 @@ def test_prefilter_stage_counters_per_topic_and_outcome() -> None:
     assert value(samples, "shellwatch_records_prefiltered_total", topic="net") == 990
     assert value(samples, "shellwatch_records_decoded_total", outcome="forwarded") == 7
     assert value(samples, "shellwatch_records_decoded_total", outcome="other_category") == 2
+    assert value(samples, "shellwatch_records_decoded_total", outcome="no_match") == 3
     assert value(samples, "shellwatch_dead_letters_total", stage="prefilter", reason="invalid_json") == 4
     assert value(samples, "shellwatch_far_future_events_total") == 1
     assert value(samples, "shellwatch_consumer_lag_records", group="sw-prefilter", topic="net", partition="0") == 12

@@ -10,7 +10,9 @@ few µs, so this loop reads the raw source topics and hands the Faust agent (sta
   bytes go ONCE to the relevant topic, keyed
   by ``host.id``, in the source partition when the input was keyed by ``host.id`` (co-partitioned), else
   in the Java partitioner's choice for ``host.id`` (repartitioning unkeyed or wrongly keyed input);
-- it decodes to no input's event: counted as ``other_category``.
+- it decodes to no input's event: counted as ``other_category``;
+- it decodes to events no loaded rule can match (``Routing.relevant`` False, see
+  :meth:`~shellwatch.core.pipeline.Pipeline.decode_for_routing`): counted as ``no_match`` at once, not merged.
 
 Kept records are not routed as they are fetched: they wait in a record-time merge of every assigned source
 partition (:mod:`~shellwatch.worker.prefilter.alignment`), so one topic's fetch never runs ahead of its
@@ -215,6 +217,9 @@ class _PrefilterStage:
         for tp, tp_records in batch.items():
             kept = accepted([record.value or b"" for record in tp_records])
             decoded = [(r, decode(r.value if r.value is not None else b"")) for r in map(tp_records.__getitem__, kept)]
+            relevant = [(r, d) for r, d in decoded if isinstance(d, DecodeError) or d.relevant]
+            stats.no_match += len(decoded) - len(relevant)
+            decoded = relevant
             self._alignment.fetched_span(
                 (tp.topic, tp.partition),
                 Span(tp_records[0].offset, tp_records[-1].offset, max(map(_timestamp, tp_records))),

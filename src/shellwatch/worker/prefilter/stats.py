@@ -38,6 +38,7 @@ class PrefilterStats:
     dead_letters: Counter[str] = field(default_factory=Counter)
     markers: int = 0
     other_category: int = 0
+    no_match: int = 0  # decoded to events no loaded rule can match (Routing.relevant False): dropped
     far_future: int = 0
     batches: int = 0
     aligned: int = 0
@@ -60,7 +61,9 @@ class PrefilterStats:
     @property
     def accounted(self) -> int:
         """Records with a known outcome or waiting in the merge; equals ``records`` after every turn of the loop."""
-        return self.prefiltered + self.forwarded + self.dead_lettered + self.other_category + self.buffered
+        return (
+            self.prefiltered + self.forwarded + self.dead_lettered + self.other_category + self.no_match + self.buffered
+        )
 
     def assigned(self, partitions: Iterable[Partition], now_s: float) -> None:
         for tp in partitions:
