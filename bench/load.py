@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -77,6 +78,20 @@ def _build_estimate_ms(generator: Generator) -> int:
     return int((time.perf_counter() - started) * 1000 * generator.workload.events / count)
 
 
+def _build(generator: Generator, total: int) -> list[Any]:
+    """Every record of the schedule, the collector paused: hundreds of thousands of live records would make each of
+    its full passes longer, and building them creates no cycles for it to find."""
+    gc.disable()
+    try:
+        return [generator.record(index) for index in range(total)]
+    finally:
+        gc.enable()
+
+
+def _step_note(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
 def produce_paced(
     bootstrap: str, topics: dict[str, str], generator: Generator, rate_per_s: int
 ) -> tuple[dict[int, int], dict[str, Any]]:
@@ -107,13 +122,19 @@ def produce_paced(
 
     total = generator.workload.events
     estimate_ms = _build_estimate_ms(generator)
-    generator.start_ms = wall_clock_ms() + int(estimate_ms * BUILD_MARGIN) + 1000
-    build_started = time.perf_counter()
-    records = [generator.record(index) for index in range(total)]
-    build_s = time.perf_counter() - build_started
+    for attempt in range(2):
+        generator.start_ms = wall_clock_ms() + int(estimate_ms * BUILD_MARGIN) + 1000
+        build_started = time.perf_counter()
+        records = _build(generator, total)
+        build_s = time.perf_counter() - build_started
+        if wall_clock_ms() <= generator.start_ms:
+            break
+        # the sample misjudged it (the worker busy on the other core, say): once more, timed by this build
+        _step_note(f"building {total} records took {build_s:.1f}s, past the schedule's start (attempt {attempt + 1})")
+        estimate_ms = int(build_s * 1000)
+    else:
+        raise RuntimeError(f"building {total} records took {build_s:.1f}s twice, past the schedule's start")
     start_ms = generator.start_ms
-    if wall_clock_ms() > start_ms:
-        raise RuntimeError(f"building {total} records took {build_s:.1f}s, past the schedule's start")
     time.sleep((start_ms - wall_clock_ms()) / 1000)
     started = time.monotonic()
     sent = 0
