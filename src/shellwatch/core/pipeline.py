@@ -212,8 +212,8 @@ class Pipeline:
         return kept
 
     def prefilter_lines(self, block: bytes, lines: int) -> list[tuple[int, int]]:
-        """:meth:`prefilter_batch` for the ``lines`` lines of ``block`` (each ended by a line feed, the last one
-        too): the (start, end) of each line that passes, its line feed excluded."""
+        """:meth:`prefilter_batch` for the ``lines`` lines of ``block`` (each ended by a line feed, but for the
+        input's last line): the (start, end) of each line that passes, its line feed excluded."""
         kept = self.prefilter.accepted_lines(block)
         rejected = lines - len(kept)
         self.stats.records += rejected

@@ -149,7 +149,7 @@ def _detect(
 def _kept_lines(
     lines: Iterable[bytes], pipeline: Pipeline, err: IO[str], batch_lines: int, read: _Read
 ) -> Iterator[tuple[_Line, bytes]]:
-    """(line number, record) of each line the pre-filter lets through, ``batch_lines`` lines screened at a time."""
+    """(where, record) of each line the pre-filter lets through, ``batch_lines`` lines screened at a time."""
     source = iter(lines)
     while chunk := list(islice(source, batch_lines)):
         number = read.lines
@@ -167,21 +167,18 @@ def _kept_blocks(
 ) -> Iterator[tuple[_Line, bytes]]:
     """As :func:`_kept_lines` over whole lines read in blocks; a block that may hold a capture line (or any block,
     with the pre-filter off) goes line by line."""
-    tail = b""
-    while data := handle.read(block_bytes):
-        block = tail + data
-        cut = block.rfind(b"\n") + 1
-        block, tail = block[:cut], block[cut:]
-        if not block:
-            continue
+    while block := handle.read(block_bytes):
+        if not block.endswith(b"\n"):  # the rest of its last line, however long (none at the end of the input)
+            block += handle.readline()
+        ended = block.endswith(b"\n")  # else this is the input's last line, without its line end
         if pipeline.prefilter.needles is None or block_may_hold_captures(block):
-            yield from _kept_lines(block[:-1].split(b"\n"), pipeline, err, len(block), read)
+            lines = block.split(b"\n")
+            yield from _kept_lines(lines[:-1] if ended else lines, pipeline, err, len(block), read)
             continue
-        for start, end in pipeline.prefilter_lines(block, lines := len(_LINE_FEEDS.find_matches_as_indexes(block))):
+        count = len(_LINE_FEEDS.find_matches_as_indexes(block)) + (not ended)
+        for start, end in pipeline.prefilter_lines(block, count):
             yield _Line(block, start, read.lines), block[start:end].rstrip(b"\r")
-        read.lines += lines
-    if tail:  # the last line, without its line end
-        yield from _kept_lines([tail], pipeline, err, 1, read)
+        read.lines += count
 
 
 def load_expected(path: Path | None) -> list[Expectation] | None:

@@ -74,6 +74,17 @@ def test_a_file_read_in_blocks_reports_as_line_by_line(block_bytes: int) -> None
     assert detect_file(b"".join(mixed), block_bytes) == detect_lines(mixed, 1)
 
 
+def test_a_line_longer_than_many_blocks_is_read_whole() -> None:
+    # the rest of a block's last line is read at once, however long (no block-by-block concatenation)
+    doc = exec_doc(T0 + 2_000)
+    doc["padding"] = "x" * 300_000
+    lines = [raw + b"\n" for raw in RECORDS[:3]] + [orjson.dumps(doc) + b"\n", orjson.dumps(conn_doc(T0)) + b"\n"]
+    reference = detect_lines(lines, 1)
+    assert len(reference[0]) >= 2 and "5 lines read" in reference[1]
+    assert detect_file(b"".join(lines), 1024) == reference
+    assert detect_file(b"".join(lines).removesuffix(b"\n"), 1024) == reference
+
+
 def test_a_capture_is_noticed_anywhere_in_a_block() -> None:
     plain = b"".join(raw + b"\n" for raw in RECORDS if raw)
     assert not block_may_hold_captures(plain)
