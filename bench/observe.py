@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 import time
 import urllib.error
@@ -135,12 +134,6 @@ def groups_stable(bootstrap: str, groups: list[str]) -> bool:
     except Exception:  # no coordinator yet
         return False
     return all(len(d.members) >= 1 and str(d.state).endswith("STABLE") for d in described)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 _STATE_GAUGES = {

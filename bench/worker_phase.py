@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import produce_paced
-from bench.observe import AlertCollector, AlertSeen, CommittedOffsets, RssSampler, cpu_seconds, free_port, worker_state
+from bench.observe import AlertCollector, AlertSeen, CommittedOffsets, RssSampler, cpu_seconds, worker_state
 from bench.workload import SEQUENCE_RULE, SHELL_RULE, Generator
 from shellwatch.core.pipeline import PipelineConfig
 from shellwatch.kafka.admin import create_topic
+from shellwatch.local.ports import free_port
 from shellwatch.local.process import WorkerProcess
 
 POLL_S = 0.25

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +24,7 @@ from shellwatch.ecs.timestamps import parse_timestamp_ms
 from shellwatch.kafka.clock import wall_clock_ms
 from shellwatch.kafka.documents import produce_documents
 from shellwatch.local.kafka import LocalKafka
+from shellwatch.local.ports import free_port
 from shellwatch.local.process import WorkerProcess
 from tests.faults.workload import account, java_hosts, require_exact
 from tests.integration.deployment import Deployment, wait_for
@@ -54,12 +54,6 @@ def own_broker(module_broker: LocalKafka) -> LocalKafka:
     if not module_broker.is_running():
         module_broker.restart()
     return module_broker
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def readyz(port: int) -> tuple[int, dict[str, Any]]:

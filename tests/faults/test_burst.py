@@ -9,13 +9,13 @@ answered before the partner's burst landed. The alerts topic is compared with of
 from __future__ import annotations
 
 import re
-import socket
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from shellwatch.kafka.clock import wall_clock_ms
+from shellwatch.local.ports import free_port
 from tests.faults.stream import outcome
 from tests.faults.workload import java_hosts, require_exact
 from tests.integration.deployment import Deployment
@@ -27,7 +27,7 @@ SPAN_MS = 60_000
 
 def test_a_minute_of_event_time_produced_at_once_into_a_running_worker(kafka_bootstrap: str, tmp_path: Path) -> None:
     deployment = Deployment(kafka_bootstrap, tmp_path)
-    port = _free_port()
+    port = free_port()
     deployment.extra_env.update({"SHELLWATCH_WEB_ENABLED": "true", "SHELLWATCH_WEB_PORT": str(port)})
     try:
         deployment.start_worker()
@@ -40,12 +40,6 @@ def test_a_minute_of_event_time_produced_at_once_into_a_running_worker(kafka_boo
         require_exact(out.result, deployment.log_digest)
     finally:
         deployment.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _counters(port: int) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -17,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from shellwatch.core.pipeline import Pipeline, PipelineConfig
 from shellwatch.formats.event_codec import DecodeError, decode_record
+from shellwatch.local.ports import free_port
 from shellwatch.samples.ecs_factory import connection, execution
 from tests.integration.deployment import LIVE, PARTITIONS, Deployment, wait_for
 from tests.shared import RULE, SHELL_RULE, offline_alert_ids
@@ -26,12 +26,6 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 # passes the pre-filter (it names the Java executable), then fails to decode: a dead letter
 TRUNCATED = b'{"process": {"parent": {"executable": "/usr/bin/java"}}, "event": '
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ from shellwatch.kafka.admin import admin_conf
 from shellwatch.local.kafka.jars import KAFKA_VERSION, java_executable, log_tail
 from shellwatch.local.kafka.jvm import JvmService, spawn_bound_to_parent
 from shellwatch.local.kafka.listeners import SecureListener, SecureListeners, scram_format_args, secure_properties
+from shellwatch.local.ports import free_ports
 
 __all__ = ["BrokerStartError", "LocalKafka"]
 
@@ -42,20 +43,6 @@ _PACKAGE = "shellwatch.local.kafka"
 _LOG_TAIL_LINES = 40
 
 log = logging.getLogger(__name__)
-
-
-def _free_ports(count: int) -> list[int]:
-    """Ask the kernel for *count* distinct free TCP ports on 127.0.0.1 (held open together)."""
-    socks: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _random_cluster_id() -> str:
@@ -254,7 +241,7 @@ class LocalKafka(JvmService):
         (data / "logs").mkdir()
         (data / "log4j2.xml").write_bytes(importlib.resources.files(_PACKAGE).joinpath("log4j2.xml").read_bytes())
         secure = self.secure_listeners
-        self.port, self.controller_port, *others = _free_ports(2 + (len(secure.names) if secure else 0))
+        self.port, self.controller_port, *others = free_ports(2 + (len(secure.names) if secure else 0))
         self.secure_ports = dict(zip(secure.names, others, strict=True)) if secure else {}
         props = _server_properties(
             port=self.port,

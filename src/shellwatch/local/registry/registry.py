@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import tempfile
 import time
 import urllib.error
@@ -27,6 +26,7 @@ from pathlib import Path
 from shellwatch.errors import RegistryBuildError, RegistryError, RegistryStartError
 from shellwatch.local.kafka.jars import CACHE_ENV_VAR, java_executable, log_tail, run_maven
 from shellwatch.local.kafka.jvm import JvmService
+from shellwatch.local.ports import free_port
 
 __all__ = [
     "APICURIO_VERSION",
@@ -184,13 +184,6 @@ def register_schema(url: str, subject: str, schema_json: str, *, timeout: float 
 # ---------------------------------------------------------------------------------------------- process
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class LocalRegistry(JvmService):
     """An Apicurio Registry JVM on 127.0.0.1 (in-memory storage), lifetime bound to this thread.
 
@@ -239,7 +232,7 @@ class LocalRegistry(JvmService):
     def _launch(self) -> None:
         assert self.work_dir is not None
         java = self._java
-        self.port = _free_port()
+        self.port = free_port()
         cmd = [
             java,
             *self.heap_opts,
