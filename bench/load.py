@@ -10,6 +10,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Producer
 
+from bench.progress import step
 from bench.workload import Generator
 from shellwatch.kafka.clock import wall_clock_ms
 
@@ -88,10 +89,6 @@ def _build(generator: Generator, total: int) -> list[Any]:
         gc.enable()
 
 
-def _step_note(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
 def produce_paced(
     bootstrap: str, topics: dict[str, str], generator: Generator, rate_per_s: int
 ) -> tuple[dict[int, int], dict[str, Any]]:
@@ -130,7 +127,7 @@ def produce_paced(
         if wall_clock_ms() <= generator.start_ms:
             break
         # the sample misjudged it (the worker busy on the other core, say): once more, timed by this build
-        _step_note(f"building {total} records took {build_s:.1f}s, past the schedule's start (attempt {attempt + 1})")
+        step(f"building {total} records took {build_s:.1f}s, past the schedule's start (attempt {attempt + 1})")
         estimate_ms = int(build_s * 1000)
     else:
         raise RuntimeError(f"building {total} records took {build_s:.1f}s twice, past the schedule's start")

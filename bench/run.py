@@ -22,13 +22,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from bench import baselines, engines, report, rule_costs, stage1_candidates
 from bench.load import produce_bulk
+from bench.progress import step
 from bench.worker_phase import WorkerBench
 from bench.workload import SEQUENCE_RULE, Generator, Workload
 from shellwatch.core.pipeline import Pipeline, PipelineConfig, worker_inputs
@@ -83,22 +83,18 @@ def _commit() -> str:
     return done.stdout.strip() or "unknown"
 
 
-def _step(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def _ratio(x: Any, y: Any) -> float | None:
     return round(x / y, 3) if x and y else None
 
 
 def _stage1(bootstrap: str, sources: list[str], events: int) -> dict[str, Any]:
-    _step("stage-1 candidates: read + pre-filter screen, aiokafka getmany vs confluent-kafka consume")
+    step("stage-1 candidates: read + pre-filter screen, aiokafka getmany vs confluent-kafka consume")
     screen = Pipeline(load_reverse_shell_rule(), PipelineConfig(), load_shell_rule()).prefilter
     stage1 = {
         "aiokafka": stage1_candidates.aiokafka_screen(bootstrap, sources, events, screen),
         "confluent_kafka": stage1_candidates.confluent_screen(bootstrap, sources, events, screen),
     }
-    _step(f"stage 1 candidates: {stage1}")
+    step(f"stage 1 candidates: {stage1}")
     return stage1
 
 
@@ -154,23 +150,23 @@ def run(bootstrap: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
         create_topic(bootstrap, name, args.partitions)
     bulk = Generator(workload)
     ndjson = workdir / "events.ndjson"
-    _step(f"producing {workload.events:,} events to {', '.join(topics.values())}")
+    step(f"producing {workload.events:,} events to {', '.join(topics.values())}")
     produced = produce_bulk(bootstrap, topics, bulk, ndjson)
-    _step(f"produced: {produced}")
+    step(f"produced: {produced}")
     sources = list(topics.values())
     skipped = {"events": workload.events, "wall_s": None, "events_per_s": None, "steady_events_per_s": None}
     if "bare" in args.skip:
         bare = skipped
     else:
-        _step("(a) bare getmany + orjson loop")
+        step("(a) bare getmany + orjson loop")
         bare = baselines.bare_loop(bootstrap, sources, workload.events)
-        _step(f"(a) {bare}")
+        step(f"(a) {bare}")
     if "faust" in args.skip:
         faust = skipped
     else:
-        _step("(b) Faust pass-through agent")
+        step("(b) Faust pass-through agent")
         faust = baselines.faust_passthrough(bootstrap, sources, workload.events, workdir / "faust.log")
-        _step(f"(b) {faust}")
+        step(f"(b) {faust}")
     stage1 = None if "stage1" in args.skip else _stage1(bootstrap, sources, workload.events)
     paced = None
     if args.paced_seconds > 0:
@@ -180,24 +176,24 @@ def run(bootstrap: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
         Generator(_paced_workload(args, rate, args.ramp_seconds, seed=20 + step), event_prefix=f"r{rate}-")
         for step, rate in enumerate(int(r) for r in args.ramp_rates.split(",") if r.strip())
     ]
-    _step("(c) shellwatch worker: throughput, then paced latency" + (", then the ramp" if ramp else ""))
+    step("(c) shellwatch worker: throughput, then paced latency" + (", then the ramp" if ramp else ""))
     worker_bench = _worker_bench(bootstrap, args, topics, workdir)
     worker = worker_bench.run(bulk, paced, args.rate, ramp)
-    _step(f"(c) {worker['throughput']}; paced: {worker.get('paced')}")
+    step(f"(c) {worker['throughput']}; paced: {worker.get('paced')}")
     costs = None
     if "rule-costs" not in args.skip:
-        _step("each vendored sequence rule's pre-filter pass rate and CPU, offline, on the NDJSON file")
+        step("each vendored sequence rule's pre-filter pass rate and CPU, offline, on the NDJSON file")
         costs = rule_costs.rule_costs(ndjson, rule_costs.listed_rules())
-        _step(
+        step(
             f"rule costs: pass rate bundled {costs['prefilter_pass_rate_bundled']}, "
             f"all rules {costs['prefilter_pass_rate_every_rule']}"
         )
     compared = None
     if "eql" not in args.skip:
-        _step("shellwatch detect vs eql on the NDJSON file")
+        step("shellwatch detect vs eql on the NDJSON file")
         expected_sequence = {i for i, (rule, _) in bulk.expected.items() if rule == SEQUENCE_RULE}
         compared = engines.compare(ndjson, workload.events, expected_sequence)
-        _step(f"detect vs eql: {compared}")
+        step(f"detect vs eql: {compared}")
     c = worker["throughput"]
     results: dict[str, Any] = {
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -235,11 +231,11 @@ def main() -> None:
         if not bootstrap:
             broker = stack.enter_context(LocalKafka(fetch_jars(jars_dir())))
             bootstrap = broker.bootstrap_servers
-            _step(f"local broker at {bootstrap}")
+            step(f"local broker at {bootstrap}")
         results = run(bootstrap, args, workdir)
         json_path, md_path = report.write(results, RESULTS, args.stem)
     print(md_path.read_text())
-    _step(f"results: {json_path}, {md_path}")
+    step(f"results: {json_path}, {md_path}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from shellwatch.core.alerts import exec_identity, sequence_alert, shell_alert
 from shellwatch.core.byte_screen import ByteScreen
@@ -94,6 +94,7 @@ class _ExecKey(NamedTuple):
 
 _KNOWN_BAD = "java_shell_execution_known_bad"
 _REMEMBERED_SHELL_ALERTS = 100_000
+_Kept = TypeVar("_Kept")  # what a screen keeps of a batch: indices, or spans of lines
 
 
 def worker_refusal(rule: EqlRule, bundled_ids: Iterable[str] = ()) -> str | None:
@@ -205,17 +206,17 @@ class Pipeline:
     def prefilter_batch(self, raws: Sequence[bytes]) -> list[int]:
         """Indices of the records of *raws* that pass the pre-filter, for :meth:`process`; the others are
         counted as :meth:`process` counts them. One batched check instead of a call per record."""
-        kept = self.prefilter.accepted(raws)
-        rejected = len(raws) - len(kept)
-        self.stats.records += rejected
-        self.stats.prefiltered += rejected
-        return kept
+        return self._counted(self.prefilter.accepted(raws), len(raws))
 
     def prefilter_lines(self, block: bytes, lines: int) -> list[tuple[int, int]]:
         """:meth:`prefilter_batch` for the ``lines`` lines of ``block`` (each ended by a line feed, but for the
         input's last line): the (start, end) of each line that passes, its line feed excluded."""
-        kept = self.prefilter.accepted_lines(block)
-        rejected = lines - len(kept)
+        return self._counted(self.prefilter.accepted_lines(block), lines)
+
+    def _counted(self, kept: list[_Kept], screened: int) -> list[_Kept]:
+        """``kept`` of ``screened`` records, the others counted as :meth:`process` counts a record it screens out
+        (the kept ones are counted when processed)."""
+        rejected = screened - len(kept)
         self.stats.records += rejected
         self.stats.prefiltered += rejected
         return kept
